@@ -1,0 +1,416 @@
+//! The in-process storage engine (`memory://`).
+//!
+//! Three sharded tables (see [`table`]) hold the three kinds of state:
+//! fixed-window counters, moving-window rings and sliding-window cells. Keys
+//! are hashed once with a per-storage random seed (xxh3, 128 bits) and only
+//! the hash is kept, so a key costs the same whatever its length. Each table
+//! is bounded by a TLRU policy: `max_entries` per table, an entry's time to
+//! live is its window, expired entries go first, then least recently used ones.
+//!
+//! Sliding window counters are epoch-aligned like `limits`' memory storage
+//! (window `n` covers `[n * expiry, (n + 1) * expiry)` in Unix time), and the
+//! two buckets live in one cell under the key itself, so
+//! [`Storage::clear`] removes them too.
+
+mod cell;
+mod ring;
+mod table;
+
+use std::time::Duration;
+
+use xxhash_rust::xxh3::xxh3_128_with_seed;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::storage::{
+    validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow,
+    MovingWindowSupport, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageUri,
+    MAX_MOVING_WINDOW_LIMIT,
+};
+use cell::{FixedWindowCell, SlidingWindowCell, MAX_SLIDING_LIMIT};
+use ring::Ring;
+use table::{default_shards, Expiring, Table};
+
+const NANOS: u64 = 1_000_000_000;
+const NANOS_PER_MS: u64 = 1_000_000;
+
+/// Entries per table when no bound is given.
+pub const DEFAULT_MAX_ENTRIES: usize = 1 << 20;
+
+impl Expiring for FixedWindowCell {
+    #[inline]
+    fn expires_at(&self, _now: u64) -> u64 {
+        FixedWindowCell::expires_at(self)
+    }
+}
+
+impl Expiring for Ring {
+    fn expires_at(&self, _now: u64) -> u64 {
+        self.expires_at_ms().saturating_mul(NANOS_PER_MS)
+    }
+}
+
+/// A sliding window cell with what it needs to know its own time to live.
+#[derive(Debug)]
+struct SlidingEntry {
+    cell: SlidingWindowCell,
+    /// Window length in nanoseconds.
+    window: u64,
+    /// Unix time of the clock's origin in nanoseconds (aligns windows to the epoch).
+    unix_base: u64,
+}
+
+impl Expiring for SlidingEntry {
+    fn expires_at(&self, now: u64) -> u64 {
+        self.cell
+            .expires_at(self.unix_base.saturating_add(now), self.window)
+            .saturating_sub(self.unix_base)
+    }
+}
+
+/// The in-process storage: lock-free on the hit path, bounded in memory,
+/// supporting every strategy.
+///
+/// ```
+/// use limitstore::{FakeClock, MemoryStorage, Storage};
+/// use std::time::Duration;
+///
+/// let clock = FakeClock::new();
+/// let storage = MemoryStorage::builder().clock(clock.clone()).max_entries(10_000).build();
+/// assert_eq!(storage.incr("k", 10, false, 1).unwrap(), 1);
+/// assert_eq!(storage.incr("k", 10, false, 1).unwrap(), 2);
+/// clock.advance(Duration::from_secs(10));
+/// assert_eq!(storage.get("k").unwrap(), 0);
+/// ```
+#[derive(Debug)]
+pub struct MemoryStorage<C: Clock = SystemClock> {
+    clock: C,
+    seed: u64,
+    unix_base: u64,
+    counters: Table<FixedWindowCell>,
+    windows: Table<Ring>,
+    sliding: Table<SlidingEntry>,
+}
+
+/// Builds a [`MemoryStorage`].
+#[derive(Debug, Clone)]
+pub struct MemoryStorageBuilder<C: Clock = SystemClock> {
+    clock: C,
+    max_entries: usize,
+    shards: usize,
+}
+
+impl MemoryStorageBuilder<SystemClock> {
+    fn new() -> Self {
+        MemoryStorageBuilder {
+            clock: SystemClock::new(),
+            max_entries: DEFAULT_MAX_ENTRIES,
+            shards: default_shards(),
+        }
+    }
+}
+
+impl<C: Clock> MemoryStorageBuilder<C> {
+    /// Most keys each table (counters, moving windows, sliding windows) keeps.
+    pub fn max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries.max(1);
+        self
+    }
+
+    /// Number of shards (rounded to a power of two). Defaults to four per
+    /// hardware thread.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// The clock to read time from (for example a [`FakeClock`](crate::FakeClock) in tests).
+    pub fn clock<C2: Clock>(self, clock: C2) -> MemoryStorageBuilder<C2> {
+        MemoryStorageBuilder {
+            clock,
+            max_entries: self.max_entries,
+            shards: self.shards,
+        }
+    }
+
+    /// Builds the storage.
+    pub fn build(self) -> MemoryStorage<C> {
+        let seed = {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0x6c69_6d69_7473u64)
+        };
+        let unix_base = (self.clock.unix_origin().max(0.0) * NANOS as f64) as u64;
+        MemoryStorage {
+            seed,
+            unix_base,
+            counters: Table::new(self.max_entries, self.shards),
+            windows: Table::new(self.max_entries, self.shards),
+            sliding: Table::new(self.max_entries, self.shards),
+            clock: self.clock,
+        }
+    }
+}
+
+impl MemoryStorage<SystemClock> {
+    /// A storage with the real clock and default bounds.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Starts building a storage.
+    pub fn builder() -> MemoryStorageBuilder<SystemClock> {
+        MemoryStorageBuilder::new()
+    }
+
+    /// Builds a storage from a `memory://` URI. Options: `max_entries`
+    /// (per table) and `shards`.
+    pub fn from_uri(uri: &StorageUri, options: &Options) -> Result<Self> {
+        if !uri.locations.is_empty() || uri.path.is_some() {
+            return Err(Error::configuration(format!(
+                "`{}`: a memory storage takes no host or path",
+                uri.raw
+            )));
+        }
+        options.reject_unknown("memory", &["max_entries", "shards"])?;
+        let mut builder = Self::builder();
+        if let Some(n) = options.get_u64("max_entries")? {
+            if n == 0 || n > 1 << 40 {
+                return Err(Error::configuration(
+                    "option `max_entries` must be between 1 and 2^40",
+                ));
+            }
+            builder = builder.max_entries(n as usize);
+        }
+        if let Some(n) = options.get_u64("shards")? {
+            if n == 0 || n > 1 << 16 {
+                return Err(Error::configuration(
+                    "option `shards` must be between 1 and 65536",
+                ));
+            }
+            builder = builder.shards(n as usize);
+        }
+        Ok(builder.build())
+    }
+}
+
+impl Default for MemoryStorage<SystemClock> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Clock> MemoryStorage<C> {
+    #[inline]
+    fn hash(&self, key: &str) -> u128 {
+        xxh3_128_with_seed(key.as_bytes(), self.seed)
+    }
+
+    /// The clock this storage reads.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// Entries held across the three tables, including expired ones not yet
+    /// reclaimed.
+    pub fn len(&self) -> usize {
+        self.counters.len() + self.windows.len() + self.sliding.len()
+    }
+
+    /// True when no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most entries each of the three tables holds.
+    pub fn max_entries(&self) -> usize {
+        self.counters.capacity()
+    }
+
+    /// Reclaims every expired entry now, one shard at a time (expired entries
+    /// are otherwise reclaimed when a full shard needs room). Returns how
+    /// many were dropped.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.clock.now();
+        self.counters.purge_expired(now)
+            + self.windows.purge_expired(now)
+            + self.sliding.purge_expired(now)
+    }
+
+    fn sliding_now(&self, now: u64) -> u64 {
+        self.unix_base.saturating_add(now)
+    }
+}
+
+#[inline]
+fn expiry_nanos(expiry: u64) -> u64 {
+    expiry.saturating_mul(NANOS)
+}
+
+impl<C: Clock> Storage for MemoryStorage<C> {
+    #[inline]
+    fn incr(&self, key: &str, expiry: u64, elastic_expiry: bool, amount: u64) -> Result<u64> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        let now = self.clock.now();
+        let window = expiry_nanos(expiry);
+        self.counters
+            .upsert(self.hash(key), now, FixedWindowCell::new, |cell| {
+                cell.incr(now, window, elastic_expiry, amount)
+            })
+            .map_err(|_| {
+                Error::invalid_argument(format!("counter `{key}` would overflow adding {amount}"))
+            })
+    }
+
+    fn get(&self, key: &str) -> Result<u64> {
+        validate_key(key)?;
+        let now = self.clock.now();
+        Ok(self
+            .counters
+            .read(self.hash(key), now, |c| c.get(now))
+            .unwrap_or(0))
+    }
+
+    fn get_expiry(&self, key: &str) -> Result<f64> {
+        validate_key(key)?;
+        let now = self.clock.now();
+        Ok(self
+            .counters
+            .read(self.hash(key), now, |c| c.expiry(now))
+            .flatten()
+            .map_or(0.0, |at| self.clock.to_unix(at)))
+    }
+
+    fn check(&self) -> bool {
+        true
+    }
+
+    fn reset(&self) -> Result<Option<u64>> {
+        let now = self.clock.now();
+        let n = self.counters.clear(now) + self.windows.clear(now) + self.sliding.clear(now);
+        Ok(Some(n as u64))
+    }
+
+    fn clear(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        let h = self.hash(key);
+        self.counters.remove(h);
+        self.windows.remove(h);
+        self.sliding.remove(h);
+        Ok(())
+    }
+
+    fn unix_now(&self) -> f64 {
+        self.clock.unix_now()
+    }
+
+    fn moving_window(&self) -> Option<&dyn MovingWindowSupport> {
+        Some(self)
+    }
+
+    fn sliding_window(&self) -> Option<&dyn SlidingWindowCounterSupport> {
+        Some(self)
+    }
+}
+
+impl<C: Clock> MovingWindowSupport for MemoryStorage<C> {
+    fn acquire_entry(&self, key: &str, limit: u64, expiry: u64, amount: u64) -> Result<bool> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        validate_limit(limit, MAX_MOVING_WINDOW_LIMIT)?;
+        if amount > limit {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let (now_ms, expiry_ms) = (now / NANOS_PER_MS, expiry * 1000);
+        Ok(self.windows.upsert_rebuild(
+            self.hash(key),
+            now,
+            |ring| ring.capacity() < limit,
+            |old| match old {
+                Some(ring) => ring.grown(limit as usize),
+                None => Ring::new(limit as usize),
+            },
+            |ring| ring.acquire(now_ms, expiry_ms, limit, amount),
+        ))
+    }
+
+    fn get_moving_window(&self, key: &str, limit: u64, expiry: u64) -> Result<MovingWindow> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_limit(limit, MAX_MOVING_WINDOW_LIMIT)?;
+        let now = self.clock.now();
+        let (count, oldest) = self
+            .windows
+            .read(self.hash(key), now, |ring| {
+                ring.window(now / NANOS_PER_MS, expiry * 1000, limit)
+            })
+            .unwrap_or((0, None));
+        let start = oldest.map_or(self.clock.to_unix(now), |ms| {
+            self.clock.to_unix(ms * NANOS_PER_MS)
+        });
+        Ok(MovingWindow { start, count })
+    }
+}
+
+impl<C: Clock> SlidingWindowCounterSupport for MemoryStorage<C> {
+    fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        let window = expiry_nanos(expiry);
+        let now = self.clock.now();
+        let aligned = self.sliding_now(now);
+        let state = self
+            .sliding
+            .read(self.hash(key), now, |e| e.cell.get(aligned, window))
+            .unwrap_or(cell::SlidingState {
+                previous: 0,
+                current: 0,
+                elapsed: aligned % window,
+            });
+        let remaining = Duration::from_nanos(window - state.elapsed).as_secs_f64();
+        Ok(SlidingWindow {
+            previous_count: state.previous,
+            previous_expires_in: if state.previous == 0 { 0.0 } else { remaining },
+            current_count: state.current,
+            current_expires_in: remaining + expiry as f64,
+        })
+    }
+
+    fn acquire_sliding_window_entry(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        validate_limit(limit, MAX_SLIDING_LIMIT)?;
+        if amount > limit {
+            return Ok(false);
+        }
+        let window = expiry_nanos(expiry);
+        let now = self.clock.now();
+        let aligned = self.sliding_now(now);
+        Ok(self.sliding.upsert(
+            self.hash(key),
+            now,
+            || SlidingEntry {
+                cell: SlidingWindowCell::new(),
+                window,
+                unix_base: self.unix_base,
+            },
+            |e| e.cell.acquire(aligned, window, limit, amount),
+        ))
+    }
+
+    fn clear_sliding_window(&self, key: &str, _expiry: u64) -> Result<()> {
+        validate_key(key)?;
+        self.sliding.remove(self.hash(key));
+        Ok(())
+    }
+}

@@ -1,0 +1,318 @@
+//! A sharded hash table bounded by a TLRU policy.
+//!
+//! Keys are 128-bit hashes of the user's key. Each shard is a
+//! `parking_lot::RwLock<hashbrown::HashMap>` padded to its own cache lines;
+//! the top bits of the hash pick the shard. Lookups of existing keys take the
+//! shard's shared lock only, and the values are atomic cells, so hits on
+//! existing keys never wait for each other. Creating a key takes one shard's
+//! exclusive lock.
+//!
+//! Bound: each shard holds at most `max_entries / shards` entries. Inserting
+//! into a full shard first drops that shard's expired entries; if none
+//! expired, it evicts the least recently used eighth of the shard. Work is
+//! done one shard at a time, never under a global pause.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+use hashbrown::hash_map::Entry;
+use hashbrown::HashMap;
+use parking_lot::RwLock;
+
+/// A value that knows when it stops holding anything.
+pub(crate) trait Expiring {
+    /// Clock nanoseconds at which the value is empty; `<= now` means expired.
+    fn expires_at(&self, now: u64) -> u64;
+}
+
+/// Uses the low 64 bits of the (already hashed) 128-bit key.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if something other than a u128 is hashed.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.0 = i as u64;
+    }
+}
+
+/// Recency is recorded at most once per this many nanoseconds per entry, so
+/// a hot key's hits do not all write its recency word.
+const TOUCH_GRANULARITY: u64 = 1_000_000;
+
+struct Slot<V> {
+    value: V,
+    touched: AtomicU64,
+}
+
+impl<V> Slot<V> {
+    #[inline]
+    fn touch(&self, now: u64) {
+        if now.saturating_sub(self.touched.load(Ordering::Relaxed)) > TOUCH_GRANULARITY {
+            self.touched.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+type Map<V> = HashMap<u128, Slot<V>, BuildHasherDefault<PassThrough>>;
+
+pub(crate) struct Table<V> {
+    shards: Box<[CachePadded<RwLock<Map<V>>>]>,
+    shift: u32,
+    shard_capacity: usize,
+}
+
+impl<V: Expiring> std::fmt::Debug for Table<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("shards", &self.shards.len())
+            .field("shard_capacity", &self.shard_capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// The default shard count: four per hardware thread, a power of two.
+pub(crate) fn default_shards() -> usize {
+    let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
+    (threads * 4).next_power_of_two().clamp(1, 1024)
+}
+
+impl<V: Expiring> Table<V> {
+    /// A table of at most `max_entries` entries over (at most) `shards`
+    /// shards; fewer shards are used where each would otherwise hold fewer
+    /// than 8 entries.
+    pub(crate) fn new(max_entries: usize, shards: usize) -> Self {
+        let max_entries = max_entries.max(1);
+        let mut shards = shards.clamp(1, 1 << 16).next_power_of_two();
+        while shards > 1 && max_entries / shards < 8 {
+            shards /= 2;
+        }
+        Table {
+            shards: (0..shards)
+                .map(|_| CachePadded::new(RwLock::new(Map::default())))
+                .collect(),
+            shift: 128 - shards.trailing_zeros(),
+            shard_capacity: (max_entries / shards).max(1),
+        }
+    }
+
+    #[inline]
+    fn shard(&self, key: u128) -> &RwLock<Map<V>> {
+        let index = if self.shift == 128 {
+            0
+        } else {
+            (key >> self.shift) as usize
+        };
+        &self.shards[index]
+    }
+
+    /// Applies `f` to the value at `key`, if present.
+    #[inline]
+    pub(crate) fn read<R>(&self, key: u128, now: u64, f: impl FnOnce(&V) -> R) -> Option<R> {
+        let guard = self.shard(key).read();
+        let slot = guard.get(&key)?;
+        slot.touch(now);
+        Some(f(&slot.value))
+    }
+
+    /// Applies `f` to the value at `key`, creating it with `make` first if absent.
+    #[inline]
+    pub(crate) fn upsert<R>(
+        &self,
+        key: u128,
+        now: u64,
+        make: impl FnOnce() -> V,
+        f: impl FnOnce(&V) -> R,
+    ) -> R {
+        let shard = self.shard(key);
+        {
+            let guard = shard.read();
+            if let Some(slot) = guard.get(&key) {
+                slot.touch(now);
+                return f(&slot.value);
+            }
+        }
+        let mut guard = shard.write();
+        if !guard.contains_key(&key) && guard.len() >= self.shard_capacity {
+            evict(&mut guard, now, self.shard_capacity);
+        }
+        let slot = guard.entry(key).or_insert_with(|| Slot {
+            value: make(),
+            touched: AtomicU64::new(now),
+        });
+        f(&slot.value)
+    }
+
+    /// Like [`upsert`](Self::upsert), but first replaces the value with
+    /// `rebuild(old)` when `stale(old)` holds (under the shard's exclusive lock).
+    pub(crate) fn upsert_rebuild<R>(
+        &self,
+        key: u128,
+        now: u64,
+        stale: impl Fn(&V) -> bool,
+        rebuild: impl FnOnce(Option<&V>) -> V,
+        f: impl FnOnce(&V) -> R,
+    ) -> R {
+        let shard = self.shard(key);
+        {
+            let guard = shard.read();
+            if let Some(slot) = guard.get(&key) {
+                if !stale(&slot.value) {
+                    slot.touch(now);
+                    return f(&slot.value);
+                }
+            }
+        }
+        let mut guard = shard.write();
+        if !guard.contains_key(&key) && guard.len() >= self.shard_capacity {
+            evict(&mut guard, now, self.shard_capacity);
+        }
+        let slot = match guard.entry(key) {
+            Entry::Occupied(mut occupied) => {
+                if stale(&occupied.get().value) {
+                    let value = rebuild(Some(&occupied.get().value));
+                    occupied.get_mut().value = value;
+                }
+                occupied.into_mut()
+            }
+            Entry::Vacant(vacant) => vacant.insert(Slot {
+                value: rebuild(None),
+                touched: AtomicU64::new(now),
+            }),
+        };
+        slot.touch(now);
+        f(&slot.value)
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub(crate) fn remove(&self, key: u128) -> bool {
+        self.shard(key).write().remove(&key).is_some()
+    }
+
+    /// Removes everything; returns how many entries were still live at `now`.
+    pub(crate) fn clear(&self, now: u64) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut g = s.write();
+                let live = g.values().filter(|v| v.value.expires_at(now) > now).count();
+                g.clear();
+                g.shrink_to_fit();
+                live
+            })
+            .sum()
+    }
+
+    /// Drops expired entries, one shard at a time; returns how many.
+    pub(crate) fn purge_expired(&self, now: u64) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut g = s.write();
+                let before = g.len();
+                g.retain(|_, v| v.value.expires_at(now) > now);
+                before - g.len()
+            })
+            .sum()
+    }
+
+    /// Entries held, expired or not.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Most entries the table will hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.shard_capacity * self.shards.len()
+    }
+}
+
+/// Makes room in a full shard: expired entries first, then the least
+/// recently used eighth.
+fn evict<V: Expiring>(map: &mut Map<V>, now: u64, capacity: usize) {
+    map.retain(|_, v| v.value.expires_at(now) > now);
+    if map.len() < capacity {
+        return;
+    }
+    let target = capacity - (capacity / 8).max(1);
+    let excess = map.len() - target;
+    let mut ages: Vec<(u64, u128)> = map
+        .iter()
+        .map(|(k, v)| (v.touched.load(Ordering::Relaxed), *k))
+        .collect();
+    ages.select_nth_unstable(excess - 1);
+    for (_, key) in &ages[..excess] {
+        map.remove(key);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    struct Until(u64);
+    impl Expiring for Until {
+        fn expires_at(&self, _now: u64) -> u64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn stays_within_capacity_evicting_expired_then_lru() {
+        let t: Table<Until> = Table::new(64, 4);
+        assert_eq!(t.capacity(), 64);
+        for k in 0..10_000u128 {
+            let key = k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+            t.upsert(key, k as u64 * 2_000_000, || Until(u64::MAX), |_| ());
+            assert!(t.len() <= 64);
+        }
+    }
+
+    #[test]
+    fn expired_entries_go_before_live_ones() {
+        let t: Table<Until> = Table::new(8, 1);
+        t.upsert(1, 0, || Until(u64::MAX), |_| ());
+        for k in 2..9 {
+            t.upsert(k, 0, || Until(10), |_| ());
+        }
+        assert_eq!(t.len(), 8);
+        // At time 20 the seven short-lived entries are expired: inserting
+        // drops them and keeps the long-lived one.
+        t.upsert(100, 20, || Until(u64::MAX), |_| ());
+        assert_eq!(t.len(), 2);
+        assert!(t.read(1, 20, |_| ()).is_some());
+        assert_eq!(t.purge_expired(20), 0);
+    }
+
+    #[test]
+    fn least_recently_used_goes_first() {
+        let t: Table<Until> = Table::new(8, 1);
+        for k in 0..8u128 {
+            t.upsert(k, k as u64 * 10_000_000, || Until(u64::MAX), |_| ());
+        }
+        // Touch key 0 so it is the most recent.
+        t.read(0, 100_000_000, |_| ());
+        t.upsert(99, 200_000_000, || Until(u64::MAX), |_| ());
+        assert!(t.read(0, 200_000_000, |_| ()).is_some());
+        assert!(t.read(1, 200_000_000, |_| ()).is_none());
+    }
+
+    #[test]
+    fn rebuild_replaces_stale_values() {
+        let t: Table<Until> = Table::new(8, 1);
+        let v = t.upsert_rebuild(1, 0, |_| false, |_| Until(5), |v| v.0);
+        assert_eq!(v, 5);
+        let v = t.upsert_rebuild(1, 0, |v| v.0 < 6, |old| Until(old.unwrap().0 + 10), |v| v.0);
+        assert_eq!(v, 15);
+    }
+}

@@ -1,0 +1,254 @@
+//! The storage API: what every backend implements.
+//!
+//! The shape follows Python `limits`: a [`Storage`] holds fixed-window
+//! counters; backends that can also hold moving windows implement
+//! [`MovingWindowSupport`], and those that can hold sliding-window counters
+//! implement [`SlidingWindowCounterSupport`]. Strategies find these
+//! capabilities at construction through [`Storage::moving_window`] and
+//! [`Storage::sliding_window`], so a backend without them is still a valid
+//! backend.
+//!
+//! All expiries are whole seconds, as in `limits`; all timestamps returned are
+//! wall-clock seconds since the Unix epoch.
+
+mod options;
+mod registry;
+mod uri;
+
+pub use options::{OptionValue, Options};
+pub use registry::{register_storage, storage_from_string, StorageFactory};
+pub use uri::{Location, StorageUri};
+
+use crate::error::{Error, Result};
+
+/// The longest accepted expiry: 100 years, in seconds.
+pub const MAX_EXPIRY: u64 = 100 * 365 * 24 * 3600;
+
+/// The largest accepted `amount` (and cost): 2^53 - 1, the largest integer
+/// every backend (including Lua's doubles in Redis) represents exactly.
+pub const MAX_AMOUNT: u64 = (1 << 53) - 1;
+
+/// The largest moving-window limit. A moving window stores one timestamp per
+/// admitted hit, so its memory grows with the limit.
+pub const MAX_MOVING_WINDOW_LIMIT: u64 = 1 << 20;
+
+/// The longest accepted key, in bytes.
+pub const MAX_KEY_LEN: usize = 64 * 1024;
+
+/// Checks an expiry argument: at least one second, at most [`MAX_EXPIRY`].
+pub fn validate_expiry(expiry: u64) -> Result<()> {
+    if expiry == 0 {
+        return Err(Error::invalid_argument("expiry must be at least 1 second"));
+    }
+    if expiry > MAX_EXPIRY {
+        return Err(Error::invalid_argument(format!(
+            "expiry of {expiry} s exceeds the maximum of {MAX_EXPIRY} s"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an amount argument: at least 1, at most [`MAX_AMOUNT`].
+pub fn validate_amount(amount: u64) -> Result<()> {
+    if amount == 0 {
+        return Err(Error::invalid_argument("amount must be at least 1"));
+    }
+    if amount > MAX_AMOUNT {
+        return Err(Error::invalid_argument(format!(
+            "amount {amount} exceeds the maximum of {MAX_AMOUNT}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a limit argument: at least 1, at most `max`.
+pub fn validate_limit(limit: u64, max: u64) -> Result<()> {
+    if limit == 0 {
+        return Err(Error::invalid_argument("limit must be at least 1"));
+    }
+    if limit > max {
+        return Err(Error::invalid_argument(format!(
+            "limit {limit} exceeds the maximum of {max} for this operation"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a key argument's length.
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid_argument(format!(
+            "key of {} bytes exceeds the maximum of {MAX_KEY_LEN} bytes",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A rate-limit storage: fixed-window counters with expiry.
+///
+/// Implementations must be safe to share between threads; every method may be
+/// called concurrently.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Adds `amount` to the counter at `key` and returns the new count.
+    ///
+    /// The first increment of a key (or the first after it expired) starts its
+    /// window of `expiry` seconds. With `elastic_expiry`, every increment
+    /// pushes the expiry out to `expiry` seconds from now.
+    fn incr(&self, key: &str, expiry: u64, elastic_expiry: bool, amount: u64) -> Result<u64>;
+
+    /// The counter at `key`; 0 if absent or expired.
+    fn get(&self, key: &str) -> Result<u64>;
+
+    /// When the counter at `key` expires, in Unix seconds; 0 if absent.
+    fn get_expiry(&self, key: &str) -> Result<f64>;
+
+    /// Whether the storage is reachable and working. Never hangs longer than
+    /// the backend's configured timeout.
+    fn check(&self) -> bool;
+
+    /// Removes every rate-limit entry this storage holds. Returns how many
+    /// entries were removed, where the backend can tell.
+    fn reset(&self) -> Result<Option<u64>>;
+
+    /// Removes `key`: its counter and any moving-window state under it.
+    fn clear(&self, key: &str) -> Result<()>;
+
+    /// The storage's notion of the current time, in Unix seconds. Strategies
+    /// use it to compute reset times; the memory engine answers from its
+    /// clock, so fake clocks reach the strategies too.
+    fn unix_now(&self) -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
+
+    /// This storage as a moving-window store, if it is one.
+    fn moving_window(&self) -> Option<&dyn MovingWindowSupport> {
+        None
+    }
+
+    /// This storage as a sliding-window-counter store, if it is one.
+    fn sliding_window(&self) -> Option<&dyn SlidingWindowCounterSupport> {
+        None
+    }
+}
+
+/// The state of a moving window, as [`MovingWindowSupport::get_moving_window`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MovingWindow {
+    /// Unix time of the oldest entry still inside the window (now, if empty).
+    pub start: f64,
+    /// Number of entries inside the window.
+    pub count: u64,
+}
+
+/// A storage that can hold moving windows (a log of hit timestamps per key).
+pub trait MovingWindowSupport: Send + Sync {
+    /// Admits `amount` entries at `key` if, after adding them, no more than
+    /// `limit` entries fall inside the last `expiry` seconds. Returns whether
+    /// they were admitted; a refusal adds nothing. `amount > limit` is refused.
+    fn acquire_entry(&self, key: &str, limit: u64, expiry: u64, amount: u64) -> Result<bool>;
+
+    /// The oldest entry inside the window and the number of entries in it.
+    fn get_moving_window(&self, key: &str, limit: u64, expiry: u64) -> Result<MovingWindow>;
+}
+
+/// The state of a sliding window counter, as
+/// [`SlidingWindowCounterSupport::get_sliding_window`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlidingWindow {
+    /// Hits counted in the previous window.
+    pub previous_count: u64,
+    /// Seconds until the previous window stops weighing (0 when it is empty).
+    pub previous_expires_in: f64,
+    /// Hits counted in the current window.
+    pub current_count: u64,
+    /// Seconds until the current window's count expires.
+    pub current_expires_in: f64,
+}
+
+impl SlidingWindow {
+    /// The weighted count `previous * previous_expires_in / expiry + current`.
+    pub fn weighted_count(&self, expiry: u64) -> f64 {
+        self.previous_count as f64 * self.previous_expires_in / expiry as f64
+            + self.current_count as f64
+    }
+}
+
+/// A storage that can hold sliding window counters: two fixed buckets
+/// (previous and current) whose weighted sum approximates a moving window.
+pub trait SlidingWindowCounterSupport: Send + Sync {
+    /// The two buckets of `key` and their remaining lifetimes.
+    fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow>;
+
+    /// Adds `amount` to the current bucket if `floor(weighted) + amount <=
+    /// limit`; returns whether it did.
+    fn acquire_sliding_window_entry(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool>;
+
+    /// Removes both buckets of `key`.
+    fn clear_sliding_window(&self, key: &str, expiry: u64) -> Result<()>;
+}
+
+/// Key helpers for storages that keep sliding-window buckets under
+/// epoch-aligned, timestamped keys (as `limits`' memory and memcached
+/// storages do).
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampedSlidingWindow;
+
+impl TimestampedSlidingWindow {
+    /// The `(previous, current)` bucket keys of `key` at Unix time `at`:
+    /// `"{key}/{floor((at - expiry) / expiry)}"` and `"{key}/{floor(at / expiry)}"`.
+    ///
+    /// ```
+    /// use limitstore::TimestampedSlidingWindow;
+    /// let (prev, cur) = TimestampedSlidingWindow::sliding_window_keys("mykey", 60, 1738576292.6631825);
+    /// assert_eq!(prev, "mykey/28976270");
+    /// assert_eq!(cur, "mykey/28976271");
+    /// ```
+    pub fn sliding_window_keys(key: &str, expiry: u64, at: f64) -> (String, String) {
+        let expiry = expiry.max(1) as f64;
+        let previous = ((at - expiry) / expiry).floor() as i64;
+        let current = (at / expiry).floor() as i64;
+        (format!("{key}/{previous}"), format!("{key}/{current}"))
+    }
+
+    /// Seconds until the bucket containing `at` ends: `(1 - frac(at / expiry)) * expiry`.
+    pub fn window_remaining(expiry: u64, at: f64) -> f64 {
+        let expiry = expiry.max(1) as f64;
+        (1.0 - (at / expiry).fract()) * expiry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_checks() {
+        assert!(validate_expiry(0).is_err());
+        assert!(validate_expiry(1).is_ok());
+        assert!(validate_expiry(MAX_EXPIRY + 1).is_err());
+        assert!(validate_amount(0).is_err());
+        assert!(validate_amount(MAX_AMOUNT).is_ok());
+        assert!(validate_amount(u64::MAX).is_err());
+        assert!(validate_limit(0, 10).is_err());
+        assert!(validate_limit(11, 10).is_err());
+        assert!(validate_key(&"k".repeat(MAX_KEY_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn sliding_keys_are_epoch_aligned() {
+        let (p, c) = TimestampedSlidingWindow::sliding_window_keys("k", 10, 105.0);
+        assert_eq!((p.as_str(), c.as_str()), ("k/9", "k/10"));
+        let rem = TimestampedSlidingWindow::window_remaining(10, 105.0);
+        assert!((rem - 5.0).abs() < 1e-9);
+    }
+}

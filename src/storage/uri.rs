@@ -1,0 +1,295 @@
+//! Storage URIs: `scheme://[user[:password]@]host[:port][,host[:port]...][/path][?query]`.
+//!
+//! Several comma-separated locations are allowed (Redis Cluster, Sentinel,
+//! memcached pools), IPv6 hosts are written in brackets (`[::1]:6379`), and a
+//! unix socket is given as the path of a URI without host
+//! (`redis+unix:///run/redis.sock`).
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// One `host[:port]` of a URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// Port, if given.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A parsed storage URI.
+///
+/// ```
+/// use limitstore::StorageUri;
+/// let uri = StorageUri::parse("redis+sentinel://:secret@h1:26379,[::1]:26380/mymaster?db=2").unwrap();
+/// assert_eq!(uri.scheme, "redis+sentinel");
+/// assert_eq!(uri.password.as_deref(), Some("secret"));
+/// assert_eq!(uri.locations.len(), 2);
+/// assert_eq!(uri.locations[1].host, "::1");
+/// assert_eq!(uri.path.as_deref(), Some("mymaster"));
+/// assert_eq!(uri.query, vec![("db".to_string(), "2".to_string())]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageUri {
+    /// The text the URI was parsed from.
+    pub raw: String,
+    /// The scheme, lower-cased (`redis`, `async+redis`, `redis+cluster`, ...).
+    pub scheme: String,
+    /// User name, percent-decoded.
+    pub username: Option<String>,
+    /// Password, percent-decoded.
+    pub password: Option<String>,
+    /// Zero or more `host[:port]` locations.
+    pub locations: Vec<Location>,
+    /// The path without its leading `/` for network URIs; the full path
+    /// (with `/`) for URIs without a host, such as unix sockets.
+    pub path: Option<String>,
+    /// Query parameters in order, percent-decoded.
+    pub query: Vec<(String, String)>,
+}
+
+fn bad(uri: &str, why: impl fmt::Display) -> Error {
+    Error::configuration(format!("unable to parse storage uri `{uri}`: {why}"))
+}
+
+fn percent_decode(uri: &str, s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| bad(uri, "bad percent-encoding"))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad(uri, "percent-encoding is not UTF-8"))
+}
+
+fn parse_location(uri: &str, text: &str) -> Result<Location> {
+    if text.is_empty() {
+        return Err(bad(uri, "empty host"));
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let end = rest
+            .find(']')
+            .ok_or_else(|| bad(uri, "unclosed `[` in IPv6 host"))?;
+        let host = &rest[..end];
+        let after = &rest[end + 1..];
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad(uri, format!("unexpected `{p}` after IPv6 host")))?,
+            ),
+        };
+        (host, port)
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad(uri, format!("missing host in location `{text}`")));
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || "/?#@[]".contains(c))
+    {
+        return Err(bad(uri, format!("invalid host `{host}`")));
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(uri, format!("invalid port `{p}` in location `{text}`")))?,
+        ),
+    };
+    Ok(Location {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+impl StorageUri {
+    /// Parses a storage URI. Any malformation is a configuration error.
+    pub fn parse(text: &str) -> Result<StorageUri> {
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| bad(text, "expected `scheme://...`"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        let valid_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        if !valid_scheme {
+            return Err(bad(text, format!("invalid scheme `{scheme}`")));
+        }
+        let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+        let (rest, query_text) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(&rest[i..])),
+            None => (rest, None),
+        };
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(u) => {
+                let (user, pass) = match u.split_once(':') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (u, None),
+                };
+                let user = Some(percent_decode(text, user)?).filter(|s| !s.is_empty());
+                let pass = pass.map(|p| percent_decode(text, p)).transpose()?;
+                (user, pass)
+            }
+        };
+        let locations = if hosts.is_empty() {
+            Vec::new()
+        } else {
+            hosts
+                .split(',')
+                .map(|l| parse_location(text, l.trim()))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let path = match path {
+            None | Some("") | Some("/") => None,
+            Some(p) if locations.is_empty() => Some(percent_decode(text, p)?),
+            Some(p) => Some(percent_decode(text, &p[1..])?),
+        };
+        let mut query = Vec::new();
+        for pair in query_text
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = percent_decode(text, k)?;
+            if k.is_empty() {
+                return Err(bad(text, "empty query parameter name"));
+            }
+            query.push((k, percent_decode(text, v)?));
+        }
+        Ok(StorageUri {
+            raw: text.to_owned(),
+            scheme,
+            username,
+            password,
+            locations,
+            path,
+            query,
+        })
+    }
+
+    /// The scheme without an `async+` prefix, and whether it had one.
+    pub fn base_scheme(&self) -> (&str, bool) {
+        match self.scheme.strip_prefix("async+") {
+            Some(s) => (s, true),
+            None => (&self.scheme, false),
+        }
+    }
+
+    /// The first location, or a configuration error saying one is needed.
+    pub fn require_location(&self) -> Result<&Location> {
+        self.locations
+            .first()
+            .ok_or_else(|| bad(&self.raw, "missing host or port"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_seed_examples() {
+        let u = StorageUri::parse("memory://").unwrap();
+        assert_eq!(u.scheme, "memory");
+        assert!(u.locations.is_empty() && u.path.is_none());
+
+        let u = StorageUri::parse("redis://:password@localhost:6379/1").unwrap();
+        assert_eq!(u.password.as_deref(), Some("password"));
+        assert_eq!(u.username, None);
+        assert_eq!(u.locations[0].port, Some(6379));
+        assert_eq!(u.path.as_deref(), Some("1"));
+
+        let u = StorageUri::parse("redis+cluster://localhost:7000,localhost:7001").unwrap();
+        assert_eq!(u.locations.len(), 2);
+
+        let u = StorageUri::parse("redis+unix:///tmp/redis.sock?db=3").unwrap();
+        assert!(u.locations.is_empty());
+        assert_eq!(u.path.as_deref(), Some("/tmp/redis.sock"));
+        assert_eq!(u.query[0], ("db".into(), "3".into()));
+
+        let u = StorageUri::parse("async+redis://localhost").unwrap();
+        assert_eq!(u.base_scheme(), ("redis", true));
+
+        let u = StorageUri::parse("mongodb://u%40x:p%3Aw@[::1]:27017/db").unwrap();
+        assert_eq!(u.username.as_deref(), Some("u@x"));
+        assert_eq!(u.password.as_deref(), Some("p:w"));
+        assert_eq!(u.locations[0].to_string(), "[::1]:27017");
+    }
+
+    #[test]
+    fn rejects_malformed_uris() {
+        for bad in [
+            "",
+            "redis",
+            "redis:/localhost",
+            "://localhost",
+            "1redis://x",
+            "re dis://x",
+            "redis://localhost:notaport",
+            "redis://localhost:70000",
+            "redis://localhost:0",
+            "redis://:6379",
+            "redis://[::1",
+            "redis://[::1]x",
+            "redis://a,,b",
+            "redis://x?=1",
+            "redis://%zz@x",
+            "redis://h%ff:1@x",
+        ] {
+            let e = StorageUri::parse(bad).unwrap_err();
+            assert!(e.is_configuration(), "{bad}: {e}");
+        }
+    }
+}
