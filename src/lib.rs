@@ -5,9 +5,13 @@
 pub mod clock;
 pub mod error;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod storage;
 mod sync;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
 pub use clock::{Clock, CoarseClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{MemoryStorage, MemoryStorageBuilder};
