@@ -18,5 +18,6 @@ pub use memory::{MemoryStorage, MemoryStorageBuilder};
 pub use storage::{
     register_storage, storage_from_string, Location, MovingWindow, MovingWindowSupport,
     OptionValue, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageFactory,
-    StorageUri, TimestampedSlidingWindow,
+    StorageUri, TimestampedSlidingWindow, MAX_AMOUNT, MAX_EXPIRY, MAX_KEY_LEN,
+    MAX_MOVING_WINDOW_LIMIT,
 };

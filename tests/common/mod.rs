@@ -1,0 +1,58 @@
+//! Test support shared by every storage's tests.
+//!
+//! `suite` is the behavioural test suite every backend runs unchanged: a test
+//! file builds a [`Subject`] for its storage and invokes [`storage_suite!`].
+#![allow(dead_code)]
+
+pub mod suite;
+
+pub use suite::Subject;
+
+/// Generates one `#[test]` per behaviour of the shared suite.
+///
+/// `$make` is an expression (usually a function path) called once per test,
+/// which returns a fresh [`Subject`]: a storage isolated from the other tests
+/// (its own memory storage, or its own key prefix on a shared server).
+///
+/// ```ignore
+/// #[macro_use]
+/// mod common;
+/// fn subject() -> common::Subject { /* ... */ }
+/// storage_suite!(subject);
+/// ```
+#[macro_export]
+macro_rules! storage_suite {
+    ($make:expr) => {
+        $crate::storage_suite!(@tests $make;
+            incr_adds_amounts,
+            keys_are_independent,
+            counter_expires_after_its_window,
+            get_expiry_reports_the_window_end,
+            elastic_expiry_pushes_the_window_out,
+            clear_removes_counter_and_moving_window,
+            reset_removes_everything,
+            check_reports_health,
+            bad_arguments_are_typed_errors,
+            acquire_entry_admits_up_to_the_limit,
+            acquire_entry_refuses_amount_over_limit,
+            acquire_entry_large_amounts,
+            moving_window_frees_up_as_entries_age,
+            moving_window_start_is_the_oldest_entry,
+            sliding_window_counts_and_refuses,
+            sliding_window_weights_the_previous_window,
+            clear_sliding_window_removes_both_buckets,
+            concurrent_incr_counts_every_hit,
+            concurrent_acquire_entry_is_exact,
+            concurrent_sliding_window_is_exact,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let subject = $make();
+                common::suite::$name(&subject);
+            }
+        )*
+    };
+}
