@@ -104,10 +104,12 @@ impl RedisConfig {
         };
         let ca_certs = match options.get_str("ssl_ca_certs")? {
             None => None,
-            Some(_) if !tls => return Err(Error::configuration(format!(
+            Some(_) if !tls => {
+                return Err(Error::configuration(format!(
                 "option `ssl_ca_certs` needs a TLS scheme (`rediss://`, `valkeys://`), not `{}://`",
                 uri.scheme
-            ))),
+            )))
+            }
             Some(path) => Some(std::fs::read(&path).map_err(|e| {
                 Error::configuration(format!("option `ssl_ca_certs`: cannot read `{path}`: {e}"))
             })?),

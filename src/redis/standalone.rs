@@ -77,7 +77,7 @@ impl RedisStorage {
         let (base, _) = uri.base_scheme();
         let (addr, target, path_db) = match base {
             "redis" | "valkey" | "rediss" | "valkeys" => {
-                let tls = base.ends_with('s');
+                let tls = matches!(base, "rediss" | "valkeys");
                 let hosts = host_ports(uri, DEFAULT_PORT)?;
                 let [(host, port)] = hosts.as_slice() else {
                     return Err(Error::configuration(format!(
