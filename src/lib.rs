@@ -4,13 +4,17 @@
 
 pub mod clock;
 pub mod error;
+pub mod item;
 pub mod memory;
+pub mod parse;
 pub mod storage;
 mod sync;
 
 pub use clock::{Clock, CoarseClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
+pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};
 pub use memory::{MemoryStorage, MemoryStorageBuilder};
+pub use parse::{parse, parse_many};
 pub use storage::{
     register_storage, storage_from_string, Location, MovingWindow, MovingWindowSupport,
     OptionValue, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageFactory,
