@@ -8,6 +8,7 @@ pub mod item;
 pub mod memory;
 pub mod parse;
 pub mod storage;
+pub mod strategy;
 mod sync;
 
 pub use clock::{Clock, CoarseClock, FakeClock, SystemClock};
@@ -19,4 +20,8 @@ pub use storage::{
     register_storage, storage_from_string, Location, MovingWindow, MovingWindowSupport,
     OptionValue, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageFactory,
     StorageUri, TimestampedSlidingWindow,
+};
+pub use strategy::{
+    limiter_for, FixedWindowElasticExpiryRateLimiter, FixedWindowRateLimiter,
+    MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter, Strategy, WindowStats,
 };
