@@ -190,3 +190,40 @@ fn with_key<R>(item: &RateLimitItem, identifiers: &[&str], f: impl Fn(&str) -> R
         .flatten()
         .unwrap_or_else(|| f(&item.key_for(identifiers)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_keys_fall_back_to_a_fresh_string() {
+        let outer = RateLimitItem::per_minute(1).unwrap();
+        let inner = RateLimitItem::per_hour(2).unwrap();
+        let (a, b) = with_key(&outer, &["a"], |k1| {
+            let k2 = with_key(&inner, &["b"], |k2| k2.to_owned());
+            (k1.to_owned(), k2)
+        });
+        assert_eq!(a, "LIMITER/a/1/1/minute");
+        assert_eq!(b, "LIMITER/b/2/1/hour");
+        // The buffer is usable again afterwards.
+        assert_eq!(with_key(&inner, &[], str::to_owned), "LIMITER/2/1/hour");
+    }
+
+    #[test]
+    fn long_keys_are_not_kept() {
+        let item = RateLimitItem::per_second(1).unwrap();
+        let long = "x".repeat(KEY_BUFFER_KEEP * 2);
+        let key = with_key(&item, &[&long], str::len);
+        assert_eq!(key, item.key_for(&[&long]).len());
+        let capacity = KEY_BUFFER.with(|b| b.borrow().capacity());
+        assert!(capacity <= KEY_BUFFER_KEEP, "{capacity}");
+    }
+
+    #[test]
+    fn costs() {
+        assert!(validate_cost(1).is_ok());
+        assert!(validate_cost(MAX_AMOUNT).is_ok());
+        assert!(validate_cost(0).is_err());
+        assert!(validate_cost(MAX_AMOUNT + 1).is_err());
+    }
+}
