@@ -11,7 +11,7 @@
 //! `per` and the granularity word are case-insensitive; the granularity is
 //! a built-in one's singular or plural name (`"second"`, `"7days"`). The
 //! whole string must match. Every failure is an
-//! [`ErrorKind::Parse`](crate::ErrorKind::Parse) error, including an amount
+//! [`ErrorKind::Parse`] error, including an amount
 //! of zero, a multiple of zero, numbers that overflow, and windows longer
 //! than [`MAX_EXPIRY`](crate::storage::MAX_EXPIRY). `limits` accepts an
 //! amount of zero and reads a multiple of zero as one; both are refused here.

@@ -11,7 +11,10 @@ use crate::storage::{MovingWindowSupport, Storage};
 /// The moving window strategy (`"moving-window"`): a hit is allowed if, with
 /// it, no more than the limit's amount of hits fall inside the last window
 /// (the item's expiry, ending now). Exact, and the most expensive in memory:
-/// the storage keeps one timestamp per allowed hit.
+/// the storage keeps one timestamp per allowed hit, and storages may cap the
+/// amount (the memory storage at
+/// [`MAX_MOVING_WINDOW_LIMIT`](crate::storage::MAX_MOVING_WINDOW_LIMIT); a
+/// larger one is an [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) error).
 ///
 /// ```
 /// use std::sync::Arc;
