@@ -58,6 +58,34 @@ pub trait RateLimiter: Send + Sync {
     fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()>;
 }
 
+macro_rules! forward_rate_limiter {
+    ($($pointer:ident),*) => {$(
+        /// Forwards to the limiter pointed to, so shared and boxed limiters
+        /// are limiters too.
+        impl<L: RateLimiter + ?Sized> RateLimiter for $pointer<L> {
+            #[inline]
+            fn hit(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
+                (**self).hit(item, identifiers, cost)
+            }
+            fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
+                (**self).test(item, identifiers, cost)
+            }
+            fn get_window_stats(
+                &self,
+                item: &RateLimitItem,
+                identifiers: &[&str],
+            ) -> Result<WindowStats> {
+                (**self).get_window_stats(item, identifiers)
+            }
+            fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
+                (**self).clear(item, identifiers)
+            }
+        }
+    )*};
+}
+
+forward_rate_limiter!(Arc, Box);
+
 /// The strategies, named as in `limits`' `STRATEGIES` registry.
 ///
 /// ```
@@ -217,6 +245,25 @@ mod tests {
         assert_eq!(key, item.key_for(&[&long]).len());
         let capacity = KEY_BUFFER.with(|b| b.borrow().capacity());
         assert!(capacity <= KEY_BUFFER_KEEP, "{capacity}");
+    }
+
+    #[test]
+    fn shared_and_boxed_limiters_are_limiters() {
+        fn hit_twice(limiter: impl RateLimiter, item: &RateLimitItem) -> (bool, bool) {
+            (
+                limiter.hit(item, &["k"], 1).unwrap(),
+                limiter.hit(item, &["k"], 1).unwrap(),
+            )
+        }
+        let item = RateLimitItem::per_minute(1).unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(crate::MemoryStorage::new());
+        let boxed = limiter_for(Strategy::MovingWindow, Arc::clone(&storage)).unwrap();
+        assert_eq!(hit_twice(boxed, &item), (true, false));
+        let shared = Arc::new(FixedWindowRateLimiter::new(storage));
+        assert_eq!(hit_twice(Arc::clone(&shared), &item), (true, false));
+        assert_eq!(shared.get_window_stats(&item, &["k"]).unwrap().remaining, 0);
+        shared.clear(&item, &["k"]).unwrap();
+        assert!(shared.test(&item, &["k"], 1).unwrap());
     }
 
     #[test]
