@@ -46,9 +46,15 @@ pub struct WindowStats {
 pub trait RateLimiter: Send + Sync {
     /// Consumes `cost` units of `item`'s quota for the identity
     /// `identifiers`; returns whether the hit is allowed.
+    ///
+    /// `cost` must be between 1 and [`MAX_AMOUNT`], else this is an
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument)
+    /// error. A cost above the item's amount can never fit and is refused
+    /// (`Ok(false)`) without touching the storage.
     fn hit(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool>;
 
     /// Whether a hit of `cost` would be allowed now, consuming nothing.
+    /// `cost` is checked as in [`hit`](Self::hit).
     fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool>;
 
     /// When the window resets and how much quota is left.
