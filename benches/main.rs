@@ -1,1 +1,2 @@
+//! Criterion benchmarks.
 fn main() {}

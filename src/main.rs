@@ -1,1 +1,2 @@
+//! The `limitstore` command-line tool.
 fn main() {}
