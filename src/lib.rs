@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod error;
 pub mod memory;
+pub mod rush;
 pub mod storage;
 mod sync;
 
