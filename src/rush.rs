@@ -17,9 +17,10 @@
 //!   [`RateLimitResult`].
 //! - [`Throttle`]: a quota and a limiter, with `check`, `peek` and `clear`.
 //!
-//! Limiters compute in whole microseconds: timestamps are stored as Unix
-//! seconds in an `f64`, which keeps every microsecond of the next two
-//! centuries exactly, so results do not drift with rounding.
+//! Limiters compute in whole microseconds. Timestamps are stored as Unix
+//! seconds in an `f64`, which represents every whole microsecond exactly
+//! enough to round-trip until the year 2106, so results do not drift with
+//! rounding.
 //!
 //! ```
 //! use limitstore::rush::{DictionaryStore, GenericCellRatelimiter, Quota, Throttle};

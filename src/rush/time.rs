@@ -1,10 +1,11 @@
 //! Microsecond arithmetic for the limiters.
 //!
 //! Limiters read Unix seconds as `f64` from their store and keep timestamps
-//! in [`LimitData`](super::LimitData) the same way. Up to about the year
-//! 2255 an `f64` holds every whole microsecond exactly enough to round-trip
-//! (its spacing stays under half a microsecond), so limiters convert to whole
-//! microseconds, compute with integers and convert back: no error accumulates.
+//! in [`LimitData`](super::LimitData) the same way. Below 2^32 seconds (the
+//! year 2106) the spacing of `f64` values is under half a microsecond, so a
+//! whole number of microseconds survives the trip to seconds and back
+//! exactly: limiters convert to whole microseconds, compute with integers and
+//! convert back, and no rounding error accumulates from one call to the next.
 
 use std::time::Duration;
 
@@ -30,9 +31,10 @@ mod tests {
 
     #[test]
     fn micros_round_trip_through_f64() {
-        let base: i128 = 1_700_000_000_000_000;
-        for off in [0, 1, 7, 99_999, 100_000, 333_333, 999_999] {
-            assert_eq!(to_micros(to_seconds(base + off)), base + off);
+        for base in [1_700_000_000_000_000i128, 4_294_967_295_000_000 - 1_000_000] {
+            for off in [0, 1, 7, 99_999, 100_000, 333_333, 999_999] {
+                assert_eq!(to_micros(to_seconds(base + off)), base + off);
+            }
         }
         assert_eq!(to_micros(f64::NAN), 0);
         assert_eq!(duration(-5), Duration::ZERO);
