@@ -1,2 +1,2 @@
-//! Criterion benchmarks of the crate.
+//! Criterion benchmarks.
 fn main() {}

@@ -7,6 +7,7 @@ pub mod error;
 pub mod item;
 pub mod memory;
 pub mod parse;
+pub mod rush;
 pub mod storage;
 pub mod strategy;
 mod sync;

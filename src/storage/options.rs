@@ -189,7 +189,9 @@ impl Options {
             OptionValue::Bool(_) => None,
         };
         match secs {
-            Some(s) if (0.0..=1e9).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) if s.is_finite() && (0.0..=1e9).contains(&s) => {
+                Ok(Some(Duration::from_secs_f64(s)))
+            }
             _ => Err(Self::bad(name, v, "a number of seconds between 0 and 1e9")),
         }
     }
