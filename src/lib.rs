@@ -1,23 +1,33 @@
-//! limitstore: rate-limit storage for servers.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod error;
+pub mod item;
 pub mod memory;
+pub mod parse;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod rush;
 pub mod storage;
+pub mod strategy;
 mod sync;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
-pub use clock::{Clock, CoarseClock, FakeClock, SystemClock};
+pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
+pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};
 pub use memory::{MemoryStorage, MemoryStorageBuilder};
+pub use parse::{parse, parse_many};
 pub use storage::{
     register_storage, storage_from_string, Location, MovingWindow, MovingWindowSupport,
     OptionValue, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageFactory,
     StorageUri, TimestampedSlidingWindow, MAX_AMOUNT, MAX_EXPIRY, MAX_KEY_LEN,
     MAX_MOVING_WINDOW_LIMIT,
+};
+pub use strategy::{
+    limiter_for, FixedWindowElasticExpiryRateLimiter, FixedWindowRateLimiter,
+    MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter, Strategy, WindowStats,
 };

@@ -1,0 +1,283 @@
+//! Rate-limiting strategies over any [`Storage`], as in `limits`.
+//!
+//! - [`FixedWindowRateLimiter`]: a counter per window; the cheapest.
+//! - [`FixedWindowElasticExpiryRateLimiter`]: a fixed window whose expiry
+//!   every hit pushes out again.
+//! - [`MovingWindowRateLimiter`]: a log of hit timestamps; exact, needs
+//!   [`MovingWindowSupport`](crate::storage::MovingWindowSupport).
+//! - [`SlidingWindowCounterRateLimiter`]: two fixed buckets weighted into an
+//!   approximation of a moving window; needs
+//!   [`SlidingWindowCounterSupport`](crate::storage::SlidingWindowCounterSupport).
+//!
+//! Every limiter implements [`RateLimiter`]. Keys come from
+//! [`RateLimitItem::key_for`], so the same item and identifiers reach the
+//! same counters whichever process (or `limits` itself) wrote them.
+//! A refused hit is `Ok(false)`, never an error; errors are bad arguments
+//! (a cost of zero or above [`MAX_AMOUNT`]) and failing storages.
+
+mod fixed_window;
+mod moving_window;
+mod sliding_window;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub use fixed_window::{FixedWindowElasticExpiryRateLimiter, FixedWindowRateLimiter};
+pub use moving_window::MovingWindowRateLimiter;
+pub use sliding_window::SlidingWindowCounterRateLimiter;
+
+use crate::error::{Error, Result};
+use crate::item::RateLimitItem;
+use crate::storage::{Storage, MAX_AMOUNT};
+
+/// The state of an identity's window, as [`RateLimiter::get_window_stats`]
+/// reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowStats {
+    /// When the window (or, for the sliding window counter, the next unit of
+    /// quota) frees up, in Unix seconds.
+    pub reset_time: f64,
+    /// Hits still allowed in the current window.
+    pub remaining: u64,
+}
+
+/// A rate-limiting strategy bound to a storage.
+pub trait RateLimiter: Send + Sync {
+    /// Consumes `cost` units of `item`'s quota for the identity
+    /// `identifiers`; returns whether the hit is allowed.
+    ///
+    /// `cost` must be between 1 and [`MAX_AMOUNT`], else this is an
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument)
+    /// error. A cost above the item's amount can never fit and is refused
+    /// (`Ok(false)`) without touching the storage.
+    fn hit(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool>;
+
+    /// Whether a hit of `cost` would be allowed now, consuming nothing.
+    /// `cost` is checked as in [`hit`](Self::hit).
+    fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool>;
+
+    /// When the window resets and how much quota is left.
+    fn get_window_stats(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats>;
+
+    /// Forgets the identity's state for `item`.
+    fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()>;
+}
+
+macro_rules! forward_rate_limiter {
+    ($($pointer:ident),*) => {$(
+        /// Forwards to the limiter pointed to, so shared and boxed limiters
+        /// are limiters too.
+        impl<L: RateLimiter + ?Sized> RateLimiter for $pointer<L> {
+            #[inline]
+            fn hit(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
+                (**self).hit(item, identifiers, cost)
+            }
+            fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
+                (**self).test(item, identifiers, cost)
+            }
+            fn get_window_stats(
+                &self,
+                item: &RateLimitItem,
+                identifiers: &[&str],
+            ) -> Result<WindowStats> {
+                (**self).get_window_stats(item, identifiers)
+            }
+            fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
+                (**self).clear(item, identifiers)
+            }
+        }
+    )*};
+}
+
+forward_rate_limiter!(Arc, Box);
+
+/// The strategies, named as in `limits`' `STRATEGIES` registry.
+///
+/// ```
+/// use limitstore::Strategy;
+/// let s: Strategy = "moving-window".parse().unwrap();
+/// assert_eq!(s, Strategy::MovingWindow);
+/// assert_eq!(Strategy::FixedWindowElasticExpiry.to_string(), "fixed-window-elastic-expiry");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// [`FixedWindowRateLimiter`], `"fixed-window"`.
+    FixedWindow,
+    /// [`FixedWindowElasticExpiryRateLimiter`], `"fixed-window-elastic-expiry"`.
+    FixedWindowElasticExpiry,
+    /// [`MovingWindowRateLimiter`], `"moving-window"`.
+    MovingWindow,
+    /// [`SlidingWindowCounterRateLimiter`], `"sliding-window-counter"`.
+    SlidingWindowCounter,
+}
+
+impl Strategy {
+    /// Every strategy.
+    pub const ALL: [Strategy; 4] = [
+        Strategy::FixedWindow,
+        Strategy::FixedWindowElasticExpiry,
+        Strategy::MovingWindow,
+        Strategy::SlidingWindowCounter,
+    ];
+
+    /// The strategy's name in `limits`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Strategy::FixedWindow => "fixed-window",
+            Strategy::FixedWindowElasticExpiry => "fixed-window-elastic-expiry",
+            Strategy::MovingWindow => "moving-window",
+            Strategy::SlidingWindowCounter => "sliding-window-counter",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = Error;
+
+    /// Parses a strategy name; an unknown one is a
+    /// [configuration error](crate::ErrorKind::Configuration).
+    fn from_str(s: &str) -> Result<Self> {
+        Strategy::ALL
+            .into_iter()
+            .find(|st| st.name() == s)
+            .ok_or_else(|| {
+                Error::configuration(format!(
+                    "unknown rate-limiting strategy `{s}` (expected one of: fixed-window, \
+                     fixed-window-elastic-expiry, moving-window, sliding-window-counter)"
+                ))
+            })
+    }
+}
+
+/// Builds the limiter of `strategy` over `storage`. Fails with a
+/// [configuration error](crate::ErrorKind::Configuration) when the storage
+/// lacks what the strategy needs.
+///
+/// ```
+/// use std::sync::Arc;
+/// use limitstore::{limiter_for, parse, MemoryStorage, Storage, Strategy};
+///
+/// let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+/// let limiter = limiter_for("sliding-window-counter".parse().unwrap(), storage).unwrap();
+/// let item = parse("2/minute").unwrap();
+/// assert!(limiter.hit(&item, &["user"], 1).unwrap());
+/// assert!(limiter.hit(&item, &["user"], 1).unwrap());
+/// assert!(!limiter.hit(&item, &["user"], 1).unwrap());
+/// ```
+pub fn limiter_for(strategy: Strategy, storage: Arc<dyn Storage>) -> Result<Box<dyn RateLimiter>> {
+    Ok(match strategy {
+        Strategy::FixedWindow => Box::new(FixedWindowRateLimiter::new(storage)),
+        Strategy::FixedWindowElasticExpiry => {
+            Box::new(FixedWindowElasticExpiryRateLimiter::new(storage))
+        }
+        Strategy::MovingWindow => Box::new(MovingWindowRateLimiter::new(storage)?),
+        Strategy::SlidingWindowCounter => Box::new(SlidingWindowCounterRateLimiter::new(storage)?),
+    })
+}
+
+/// Checks a cost: at least 1, at most [`MAX_AMOUNT`].
+#[inline]
+fn validate_cost(cost: u64) -> Result<()> {
+    if cost == 0 {
+        return Err(Error::invalid_argument("cost must be at least 1"));
+    }
+    if cost > MAX_AMOUNT {
+        return Err(Error::invalid_argument(format!(
+            "cost {cost} exceeds the maximum of {MAX_AMOUNT}"
+        )));
+    }
+    Ok(())
+}
+
+std::thread_local! {
+    static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Keys longer than this are not kept in the per-thread buffer after use.
+const KEY_BUFFER_KEEP: usize = 4096;
+
+/// Runs `f` on the key of `item` and `identifiers`, built in a per-thread
+/// buffer that is reused from call to call, so that building a key does not
+/// allocate once the buffer has grown to fit. If the buffer is already in use
+/// (a storage calling back into a limiter on the same thread), or the thread
+/// is being torn down, a fresh string is used instead.
+#[inline]
+fn with_key<R>(item: &RateLimitItem, identifiers: &[&str], f: impl Fn(&str) -> R) -> R {
+    KEY_BUFFER
+        .try_with(|cell| {
+            let mut buffer = cell.try_borrow_mut().ok()?;
+            buffer.clear();
+            item.write_key(identifiers, &mut buffer);
+            let r = f(&buffer);
+            if buffer.capacity() > KEY_BUFFER_KEEP {
+                *buffer = String::new();
+            }
+            Some(r)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| f(&item.key_for(identifiers)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_keys_fall_back_to_a_fresh_string() {
+        let outer = RateLimitItem::per_minute(1).unwrap();
+        let inner = RateLimitItem::per_hour(2).unwrap();
+        let (a, b) = with_key(&outer, &["a"], |k1| {
+            let k2 = with_key(&inner, &["b"], |k2| k2.to_owned());
+            (k1.to_owned(), k2)
+        });
+        assert_eq!(a, "LIMITER/a/1/1/minute");
+        assert_eq!(b, "LIMITER/b/2/1/hour");
+        // The buffer is usable again afterwards.
+        assert_eq!(with_key(&inner, &[], str::to_owned), "LIMITER/2/1/hour");
+    }
+
+    #[test]
+    fn long_keys_are_not_kept() {
+        let item = RateLimitItem::per_second(1).unwrap();
+        let long = "x".repeat(KEY_BUFFER_KEEP * 2);
+        let key = with_key(&item, &[&long], str::len);
+        assert_eq!(key, item.key_for(&[&long]).len());
+        let capacity = KEY_BUFFER.with(|b| b.borrow().capacity());
+        assert!(capacity <= KEY_BUFFER_KEEP, "{capacity}");
+    }
+
+    #[test]
+    fn shared_and_boxed_limiters_are_limiters() {
+        fn hit_twice(limiter: impl RateLimiter, item: &RateLimitItem) -> (bool, bool) {
+            (
+                limiter.hit(item, &["k"], 1).unwrap(),
+                limiter.hit(item, &["k"], 1).unwrap(),
+            )
+        }
+        let item = RateLimitItem::per_minute(1).unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(crate::MemoryStorage::new());
+        let boxed = limiter_for(Strategy::MovingWindow, Arc::clone(&storage)).unwrap();
+        assert_eq!(hit_twice(boxed, &item), (true, false));
+        let shared = Arc::new(FixedWindowRateLimiter::new(storage));
+        assert_eq!(hit_twice(Arc::clone(&shared), &item), (true, false));
+        assert_eq!(shared.get_window_stats(&item, &["k"]).unwrap().remaining, 0);
+        shared.clear(&item, &["k"]).unwrap();
+        assert!(shared.test(&item, &["k"], 1).unwrap());
+    }
+
+    #[test]
+    fn costs() {
+        assert!(validate_cost(1).is_ok());
+        assert!(validate_cost(MAX_AMOUNT).is_ok());
+        assert!(validate_cost(0).is_err());
+        assert!(validate_cost(MAX_AMOUNT + 1).is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! Sliding window counters: two fixed buckets, the previous one weighted by
+//! how much of it still overlaps the moving window.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::{validate_cost, with_key, RateLimiter, WindowStats};
+use crate::error::{Error, Result};
+use crate::item::RateLimitItem;
+use crate::storage::{SlidingWindowCounterSupport, Storage};
+
+/// The sliding window counter strategy (`"sliding-window-counter"`): the
+/// count a hit is judged against is `previous * (share of the previous window
+/// still inside the moving window) + current`, an approximation of a moving
+/// window that costs two counters per identity.
+///
+/// ```
+/// use std::sync::Arc;
+/// use limitstore::{MemoryStorage, RateLimitItem, RateLimiter, SlidingWindowCounterRateLimiter};
+///
+/// let limiter = SlidingWindowCounterRateLimiter::new(Arc::new(MemoryStorage::new())).unwrap();
+/// let item = RateLimitItem::per_day(5).unwrap();
+/// assert!(limiter.hit(&item, &["alice"], 5).unwrap());
+/// assert!(!limiter.test(&item, &["alice"], 1).unwrap());
+/// limiter.clear(&item, &["alice"]).unwrap();
+/// assert!(limiter.hit(&item, &["alice"], 1).unwrap());
+/// ```
+pub struct SlidingWindowCounterRateLimiter<S: Storage + ?Sized = dyn Storage> {
+    storage: Arc<S>,
+}
+
+impl<S: Storage + ?Sized> SlidingWindowCounterRateLimiter<S> {
+    /// A sliding window counter limiter over `storage`. Fails with a
+    /// [configuration error](crate::ErrorKind::Configuration) if the storage
+    /// cannot hold sliding window counters ([`Storage::sliding_window`] is
+    /// `None`).
+    pub fn new(storage: Arc<S>) -> Result<Self> {
+        if storage.sliding_window().is_none() {
+            return Err(missing_support::<S>());
+        }
+        Ok(SlidingWindowCounterRateLimiter { storage })
+    }
+
+    /// The storage this limiter keeps its counters in.
+    pub fn storage(&self) -> &Arc<S> {
+        &self.storage
+    }
+
+    fn counters(&self) -> Result<&dyn SlidingWindowCounterSupport> {
+        self.storage
+            .sliding_window()
+            .ok_or_else(missing_support::<S>)
+    }
+}
+
+fn missing_support<S: Storage + ?Sized>() -> Error {
+    Error::configuration(format!(
+        "the sliding-window-counter strategy needs a storage with sliding window \
+         counter support, which `{}` does not have",
+        std::any::type_name::<S>()
+    ))
+}
+
+impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
+    fn hit(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
+        validate_cost(cost)?;
+        let amount = item.amount();
+        if cost > amount {
+            return Ok(false);
+        }
+        let counters = self.counters()?;
+        let expiry = item.get_expiry();
+        with_key(item, identifiers, |key| {
+            counters.acquire_sliding_window_entry(key, amount, expiry, cost)
+        })
+    }
+
+    fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
+        validate_cost(cost)?;
+        let amount = item.amount();
+        if cost > amount {
+            return Ok(false);
+        }
+        let counters = self.counters()?;
+        let expiry = item.get_expiry();
+        let window = with_key(item, identifiers, |key| {
+            counters.get_sliding_window(key, expiry)
+        })?;
+        Ok(window.weighted_count(expiry) < (amount - cost + 1) as f64)
+    }
+
+    fn get_window_stats(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats> {
+        let counters = self.counters()?;
+        let (amount, expiry) = (item.amount(), item.get_expiry());
+        let window = with_key(item, identifiers, |key| {
+            counters.get_sliding_window(key, expiry)
+        })?;
+        let now = self.storage.unix_now();
+        let weighted = window.weighted_count(expiry).floor();
+        let remaining = if weighted >= amount as f64 {
+            0
+        } else {
+            amount - weighted as u64
+        };
+        if window.previous_count == 0 && window.current_count == 0 {
+            return Ok(WindowStats {
+                reset_time: now,
+                remaining,
+            });
+        }
+        let expiry = expiry as f64;
+        // The previous bucket's weight drops by one hit every
+        // `expiry / previous_count` seconds.
+        let previous_reset_in = if window.previous_count > 0 {
+            window.previous_expires_in % (expiry / window.previous_count as f64)
+        } else {
+            f64::INFINITY
+        };
+        // The current bucket weighs in full until its window ends. Exactly at
+        // a window's start the modulo is zero although the end is a whole
+        // window away.
+        let current_reset_in = if window.current_count > 0 {
+            match window.current_expires_in % expiry {
+                r if r > 0.0 => r,
+                _ => expiry,
+            }
+        } else {
+            f64::INFINITY
+        };
+        Ok(WindowStats {
+            reset_time: now + previous_reset_in.min(current_reset_in),
+            remaining,
+        })
+    }
+
+    fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
+        let counters = self.counters()?;
+        let expiry = item.get_expiry();
+        with_key(item, identifiers, |key| {
+            counters.clear_sliding_window(key, expiry)
+        })
+    }
+}
+
+impl<S: Storage + ?Sized> Clone for SlidingWindowCounterRateLimiter<S> {
+    fn clone(&self) -> Self {
+        SlidingWindowCounterRateLimiter {
+            storage: Arc::clone(&self.storage),
+        }
+    }
+}
+
+impl<S: Storage + ?Sized> fmt::Debug for SlidingWindowCounterRateLimiter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlidingWindowCounterRateLimiter")
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
