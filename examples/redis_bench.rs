@@ -13,13 +13,10 @@ use std::time::{Duration, Instant};
 
 use limitstore::{storage_from_string, Options, Storage};
 
-fn run(
-    name: &str,
-    storage: &Arc<dyn Storage>,
-    threads: usize,
-    secs: f64,
-    op: fn(&dyn Storage, &str) -> bool,
-) -> f64 {
+/// One operation under test: returns whether the call succeeded.
+type Op = fn(&dyn Storage, &str) -> bool;
+
+fn run(name: &str, storage: &Arc<dyn Storage>, threads: usize, secs: f64, op: Op) -> f64 {
     let stop = AtomicBool::new(false);
     let hits = AtomicU64::new(0);
     let started = Instant::now();
@@ -56,7 +53,7 @@ fn main() {
     )
     .expect("storage");
     storage.reset().expect("reset");
-    let ops: [(&str, fn(&dyn Storage, &str) -> bool); 3] = [
+    let ops: [(&str, Op); 3] = [
         ("incr", |s, k| s.incr(k, 3600, false, 1).is_ok()),
         ("acquire_entry", |s, k| {
             s.moving_window()

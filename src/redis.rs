@@ -21,7 +21,7 @@
 //! [`ErrorKind::Storage`](crate::ErrorKind::Storage) error and
 //! [`check`](crate::Storage::check) returns false.
 //!
-//! Options (URI query or [`Options`](crate::Options)):
+//! Options (URI query or [`Options`]):
 //!
 //! | option | meaning | default |
 //! | --- | --- | --- |
