@@ -11,6 +11,7 @@ pub mod rush;
 pub mod storage;
 pub mod strategy;
 mod sync;
+pub mod write_behind;
 
 pub use clock::{Clock, CoarseClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,111 @@
+//! The `writebehind+<scheme>://` URI wrapper.
+
+use std::sync::Arc;
+
+use super::memory_remote::MemoryRemote;
+use super::syncer::FailurePolicy;
+use super::target::SyncTarget;
+use super::WriteBehind;
+use crate::error::{Error, Result};
+use crate::storage::{Options, Storage, StorageUri};
+
+/// The scheme prefix that wraps a remote in a write-behind node:
+/// `writebehind+memory://?sync_interval=0.05&node_id=a`.
+pub const SCHEME_PREFIX: &str = "writebehind+";
+
+const OPTIONS: &[&str] = &[
+    "sync_interval",
+    "node_id",
+    "batch_size",
+    "failure_policy",
+    "grace",
+];
+
+/// The remote named by the inner scheme, if it can act as a [`SyncTarget`].
+fn target_for(inner: &str, uri: &StorageUri) -> Result<Arc<dyn SyncTarget>> {
+    match inner {
+        "memory" => {
+            if !uri.locations.is_empty() {
+                return Err(Error::configuration(
+                    "writebehind+memory:// takes no host: its remote lives in this process",
+                ));
+            }
+            Ok(Arc::new(MemoryRemote::new()))
+        }
+        other => Err(Error::configuration(format!(
+            "storage scheme `{other}` cannot be a write-behind remote in this build \
+             (supported: memory)"
+        ))),
+    }
+}
+
+/// Builds a started write-behind node from a `writebehind+...` URI. The
+/// returned storage owns its syncer: dropping the last reference flushes and
+/// stops it.
+pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn Storage>> {
+    let Some(inner) = uri.scheme.strip_prefix(SCHEME_PREFIX) else {
+        return Err(Error::configuration(format!(
+            "`{}` is not a write-behind scheme",
+            uri.scheme
+        )));
+    };
+    options.reject_unknown("write-behind", OPTIONS)?;
+    let target = target_for(inner, uri)?;
+    let mut builder = WriteBehind::builder(target);
+    if let Some(interval) = options.get_secs("sync_interval")? {
+        builder = builder.sync_interval(interval);
+    }
+    if let Some(node) = options.get_str("node_id")? {
+        builder = builder.node_id(node);
+    }
+    if let Some(n) = options.get_u64("batch_size")? {
+        if n == 0 {
+            return Err(Error::configuration(
+                "option `batch_size` must be at least 1",
+            ));
+        }
+        builder = builder.batch_size(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(policy) = options.get_str("failure_policy")? {
+        builder = builder.failure_policy(policy.parse::<FailurePolicy>()?);
+    }
+    if let Some(grace) = options.get_secs("grace")? {
+        builder = builder.grace(grace);
+    }
+    Ok(Arc::new(builder.start()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::{storage_from_string, Options};
+
+    #[test]
+    fn wrapper_scheme_builds_a_node() {
+        let s = storage_from_string(
+            "writebehind+memory://?sync_interval=0&node_id=a&failure_policy=closed&grace=1&batch_size=10",
+            &Options::new(),
+        )
+        .unwrap();
+        assert_eq!(s.incr("k", 60, false, 2).unwrap(), 2);
+        assert_eq!(s.get("k").unwrap(), 2);
+        assert!(s.sliding_window().is_some());
+        assert!(s.moving_window().is_none());
+    }
+
+    #[test]
+    fn bad_wrapper_uris_are_configuration_errors() {
+        for bad in [
+            "writebehind+nosuch://",
+            "writebehind+redis://localhost:6379",
+            "writebehind+memory://host:1",
+            "writebehind+memory://?sync_interval=soon",
+            "writebehind+memory://?failure_policy=maybe",
+            "writebehind+memory://?batch_size=0",
+            "writebehind+memory://?node_id=",
+            "writebehind+memory://?colour=blue",
+        ] {
+            let e = storage_from_string(bad, &Options::new()).unwrap_err();
+            assert!(e.is_configuration(), "{bad}: {e}");
+        }
+    }
+}
