@@ -22,7 +22,7 @@
 //! count up to one interval old. With a remaining budget B at the last sync,
 //! node rates r_i and total rate R, the excess per interval is
 //! `max(0, Σ min(B, r_i·T) − B) ≤ min((N−1)·B, R·T − B)`; `limitstore tune`
-//! measures it.
+//! measures it ([`tune`]).
 //!
 //! **Remote down.** [`FailurePolicy::Open`] keeps answering locally;
 //! [`FailurePolicy::Closed`] refuses hits once the remote has failed for
@@ -44,12 +44,14 @@
 //! assert!(!limiter.hit(&item, &["user"], 1).unwrap());
 //! ```
 
+mod histogram;
 mod memory_remote;
 mod state;
 mod stats;
 mod storage;
 mod syncer;
 mod target;
+pub mod tune;
 mod uri;
 
 pub use memory_remote::MemoryRemote;

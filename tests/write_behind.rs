@@ -467,3 +467,69 @@ fn clear_and_reset_reach_the_remote() {
     assert_eq!(a.stats().keys, 0);
     assert_eq!(a.unix_now(), clock.unix_now());
 }
+
+mod tune {
+    use std::time::Duration;
+
+    use limitstore::write_behind::tune::{run_tune, TuneConfig};
+
+    #[test]
+    fn tune_report_is_consistent() {
+        let config = TuneConfig {
+            nodes: 3,
+            limit: 40,
+            window: 1,
+            duration: Duration::from_millis(1200),
+            intervals: vec![
+                Duration::ZERO,
+                Duration::from_millis(20),
+                Duration::from_secs(2),
+            ],
+            latency: Duration::from_micros(50),
+            ..TuneConfig::default()
+        };
+        let mut ticks = 0;
+        let report = run_tune(&config, &mut |p| {
+            assert!((0.0..=1.0).contains(&p.done));
+            ticks += 1;
+        })
+        .unwrap();
+        assert!(ticks > 3);
+        assert_eq!(report.rows.len(), 3);
+        for r in &report.rows {
+            assert!(r.admitted <= r.attempts, "{r:?}");
+            assert!(r.windows >= 2, "1.2 s spans two 1 s windows: {r:?}");
+            assert!(r.p50 <= r.p99, "{r:?}");
+            assert!(r.remote_ops_per_sec > 0.0, "{r:?}");
+            let capacity = (config.limit * r.windows) as f64;
+            assert!((r.over_pct - 100.0 * r.over_admitted as f64 / capacity).abs() < 1e-9);
+        }
+        // Write-through is exact: nothing beyond the limit, nothing refused
+        // below it, and each full window admits the limit.
+        let exact = &report.rows[0];
+        assert_eq!(
+            (exact.over_admitted, exact.under_admitted, exact.bound),
+            (0, 0, 0),
+            "{exact:?}"
+        );
+        assert!(exact.admitted >= config.limit, "{exact:?}");
+        // An interval longer than the run: each node admits the limit alone.
+        let blind = &report.rows[2];
+        assert!(blind.worst_window_over >= config.limit, "{blind:?}");
+        assert!(blind.worst_window_over <= 2 * config.limit, "{blind:?}");
+        assert!(blind.within_bound(), "{blind:?}");
+        // Fewer remote calls per hit as the interval grows.
+        assert!(
+            blind.remote_ops_per_sec < exact.remote_ops_per_sec,
+            "{report}"
+        );
+        let table = report.to_string();
+        assert!(
+            table.contains("write") || table.contains("interval"),
+            "{table}"
+        );
+        let svg = report.to_svg();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+}
