@@ -11,6 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The clock a [`MemoryStorage`](crate::MemoryStorage) reads unless told
+/// otherwise: the coarse clock, whose millisecond resolution matches the
+/// engine's (windows and timestamps are kept in milliseconds).
+pub type DefaultClock = CoarseClock;
+
 /// A source of monotonic time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Nanoseconds elapsed since this clock's origin. Never decreases.

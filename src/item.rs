@@ -136,6 +136,8 @@ pub struct RateLimitItem {
     multiples: u64,
     granularity: Granularity,
     namespace: Cow<'static, str>,
+    /// `"/{amount}/{multiples}/{granularity}"`, the tail of every key, built once.
+    suffix: Box<str>,
 }
 
 impl RateLimitItem {
@@ -166,11 +168,19 @@ impl RateLimitItem {
                 )))
             }
         }
+        let mut suffix = String::with_capacity(48);
+        suffix.push('/');
+        push_decimal(&mut suffix, amount);
+        suffix.push('/');
+        push_decimal(&mut suffix, multiples);
+        suffix.push('/');
+        suffix.push_str(granularity.name);
         Ok(RateLimitItem {
             amount,
             multiples,
             granularity,
             namespace: Cow::Borrowed(DEFAULT_NAMESPACE),
+            suffix: suffix.into_boxed_str(),
         })
     }
 
@@ -251,18 +261,14 @@ impl RateLimitItem {
 
     /// Appends the key [`key_for`](Self::key_for) returns to `out`, without
     /// allocating when `out` has room.
+    #[inline]
     pub fn write_key(&self, identifiers: &[&str], out: &mut String) {
         out.push_str(&self.namespace);
         for id in identifiers {
             out.push('/');
             out.push_str(id);
         }
-        out.push('/');
-        push_decimal(out, self.amount);
-        out.push('/');
-        push_decimal(out, self.multiples);
-        out.push('/');
-        out.push_str(self.granularity.name);
+        out.push_str(&self.suffix);
     }
 }
 

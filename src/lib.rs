@@ -13,7 +13,7 @@ pub mod strategy;
 mod sync;
 pub mod write_behind;
 
-pub use clock::{Clock, CoarseClock, FakeClock, SystemClock};
+pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};
 pub use memory::{MemoryStorage, MemoryStorageBuilder};

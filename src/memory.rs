@@ -1,6 +1,6 @@
 //! The in-process storage engine (`memory://`).
 //!
-//! Three sharded tables (see [`table`]) hold the three kinds of state:
+//! Three sharded tables hold the three kinds of state:
 //! fixed-window counters, moving-window rings and sliding-window cells. Keys
 //! are hashed once with a per-storage random seed (xxh3, 128 bits) and only
 //! the hash is kept, so a key costs the same whatever its length. Each table
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, DefaultClock};
 use crate::error::{Error, Result};
 use crate::storage::{
     validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow,
@@ -40,7 +40,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1 << 20;
 impl Expiring for FixedWindowCell {
     #[inline]
     fn expires_at(&self, _now: u64) -> u64 {
-        FixedWindowCell::expires_at(self)
+        self.expires_at_ms().saturating_mul(NANOS_PER_MS)
     }
 }
 
@@ -83,7 +83,7 @@ impl Expiring for SlidingEntry {
 /// assert_eq!(storage.get("k").unwrap(), 0);
 /// ```
 #[derive(Debug)]
-pub struct MemoryStorage<C: Clock = SystemClock> {
+pub struct MemoryStorage<C: Clock = DefaultClock> {
     clock: C,
     seed: u64,
     unix_base: u64,
@@ -94,16 +94,16 @@ pub struct MemoryStorage<C: Clock = SystemClock> {
 
 /// Builds a [`MemoryStorage`].
 #[derive(Debug, Clone)]
-pub struct MemoryStorageBuilder<C: Clock = SystemClock> {
+pub struct MemoryStorageBuilder<C: Clock = DefaultClock> {
     clock: C,
     max_entries: usize,
     shards: usize,
 }
 
-impl MemoryStorageBuilder<SystemClock> {
+impl MemoryStorageBuilder<DefaultClock> {
     fn new() -> Self {
         MemoryStorageBuilder {
-            clock: SystemClock::new(),
+            clock: DefaultClock::new(),
             max_entries: DEFAULT_MAX_ENTRIES,
             shards: default_shards(),
         }
@@ -151,14 +151,14 @@ impl<C: Clock> MemoryStorageBuilder<C> {
     }
 }
 
-impl MemoryStorage<SystemClock> {
+impl MemoryStorage<DefaultClock> {
     /// A storage with the real clock and default bounds.
     pub fn new() -> Self {
         Self::builder().build()
     }
 
     /// Starts building a storage.
-    pub fn builder() -> MemoryStorageBuilder<SystemClock> {
+    pub fn builder() -> MemoryStorageBuilder<DefaultClock> {
         MemoryStorageBuilder::new()
     }
 
@@ -193,7 +193,7 @@ impl MemoryStorage<SystemClock> {
     }
 }
 
-impl Default for MemoryStorage<SystemClock> {
+impl Default for MemoryStorage<DefaultClock> {
     fn default() -> Self {
         Self::new()
     }
@@ -253,10 +253,10 @@ impl<C: Clock> Storage for MemoryStorage<C> {
         validate_expiry(expiry)?;
         validate_amount(amount)?;
         let now = self.clock.now();
-        let window = expiry_nanos(expiry);
+        let (now_ms, window_ms) = (now / NANOS_PER_MS, expiry * 1000);
         self.counters
             .upsert(self.hash(key), now, FixedWindowCell::new, |cell| {
-                cell.incr(now, window, elastic_expiry, amount)
+                cell.incr(now_ms, window_ms, elastic_expiry, amount)
             })
             .map_err(|_| {
                 Error::invalid_argument(format!("counter `{key}` would overflow adding {amount}"))
@@ -268,7 +268,7 @@ impl<C: Clock> Storage for MemoryStorage<C> {
         let now = self.clock.now();
         Ok(self
             .counters
-            .read(self.hash(key), now, |c| c.get(now))
+            .read(self.hash(key), now, |c| c.get(now / NANOS_PER_MS))
             .unwrap_or(0))
     }
 
@@ -277,9 +277,9 @@ impl<C: Clock> Storage for MemoryStorage<C> {
         let now = self.clock.now();
         Ok(self
             .counters
-            .read(self.hash(key), now, |c| c.expiry(now))
+            .read(self.hash(key), now, |c| c.expiry_ms(now / NANOS_PER_MS))
             .flatten()
-            .map_or(0.0, |at| self.clock.to_unix(at)))
+            .map_or(0.0, |at| self.clock.to_unix(at * NANOS_PER_MS)))
     }
 
     fn check(&self) -> bool {

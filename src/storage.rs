@@ -36,6 +36,7 @@ pub const MAX_MOVING_WINDOW_LIMIT: u64 = 1 << 20;
 pub const MAX_KEY_LEN: usize = 64 * 1024;
 
 /// Checks an expiry argument: at least one second, at most [`MAX_EXPIRY`].
+#[inline]
 pub fn validate_expiry(expiry: u64) -> Result<()> {
     if expiry == 0 {
         return Err(Error::invalid_argument("expiry must be at least 1 second"));
@@ -49,6 +50,7 @@ pub fn validate_expiry(expiry: u64) -> Result<()> {
 }
 
 /// Checks an amount argument: at least 1, at most [`MAX_AMOUNT`].
+#[inline]
 pub fn validate_amount(amount: u64) -> Result<()> {
     if amount == 0 {
         return Err(Error::invalid_argument("amount must be at least 1"));
@@ -62,6 +64,7 @@ pub fn validate_amount(amount: u64) -> Result<()> {
 }
 
 /// Checks a limit argument: at least 1, at most `max`.
+#[inline]
 pub fn validate_limit(limit: u64, max: u64) -> Result<()> {
     if limit == 0 {
         return Err(Error::invalid_argument("limit must be at least 1"));
@@ -75,6 +78,7 @@ pub fn validate_limit(limit: u64, max: u64) -> Result<()> {
 }
 
 /// Checks a key argument's length.
+#[inline]
 pub fn validate_key(key: &str) -> Result<()> {
     if key.len() > MAX_KEY_LEN {
         return Err(Error::invalid_argument(format!(

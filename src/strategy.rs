@@ -183,6 +183,7 @@ pub fn limiter_for(strategy: Strategy, storage: Arc<dyn Storage>) -> Result<Box<
 }
 
 /// Checks a cost: at least 1, at most [`MAX_AMOUNT`].
+#[inline]
 fn validate_cost(cost: u64) -> Result<()> {
     if cost == 0 {
         return Err(Error::invalid_argument("cost must be at least 1"));

@@ -4,96 +4,169 @@
 //! fields that must change together (a count and the window it belongs to)
 //! always do, and a hit on an existing key never takes a lock.
 
-use crate::sync::AtomicU128;
+use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
-/// Counts above this are refused, so that no increment can carry out of the
-/// count field.
-pub(crate) const MAX_COUNT: u64 = 1 << 62;
+/// Counts above this are refused (2^47), so that no increment, even racing
+/// ones, can carry out of a 48-bit count field.
+pub(crate) const MAX_COUNT: u64 = 1 << 47;
+
+/// Amounts below this take the `fetch_add` path; larger ones a checked
+/// compare-and-swap, so concurrent adds can never carry past 48 bits.
+const FAST_AMOUNT: u64 = 1 << 32;
+
+const GEN_SHIFT: u32 = 48;
+const LOW_MASK: u64 = (1 << GEN_SHIFT) - 1;
+const GEN_MASK: u64 = 0xFFFF;
 
 /// A count would exceed [`MAX_COUNT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Overflow;
 
-/// A fixed-window counter.
+#[inline]
+fn generation(word: u64) -> u64 {
+    word >> GEN_SHIFT
+}
+
+#[inline]
+fn low(word: u64) -> u64 {
+    word & LOW_MASK
+}
+
+#[inline]
+fn pack(generation: u64, low: u64) -> u64 {
+    ((generation & GEN_MASK) << GEN_SHIFT) | (low & LOW_MASK)
+}
+
+/// Whether generation `a` is older than `b` (16-bit wrapping).
+#[inline]
+fn older(a: u64, b: u64) -> bool {
+    let d = b.wrapping_sub(a) & GEN_MASK;
+    d != 0 && d < 0x8000
+}
+
+/// A fixed-window counter in two 64-bit words:
 ///
-/// Layout: high 64 bits = expiry (clock nanoseconds; `<= now` means the window
-/// is over and the count no longer counts), low 64 bits = count.
+/// - `window` = `[generation: 16 | expiry: 48]`, the expiry in milliseconds
+///   on the clock's time line;
+/// - `count` = `[generation: 16 | count: 48]`.
+///
+/// A new window is claimed by a compare-and-swap of `window` to the next
+/// generation; `count` follows it (whoever sees it lag resets it to the new
+/// generation, so nobody waits for the claimer). A hit in a live window is one
+/// `fetch_add` on `count`, whose returned generation says which window the
+/// hit landed in: the one it saw or a newer one, both live. `count` never runs
+/// ahead of `window`.
 #[derive(Debug)]
 pub(crate) struct FixedWindowCell {
-    word: AtomicU128,
-}
-
-#[inline]
-fn split(word: u128) -> (u64, u64) {
-    ((word >> 64) as u64, word as u64)
-}
-
-#[inline]
-fn join(hi: u64, lo: u64) -> u128 {
-    (u128::from(hi) << 64) | u128::from(lo)
+    window: AtomicU64,
+    count: AtomicU64,
 }
 
 impl FixedWindowCell {
     pub(crate) fn new() -> Self {
         FixedWindowCell {
-            word: AtomicU128::new(0),
+            window: AtomicU64::new(0),
+            count: AtomicU64::new(0),
         }
     }
 
-    /// Adds `amount`; starts a new window of `window` nanoseconds if the
-    /// current one is over; with `elastic`, moves the expiry to `now + window`.
+    /// Adds `amount` at `now_ms`; starts a new window of `window_ms` if the
+    /// current one is over; with `elastic`, moves the expiry to `now_ms + window_ms`.
     #[inline]
     pub(crate) fn incr(
         &self,
-        now: u64,
-        window: u64,
+        now_ms: u64,
+        window_ms: u64,
         elastic: bool,
         amount: u64,
     ) -> Result<u64, Overflow> {
-        let mut current = self.word.load();
+        if amount > MAX_COUNT {
+            return Err(Overflow);
+        }
+        let fresh_expiry = now_ms.saturating_add(window_ms).min(LOW_MASK);
         loop {
-            let (expires, count) = split(current);
-            let (expires, count) = if expires <= now {
-                (now.saturating_add(window), amount)
-            } else {
-                let count = count
-                    .checked_add(amount)
-                    .filter(|c| *c <= MAX_COUNT)
-                    .ok_or(Overflow)?;
-                let expires = if elastic {
-                    now.saturating_add(window)
-                } else {
-                    expires
-                };
-                (expires, count)
-            };
-            match self.word.compare_exchange(current, join(expires, count)) {
-                Ok(_) => return Ok(count),
-                Err(actual) => current = actual,
+            let w = self.window.load(Ordering::Acquire);
+            let mut gen = generation(w);
+            let expired = low(w) <= now_ms;
+            if expired {
+                gen = (gen + 1) & GEN_MASK;
+            }
+            // A new window (next generation) or an elastic extension both
+            // replace the window word; anything else leaves it alone.
+            if (expired || (elastic && low(w) != fresh_expiry))
+                && self
+                    .window
+                    .compare_exchange(
+                        w,
+                        pack(gen, fresh_expiry),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_err()
+            {
+                continue;
+            }
+            let c = self.count.load(Ordering::Acquire);
+            if generation(c) != gen {
+                if older(generation(c), gen) {
+                    // The window moved on and the count has not followed yet.
+                    let _ = self.count.compare_exchange(
+                        c,
+                        pack(gen, 0),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+                continue;
+            }
+            if amount < FAST_AMOUNT {
+                let prev = self.count.fetch_add(amount, Ordering::AcqRel);
+                // `prev` is of generation `gen` or newer: a live window either way.
+                let total = low(prev) + amount;
+                if total > MAX_COUNT {
+                    self.count.fetch_sub(amount, Ordering::AcqRel);
+                    return Err(Overflow);
+                }
+                return Ok(total);
+            }
+            let total = low(c) + amount;
+            if total > MAX_COUNT {
+                return Err(Overflow);
+            }
+            if self
+                .count
+                .compare_exchange(c, pack(gen, total), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Ok(total);
             }
         }
     }
 
-    /// The count, 0 if the window is over.
+    /// The count at `now_ms`, 0 if the window is over.
     #[inline]
-    pub(crate) fn get(&self, now: u64) -> u64 {
-        let (expires, count) = split(self.word.load());
-        if expires <= now {
-            0
+    pub(crate) fn get(&self, now_ms: u64) -> u64 {
+        let w = self.window.load(Ordering::Acquire);
+        if low(w) <= now_ms {
+            return 0;
+        }
+        let c = self.count.load(Ordering::Acquire);
+        if generation(c) == generation(w) {
+            low(c)
         } else {
-            count
+            0
         }
     }
 
-    /// When the window ends (clock nanoseconds), if it has not yet.
-    pub(crate) fn expiry(&self, now: u64) -> Option<u64> {
-        let (expires, _) = split(self.word.load());
-        (expires > now).then_some(expires)
+    /// When the window ends (clock milliseconds), if it has not yet.
+    pub(crate) fn expiry_ms(&self, now_ms: u64) -> Option<u64> {
+        let expires = low(self.window.load(Ordering::Acquire));
+        (expires > now_ms).then_some(expires)
     }
 
-    /// When this cell stops holding anything.
-    pub(crate) fn expires_at(&self) -> u64 {
-        split(self.word.load()).0
+    /// When this cell stops holding anything, in clock milliseconds.
+    pub(crate) fn expires_at_ms(&self) -> u64 {
+        low(self.window.load(Ordering::Acquire))
     }
 }
 
@@ -229,30 +302,44 @@ mod tests {
     #[test]
     fn fixed_window_counts_then_expires() {
         let c = FixedWindowCell::new();
-        assert_eq!(c.incr(0, 10 * S, false, 1), Ok(1));
-        assert_eq!(c.incr(5 * S, 10 * S, false, 10), Ok(11));
-        assert_eq!(c.get(9 * S), 11);
-        assert_eq!(c.expiry(9 * S), Some(10 * S));
-        assert_eq!(c.get(10 * S), 0);
-        assert_eq!(c.incr(10 * S, 10 * S, false, 2), Ok(2));
-        assert_eq!(c.expiry(10 * S), Some(20 * S));
+        assert_eq!(c.incr(0, 10_000, false, 1), Ok(1));
+        assert_eq!(c.incr(5_000, 10_000, false, 10), Ok(11));
+        assert_eq!(c.get(9_999), 11);
+        assert_eq!(c.expiry_ms(9_999), Some(10_000));
+        assert_eq!(c.get(10_000), 0);
+        assert_eq!(c.incr(10_000, 10_000, false, 2), Ok(2));
+        assert_eq!(c.expiry_ms(10_000), Some(20_000));
     }
 
     #[test]
     fn elastic_expiry_moves_out() {
         let c = FixedWindowCell::new();
-        c.incr(0, 10 * S, true, 1).unwrap();
-        c.incr(8 * S, 10 * S, true, 1).unwrap();
-        assert_eq!(c.expiry(12 * S), Some(18 * S));
-        assert_eq!(c.get(17 * S), 2);
+        c.incr(0, 10_000, true, 1).unwrap();
+        c.incr(8_000, 10_000, true, 1).unwrap();
+        assert_eq!(c.expiry_ms(12_000), Some(18_000));
+        assert_eq!(c.get(17_000), 2);
     }
 
     #[test]
     fn fixed_window_refuses_overflow() {
         let c = FixedWindowCell::new();
-        c.incr(0, S, false, MAX_COUNT).unwrap();
-        assert_eq!(c.incr(0, S, false, 1), Err(Overflow));
-        assert_eq!(c.get(0), MAX_COUNT);
+        c.incr(0, 1000, false, MAX_COUNT - 1).unwrap();
+        assert_eq!(c.incr(0, 1000, false, 2), Err(Overflow));
+        assert_eq!(c.get(0), MAX_COUNT - 1);
+        assert_eq!(c.incr(0, 1000, false, 1), Ok(MAX_COUNT));
+        let d = FixedWindowCell::new();
+        assert_eq!(d.incr(0, 1000, false, MAX_COUNT + 1), Err(Overflow));
+        assert_eq!(d.incr(0, 1000, false, 1 << 40), Ok(1 << 40));
+        assert_eq!(d.incr(0, 1000, false, 1 << 40), Ok(2 << 40));
+    }
+
+    #[test]
+    fn generations_wrap_around() {
+        let c = FixedWindowCell::new();
+        for w in 0..70_000u64 {
+            assert_eq!(c.incr(w * 10, 10, false, 3), Ok(3), "window {w}");
+            assert_eq!(c.incr(w * 10 + 5, 10, false, 1), Ok(4));
+        }
     }
 
     #[test]
@@ -291,20 +378,40 @@ mod loom_tests {
     fn fixed_window_roll_over_is_atomic() {
         loom::model(|| {
             let c = Arc::new(FixedWindowCell::new());
-            c.incr(0, 10 * S, false, 5).unwrap();
+            c.incr(0, 10_000, false, 5).unwrap();
             let a = {
                 let c = c.clone();
-                thread::spawn(move || c.incr(10 * S, 10 * S, false, 1).unwrap())
+                thread::spawn(move || c.incr(10_000, 10_000, false, 1).unwrap())
             };
             let b = {
                 let c = c.clone();
-                thread::spawn(move || c.incr(11 * S, 10 * S, false, 2).unwrap())
+                thread::spawn(move || c.incr(11_000, 10_000, false, 2).unwrap())
             };
             let ra = a.join().unwrap();
             let rb = b.join().unwrap();
             // Whoever rolled the window started at its own amount, the other added.
             assert!((ra, rb) == (1, 3) || (ra, rb) == (3, 2), "{ra} {rb}");
-            assert_eq!(c.get(12 * S), 3);
+            assert_eq!(c.get(12_000), 3);
+        });
+    }
+
+    /// Three hits racing a window roll-over: each is counted exactly once,
+    /// in the new window, and each sees a distinct count.
+    #[test]
+    fn hits_racing_a_roll_over_count_once() {
+        loom::model(|| {
+            let c = Arc::new(FixedWindowCell::new());
+            c.incr(0, 10_000, false, 5).unwrap();
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let c = c.clone();
+                    thread::spawn(move || c.incr(10_000, 10_000, false, 1).unwrap())
+                })
+                .collect();
+            let mut seen: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, vec![1, 2, 3]);
+            assert_eq!(c.get(10_001), 3);
         });
     }
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs the servers the tests
+# start (Debian packages), then runs formatting, lints, docs, every test
+# (each backend's tests start their own servers on free loopback ports), the
+# loom model checks and a short fuzzing smoke run.
+#
+# Usage: scripts/test.sh            (CI=true turns a missing server into a failure)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests need, by the command that proves each is there.
+declare -A PACKAGES=(
+  [redis-server]=redis-server
+  [redis-sentinel]=redis-sentinel
+  [redis-benchmark]=redis-tools
+  [openssl]=openssl
+)
+missing=()
+for cmd in "${!PACKAGES[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGES[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+step() { echo; echo "==> $*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, all features)"
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --quiet
+
+step "cargo test (all features; real servers started by the tests)"
+cargo test --all-features
+
+step "loom model checks of the atomic cells"
+LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+  cargo test --release --lib -- loom
+
+if [ -x scripts/fuzz-smoke.sh ]; then
+  step "fuzzing smoke run"
+  scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
+fi
