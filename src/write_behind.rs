@@ -60,4 +60,4 @@ pub use storage::WriteBehind;
 pub use syncer::{FailurePolicy, WriteBehindBuilder, WriteBehindHandle};
 pub use target::{Report, SyncTarget};
 pub(crate) use uri::from_uri;
-pub use uri::SCHEME_PREFIX;
+pub use uri::{sync_target_from_string, SCHEME_PREFIX};

@@ -1,6 +1,7 @@
 //! The `writebehind+<scheme>://` URI wrapper.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::memory_remote::MemoryRemote;
 use super::syncer::FailurePolicy;
@@ -22,15 +23,15 @@ const OPTIONS: &[&str] = &[
 ];
 
 /// The remote named by the inner scheme, if it can act as a [`SyncTarget`].
-fn target_for(inner: &str, uri: &StorageUri) -> Result<Arc<dyn SyncTarget>> {
+fn target_for(inner: &str, uri: &StorageUri, latency: Duration) -> Result<Arc<dyn SyncTarget>> {
     match inner {
         "memory" => {
             if !uri.locations.is_empty() {
                 return Err(Error::configuration(
-                    "writebehind+memory:// takes no host: its remote lives in this process",
+                    "a memory remote takes no host: it lives in this process",
                 ));
             }
-            Ok(Arc::new(MemoryRemote::new()))
+            Ok(Arc::new(MemoryRemote::new().with_latency(latency)))
         }
         other => Err(Error::configuration(format!(
             "storage scheme `{other}` cannot be a write-behind remote in this build \
@@ -50,7 +51,7 @@ pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn St
         )));
     };
     options.reject_unknown("write-behind", OPTIONS)?;
-    let target = target_for(inner, uri)?;
+    let target = target_for(inner, uri, Duration::ZERO)?;
     let mut builder = WriteBehind::builder(target);
     if let Some(interval) = options.get_secs("sync_interval")? {
         builder = builder.sync_interval(interval);
@@ -73,6 +74,29 @@ pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn St
         builder = builder.grace(grace);
     }
     Ok(Arc::new(builder.start()?))
+}
+
+/// Builds the remote a write-behind node reconciles through from a storage
+/// URI: `memory://` is a fresh [`MemoryRemote`] (option `latency`, in
+/// seconds, injects a round-trip delay). Schemes whose storage cannot act as
+/// a [`SyncTarget`] are configuration errors.
+///
+/// ```
+/// use limitstore::Options;
+/// use limitstore::write_behind::sync_target_from_string;
+/// let remote = sync_target_from_string("memory://?latency=0.0001", &Options::new()).unwrap();
+/// assert!(remote.check());
+/// assert!(sync_target_from_string("etcd://localhost:2379", &Options::new()).unwrap_err().is_configuration());
+/// ```
+pub fn sync_target_from_string(uri: &str, options: &Options) -> Result<Arc<dyn SyncTarget>> {
+    let parsed = StorageUri::parse(uri)?;
+    let mut merged = options.clone();
+    for (k, v) in &parsed.query {
+        merged.insert_default(k, v.as_str());
+    }
+    merged.reject_unknown("write-behind remote", &["latency"])?;
+    let latency = merged.get_secs("latency")?.unwrap_or_default();
+    target_for(&parsed.scheme, &parsed, latency)
 }
 
 #[cfg(test)]
