@@ -1,4 +1,4 @@
-//! limitstore: rate-limit storage for servers.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
