@@ -533,3 +533,35 @@ mod tune {
         assert_eq!(svg.matches("<polyline").count(), 2);
     }
 }
+
+#[test]
+fn remote_load_follows_keys_and_syncs_not_hits() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = WriteBehind::builder(remote.clone())
+        .node_id("a")
+        .clock(clock.clone())
+        .sync_interval(HOUR)
+        .batch_size(4)
+        .start()
+        .unwrap();
+    for sync in 0..10 {
+        for hit in 0..10_000u32 {
+            a.incr(&format!("key-{}", hit % 10), 60, false, 1).unwrap();
+        }
+        a.flush().unwrap();
+        // 10 keys in batches of 4: 3 round trips per sync.
+        assert_eq!(remote.calls(), 3 * (sync + 1));
+    }
+    let st = a.stats();
+    assert_eq!((st.remote_calls, st.reports_sent, st.syncs), (30, 100, 10));
+    assert_eq!(remote.total("key-3", window0(60)), 10_000);
+    // A key cleared while queued, then hit again, is reported once.
+    a.incr("twice", 60, false, 1).unwrap();
+    a.clear("twice").unwrap();
+    a.incr("twice", 60, false, 1).unwrap();
+    assert_eq!(a.stats().pending_keys, 2);
+    a.flush().unwrap();
+    assert_eq!(a.stats().reports_sent, 101);
+    assert_eq!(remote.total("twice", window0(60)), 1);
+}

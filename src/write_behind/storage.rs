@@ -322,7 +322,10 @@ impl WriteBehind {
     }
 
     fn sync_pass(&self) -> Result<()> {
-        let keys = std::mem::take(&mut *self.pending.lock());
+        let mut keys = std::mem::take(&mut *self.pending.lock());
+        // A key cleared while queued and hit again is queued twice.
+        keys.sort_unstable();
+        keys.dedup();
         let mut result = Ok(());
         if keys.is_empty() && self.failing_since.load(Ordering::Acquire) != 0 && self.target.check()
         {
