@@ -192,18 +192,25 @@ impl SyncTarget for MemoryRemote {
         }
         let mut out = Vec::with_capacity(reports.len());
         for r in reports {
+            if r.total == 0 {
+                // A read: answer without creating anything.
+                let sum = table
+                    .windows
+                    .get(&(r.key.to_owned(), r.window))
+                    .map_or(0, |s| s.sum);
+                out.push(sum);
+                continue;
+            }
             let slots = table
                 .windows
                 .entry((r.key.to_owned(), r.window))
                 .or_default();
             let end = (r.window.saturating_add(2)).saturating_mul(r.expiry) as f64;
             slots.expires_at = slots.expires_at.max(end);
-            if r.total > 0 {
-                let slot = slots.nodes.entry(r.node.to_owned()).or_insert(0);
-                if r.total > *slot {
-                    slots.sum += r.total - *slot;
-                    *slot = r.total;
-                }
+            let slot = slots.nodes.entry(r.node.to_owned()).or_insert(0);
+            if r.total > *slot {
+                slots.sum += r.total - *slot;
+                *slot = r.total;
             }
             out.push(slots.sum);
         }
@@ -254,6 +261,11 @@ mod tests {
     #[test]
     fn slots_keep_the_largest_total_and_sum_per_window() {
         let remote = MemoryRemote::with_clock(FakeClock::new());
+        assert_eq!(remote.sync(&[rep("k", 1, "a", 0)]).unwrap(), vec![0]);
+        assert!(
+            remote.table.lock().windows.is_empty(),
+            "a read creates nothing"
+        );
         let got = remote
             .sync(&[
                 rep("k", 1, "a", 2),
@@ -264,7 +276,7 @@ mod tests {
         assert_eq!(got, vec![2, 7, 1]);
         assert_eq!(remote.sync(&[rep("k", 1, "b", 4)]).unwrap(), vec![7]);
         assert_eq!(remote.slot("k", 1, "b"), 5);
-        assert_eq!(remote.reports(), 4);
+        assert_eq!(remote.reports(), 5);
         remote.clear("k").unwrap();
         assert_eq!(remote.total("k", 1), 0);
     }

@@ -573,6 +573,10 @@ fn sliding(previous: u64, current: u64, remaining: f64, expiry: u64) -> SlidingW
 
 /// The two buckets are the windows `w - 1` and `w` of the key, counted and
 /// synced like fixed windows.
+///
+/// In write-through mode one node's acquisitions are exact (they are
+/// serialized per key); across nodes the check and the add are two round
+/// trips, so nodes acquiring at the same instant may both pass the check.
 impl SlidingWindowCounterSupport for WriteBehind {
     fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
         validate_key(key)?;

@@ -27,7 +27,9 @@ pub enum FailurePolicy {
     /// Once the remote has been failing for longer than the grace period
     /// ([`WriteBehindBuilder::grace`]), `incr` and sliding-window acquires
     /// return [`ErrorKind::Storage`](crate::ErrorKind::Storage) errors;
-    /// reads keep answering locally. Pending hits are still delivered.
+    /// reads keep answering locally. Pending hits are still delivered, and
+    /// hits are accepted again after the next successful remote call (the
+    /// syncer's retries back off up to [`WriteBehindBuilder::max_backoff`]).
     Closed,
 }
 
