@@ -7,12 +7,16 @@ pub mod error;
 pub mod item;
 pub mod memory;
 pub mod parse;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod rush;
 pub mod storage;
 pub mod strategy;
 mod sync;
 pub mod write_behind;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};

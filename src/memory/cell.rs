@@ -106,28 +106,27 @@ impl FixedWindowCell {
             {
                 continue;
             }
-            let c = self.count.load(Ordering::Acquire);
-            if generation(c) != gen {
-                if older(generation(c), gen) {
-                    // The window moved on and the count has not followed yet.
-                    let _ = self.count.compare_exchange(
-                        c,
-                        pack(gen, 0),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
-                }
-                continue;
-            }
             if amount < FAST_AMOUNT {
                 let prev = self.count.fetch_add(amount, Ordering::AcqRel);
-                // `prev` is of generation `gen` or newer: a live window either way.
+                if older(generation(prev), gen) {
+                    // The hit landed in a count the window has left behind
+                    // (and that is about to be reset): make the count follow
+                    // the window, then hit again.
+                    self.follow(gen);
+                    continue;
+                }
+                // Generation `gen` or newer: a live window either way.
                 let total = low(prev) + amount;
                 if total > MAX_COUNT {
                     self.count.fetch_sub(amount, Ordering::AcqRel);
                     return Err(Overflow);
                 }
                 return Ok(total);
+            }
+            let c = self.count.load(Ordering::Acquire);
+            if generation(c) != gen {
+                self.follow(gen);
+                continue;
             }
             let total = low(c) + amount;
             if total > MAX_COUNT {
@@ -140,6 +139,16 @@ impl FixedWindowCell {
             {
                 return Ok(total);
             }
+        }
+    }
+
+    /// Resets the count to generation `gen` if it is still of an older one.
+    fn follow(&self, gen: u64) {
+        let c = self.count.load(Ordering::Acquire);
+        if older(generation(c), gen) {
+            let _ =
+                self.count
+                    .compare_exchange(c, pack(gen, 0), Ordering::AcqRel, Ordering::Acquire);
         }
     }
 

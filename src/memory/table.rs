@@ -2,7 +2,7 @@
 //!
 //! Keys are 128-bit hashes of the user's key. Each shard is a
 //! `parking_lot::RwLock<hashbrown::HashMap>` padded to its own cache lines;
-//! the top bits of the hash pick the shard. Lookups of existing keys take the
+//! the high 64 bits of the hash pick the shard. Lookups of existing keys take the
 //! shard's shared lock only, and the values are atomic cells, so hits on
 //! existing keys never wait for each other. Creating a key takes one shard's
 //! exclusive lock.
@@ -67,7 +67,8 @@ type Map<V> = HashMap<u128, Slot<V>, BuildHasherDefault<PassThrough>>;
 
 pub(crate) struct Table<V> {
     shards: Box<[CachePadded<RwLock<Map<V>>>]>,
-    shift: u32,
+    /// `shards.len() - 1`; the shard is picked by the hash's high 64 bits.
+    mask: usize,
     shard_capacity: usize,
 }
 
@@ -101,19 +102,14 @@ impl<V: Expiring> Table<V> {
             shards: (0..shards)
                 .map(|_| CachePadded::new(RwLock::new(Map::default())))
                 .collect(),
-            shift: 128 - shards.trailing_zeros(),
+            mask: shards - 1,
             shard_capacity: (max_entries / shards).max(1),
         }
     }
 
     #[inline]
     fn shard(&self, key: u128) -> &RwLock<Map<V>> {
-        let index = if self.shift == 128 {
-            0
-        } else {
-            (key >> self.shift) as usize
-        };
-        &self.shards[index]
+        &self.shards[((key >> 64) as usize) & self.mask]
     }
 
     /// Applies `f` to the value at `key`, if present.

@@ -1,0 +1,194 @@
+//! Redis Sentinel: `redis+sentinel://` and `valkey+sentinel://`.
+//!
+//! Each new connection asks the Sentinels, in order, for the address of the
+//! primary of `service_name` and checks with `ROLE` that the server there is
+//! a primary. Every step runs under the configured connect and socket
+//! timeouts, so a Sentinel that hangs cannot hang a call. After a failover
+//! the connections to the old primary fail (closed, or `READONLY` once it
+//! comes back as a replica); the pool drops them and the next call connects
+//! to the primary the Sentinels name then.
+
+use redis::{cmd, Cmd, ConnectionAddr, RedisError, RedisResult, Value};
+
+use super::config::{host_ports, merge_query, RedisConfig, COMMON_OPTIONS, DEFAULT_SENTINEL_PORT};
+use super::ops::{impl_storage_traits, Ops, Topology};
+use super::pool::Connector;
+use crate::error::{Error, Result};
+use crate::storage::{Options, StorageUri};
+
+/// Finds the primary through the Sentinels and connects to it.
+pub(crate) struct Sentinel {
+    /// One client per Sentinel (credentials from the URI's user info).
+    sentinels: Vec<redis::Client>,
+    service_name: String,
+    config: RedisConfig,
+}
+
+impl Sentinel {
+    /// The primary's address, as the first Sentinel that knows it says.
+    fn ask(&self, sentinel: &redis::Client) -> RedisResult<(String, u16)> {
+        let mut conn = self.config.connect(sentinel)?;
+        let addr: Option<(String, u16)> = cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.service_name)
+            .query(&mut conn)?;
+        addr.ok_or_else(|| {
+            RedisError::from((
+                redis::ErrorKind::MasterNameNotFoundBySentinel,
+                "the sentinel does not know the service",
+                self.service_name.clone(),
+            ))
+        })
+    }
+
+    fn connect_primary(&self, host: String, port: u16) -> RedisResult<redis::Connection> {
+        let client = self
+            .config
+            .client(ConnectionAddr::Tcp(host.clone(), port))?;
+        let mut conn = self.config.connect(&client)?;
+        let role: Vec<Value> = cmd("ROLE").query(&mut conn)?;
+        match role.first() {
+            Some(Value::BulkString(r)) if r.as_slice() == b"master" => Ok(conn),
+            _ => Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "the server the sentinel named is not a primary",
+                format!("{host}:{port}"),
+            ))),
+        }
+    }
+}
+
+impl Connector for Sentinel {
+    type Conn = redis::Connection;
+
+    fn connect(&self) -> RedisResult<redis::Connection> {
+        let mut last_err = None;
+        for sentinel in &self.sentinels {
+            match self
+                .ask(sentinel)
+                .and_then(|(host, port)| self.connect_primary(host, port))
+            {
+                Ok(conn) => return Ok(conn),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.expect("a sentinel storage has at least one sentinel"))
+    }
+}
+
+impl Topology for Sentinel {
+    type Node = ();
+
+    fn primaries(&self, _conn: &mut redis::Connection) -> RedisResult<Vec<()>> {
+        Ok(vec![()])
+    }
+
+    fn query_node(
+        &self,
+        conn: &mut redis::Connection,
+        _node: &(),
+        cmd: &Cmd,
+    ) -> RedisResult<Value> {
+        cmd.query(conn)
+    }
+}
+
+/// Rate-limit storage on the primary that Redis Sentinel names.
+///
+/// URI: `redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name`
+/// (or `valkey+sentinel://`); the locations are Sentinels (default port
+/// 26379) and the service name comes from the path or option `service_name`.
+/// The URI's credentials are sent to the Sentinels and to the data nodes
+/// (as Python `limits` does); options `username` / `password` replace them
+/// for the data nodes only. Options as for [`RedisStorage`](crate::RedisStorage),
+/// plus `service_name`, without `ssl_ca_certs`.
+pub struct RedisSentinelStorage {
+    ops: Ops<Sentinel>,
+    target: String,
+}
+
+impl RedisSentinelStorage {
+    /// Builds a storage from a URI string (options from its query string).
+    pub fn new(uri: &str) -> Result<Self> {
+        Self::from_uri(&StorageUri::parse(uri)?, &Options::new())
+    }
+
+    /// Builds a storage from a parsed URI and options.
+    pub fn from_uri(uri: &StorageUri, options: &Options) -> Result<Self> {
+        let options = &merge_query(uri, options);
+        let mut known: Vec<&str> = COMMON_OPTIONS
+            .iter()
+            .copied()
+            .filter(|o| *o != "ssl_ca_certs")
+            .collect();
+        known.push("service_name");
+        options.reject_unknown("redis sentinel", &known)?;
+        let service_name = match (options.get_str("service_name")?, uri.path.clone()) {
+            (Some(opt), Some(path)) if opt != path => {
+                return Err(Error::configuration(format!(
+                    "`{}`: service name `{path}` in the path but option `service_name` = `{opt}`",
+                    uri.raw
+                )))
+            }
+            (Some(name), _) | (None, Some(name)) if !name.is_empty() => name,
+            _ => {
+                return Err(Error::configuration(format!(
+                    "`{}`: 'service_name' not provided (URI path or option)",
+                    uri.raw
+                )))
+            }
+        };
+        let config = RedisConfig::parse(uri, options, false)?;
+        let sentinel_config = RedisConfig {
+            db: 0,
+            username: uri.username.clone(),
+            password: uri.password.clone(),
+            ..config.clone()
+        };
+        let addrs = host_ports(uri, DEFAULT_SENTINEL_PORT)?;
+        let target = format!(
+            "{}/{service_name}",
+            addrs
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let sentinels = addrs
+            .into_iter()
+            .map(|(h, p)| sentinel_config.client(ConnectionAddr::Tcp(h, p)))
+            .collect::<RedisResult<Vec<_>>>()
+            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.raw)))?;
+        let ops = Ops::new(
+            Sentinel {
+                sentinels,
+                service_name,
+                config: config.clone(),
+            },
+            &config,
+            "redis sentinel",
+        );
+        Ok(RedisSentinelStorage { ops, target })
+    }
+
+    /// The key prefix.
+    pub fn key_prefix(&self) -> &str {
+        self.ops.prefix()
+    }
+
+    /// The service name of the monitored primary.
+    pub fn service_name(&self) -> &str {
+        &self.ops.topology().service_name
+    }
+}
+
+impl std::fmt::Debug for RedisSentinelStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSentinelStorage")
+            .field("sentinels", &self.target)
+            .field("config", &self.ops.topology().config)
+            .finish()
+    }
+}
+
+impl_storage_traits!(RedisSentinelStorage);
