@@ -29,10 +29,18 @@
 //! longer than a grace period. [`WriteBehindHandle::stats`](WriteBehind::stats)
 //! tells pending keys, lag, syncs and errors.
 //!
-//! **URIs.** `writebehind+<scheme>://...` wraps a remote given by the inner
-//! URI; `writebehind+memory://` uses a fresh [`MemoryRemote`]. Options:
-//! `sync_interval` (seconds), `node_id`, `batch_size`, `failure_policy`
-//! (`open`/`closed`), `grace` (seconds).
+//! **Remotes.** [`MemoryRemote`] (in-process, with injectable latency and
+//! failures) and, with the `redis` feature, [`RedisStorage`](crate::RedisStorage)
+//! (one Lua script per batch; slots are the fields of the hash
+//! `{key_prefix}:wb:{key}/{window}`).
+//!
+//! **URIs.** `writebehind+<scheme>://...` wraps the remote the inner URI
+//! names: `writebehind+memory://` a fresh [`MemoryRemote`],
+//! `writebehind+redis://host:port` (and `rediss`, `redis+unix`, the `valkey`
+//! aliases) a Redis server. The node's options are `sync_interval`
+//! (seconds), `node_id`, `batch_size`, `failure_policy` (`open`/`closed`)
+//! and `grace` (seconds); every other option goes to the remote
+//! (`key_prefix`, `socket_timeout`, ... for Redis; `latency` for memory).
 //!
 //! ```
 //! use limitstore::{storage_from_string, FixedWindowRateLimiter, Options, RateLimitItem, RateLimiter};
@@ -46,6 +54,7 @@
 
 mod histogram;
 mod memory_remote;
+mod redis_target;
 mod state;
 mod stats;
 mod storage;

@@ -34,7 +34,8 @@ pub struct Args {
     /// Round-trip latency injected into the embedded remote.
     #[arg(long, default_value = "100us")]
     latency: String,
-    /// Remote URI instead of the embedded one (`memory://?latency=0.0001`).
+    /// Remote URI instead of the embedded one: `redis://host:port`, or
+    /// `memory://?latency=0.0001`.
     #[arg(long)]
     remote: Option<String>,
     /// Where to write the SVG chart.

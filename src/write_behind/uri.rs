@@ -22,22 +22,49 @@ const OPTIONS: &[&str] = &[
     "grace",
 ];
 
-/// The remote named by the inner scheme, if it can act as a [`SyncTarget`].
-fn target_for(inner: &str, uri: &StorageUri, latency: Duration) -> Result<Arc<dyn SyncTarget>> {
-    match inner {
+/// The remote named by `uri` (its scheme already stripped of any
+/// `writebehind+`), if its storage can act as a [`SyncTarget`]. `options`
+/// are the remote's own options.
+fn target_for(uri: &StorageUri, options: &Options) -> Result<Arc<dyn SyncTarget>> {
+    match uri.scheme.as_str() {
         "memory" => {
             if !uri.locations.is_empty() {
                 return Err(Error::configuration(
                     "a memory remote takes no host: it lives in this process",
                 ));
             }
+            options.reject_unknown("write-behind memory remote", &["latency"])?;
+            let latency = options.get_secs("latency")?.unwrap_or(Duration::ZERO);
             Ok(Arc::new(MemoryRemote::new().with_latency(latency)))
         }
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+unix" | "valkey" | "valkeys" | "valkey+unix" => Ok(Arc::new(
+            crate::redis::RedisStorage::from_uri(uri, options)?,
+        )),
         other => Err(Error::configuration(format!(
             "storage scheme `{other}` cannot be a write-behind remote in this build \
-             (supported: memory)"
+             (supported: memory{})",
+            if cfg!(feature = "redis") {
+                ", redis, rediss, redis+unix, valkey, valkeys, valkey+unix"
+            } else {
+                ""
+            }
         ))),
     }
+}
+
+/// Splits `options` into the write-behind node's and the remote's.
+fn split(options: &Options) -> (Options, Options) {
+    let (mut node, mut remote) = (Options::new(), Options::new());
+    for name in options.names() {
+        let value = options.get(name).cloned().expect("listed name");
+        if OPTIONS.contains(&name) {
+            node.insert(name, value);
+        } else {
+            remote.insert(name, value);
+        }
+    }
+    (node, remote)
 }
 
 /// Builds a started write-behind node from a `writebehind+...` URI. The
@@ -50,8 +77,17 @@ pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn St
             uri.scheme
         )));
     };
-    options.reject_unknown("write-behind", OPTIONS)?;
-    let target = target_for(inner, uri, Duration::ZERO)?;
+    // The query is already merged into `options`; the remote gets the
+    // options that are not the node's, and a URI without query.
+    let (options, remote_options) = split(options);
+    let options = &options;
+    let inner_uri = StorageUri {
+        scheme: inner.to_owned(),
+        raw: uri.raw.replacen(SCHEME_PREFIX, "", 1),
+        query: Vec::new(),
+        ..uri.clone()
+    };
+    let target = target_for(&inner_uri, &remote_options)?;
     let mut builder = WriteBehind::builder(target);
     if let Some(interval) = options.get_secs("sync_interval")? {
         builder = builder.sync_interval(interval);
@@ -78,8 +114,10 @@ pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn St
 
 /// Builds the remote a write-behind node reconciles through from a storage
 /// URI: `memory://` is a fresh [`MemoryRemote`] (option `latency`, in
-/// seconds, injects a round-trip delay). Schemes whose storage cannot act as
-/// a [`SyncTarget`] are configuration errors.
+/// seconds, injects a round-trip delay); `redis://` and its single-server
+/// variants are a [`RedisStorage`](crate::RedisStorage) (with the
+/// `redis` feature). Schemes whose storage cannot act as a [`SyncTarget`]
+/// are configuration errors.
 ///
 /// ```
 /// use limitstore::Options;
@@ -94,9 +132,13 @@ pub fn sync_target_from_string(uri: &str, options: &Options) -> Result<Arc<dyn S
     for (k, v) in &parsed.query {
         merged.insert_default(k, v.as_str());
     }
-    merged.reject_unknown("write-behind remote", &["latency"])?;
-    let latency = merged.get_secs("latency")?.unwrap_or_default();
-    target_for(&parsed.scheme, &parsed, latency)
+    target_for(
+        &StorageUri {
+            query: Vec::new(),
+            ..parsed
+        },
+        &merged,
+    )
 }
 
 #[cfg(test)]
@@ -120,7 +162,8 @@ mod tests {
     fn bad_wrapper_uris_are_configuration_errors() {
         for bad in [
             "writebehind+nosuch://",
-            "writebehind+redis://localhost:6379",
+            "writebehind+redis+cluster://localhost:6379",
+            "writebehind+memory://?latency=soon",
             "writebehind+memory://host:1",
             "writebehind+memory://?sync_interval=soon",
             "writebehind+memory://?failure_policy=maybe",
