@@ -78,6 +78,39 @@ mod suite {
     );
 }
 
+fn write_behind_subject() -> Subject {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let storage = node(&remote, "suite", &clock, HOUR);
+    Subject {
+        storage: Arc::new(storage),
+        advance: Box::new(move |d| clock.advance(d)),
+        slack: 0.0,
+    }
+}
+
+/// The shared suite on one node in write-behind mode (nothing synced while
+/// it runs): a lone node answers like a local store.
+mod suite_write_behind {
+    use super::*;
+    storage_suite!(@tests write_behind_subject;
+        incr_adds_amounts,
+        keys_are_independent,
+        counter_expires_after_its_window,
+        get_expiry_reports_the_window_end,
+        clear_removes_counter_and_moving_window,
+        reset_removes_everything,
+        check_reports_health,
+        bad_arguments_are_typed_errors,
+        acquire_entry_admits_up_to_the_limit,
+        sliding_window_counts_and_refuses,
+        sliding_window_weights_the_previous_window,
+        clear_sliding_window_removes_both_buckets,
+        concurrent_incr_counts_every_hit,
+        concurrent_sliding_window_is_exact,
+    );
+}
+
 #[test]
 fn elastic_expiry_is_refused_and_moving_windows_are_unsupported() {
     let s = write_through_subject();

@@ -536,12 +536,15 @@ impl Storage for WriteBehind {
     }
 
     /// Clears the local table and the remote. Other nodes keep their own
-    /// local counts and report them again at their next sync.
+    /// local counts and report them again at their next sync. Returns the
+    /// remote's count of removed keys, or the number of keys this node held
+    /// when that is larger (keys not synced yet are on the node only).
     fn reset(&self) -> Result<Option<u64>> {
         let _g = self.sync_lock.lock();
+        let local = self.map.len() as u64;
         self.map.clear();
         self.pending.lock().clear();
-        self.target.reset()
+        Ok(Some(self.target.reset()?.unwrap_or(0).max(local)))
     }
 
     /// Removes `key` locally and on the remote. Other nodes that counted the
