@@ -15,9 +15,14 @@ declare -A PACKAGES=(
   [redis-benchmark]=redis-tools
   [openssl]=openssl
 )
+# Build-time libraries, by package name.
+LIBRARIES=(libssl-dev pkg-config)
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGES[$cmd]}")
+done
+for pkg in "${LIBRARIES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
