@@ -227,6 +227,7 @@ struct Control {
 fn run(storage: &WriteBehind, control: &Control, period: Duration, max_backoff: Duration) {
     let first_backoff = period.max(Duration::from_millis(10));
     let mut wait = period;
+    let mut failures: u32 = 0;
     loop {
         {
             let mut stop = control.stop.lock();
@@ -238,11 +239,25 @@ fn run(storage: &WriteBehind, control: &Control, period: Duration, max_backoff: 
             }
         }
         wait = match storage.flush() {
-            Ok(()) => period,
-            Err(_) if wait == period => first_backoff,
-            Err(_) => (wait * 2).min(max_backoff),
+            Ok(()) => {
+                failures = 0;
+                period
+            }
+            Err(_) => {
+                failures = failures.saturating_add(1);
+                backoff(first_backoff, failures, max_backoff)
+            }
         };
     }
+}
+
+/// The wait after `failures` consecutive failed passes: `first`, doubling,
+/// at most `max`.
+fn backoff(first: Duration, failures: u32, max: Duration) -> Duration {
+    first
+        .checked_mul(1u32 << failures.saturating_sub(1).min(20))
+        .unwrap_or(max)
+        .min(max)
 }
 
 /// A started [`WriteBehind`] node: derefs to the storage, owns the syncer.
@@ -349,5 +364,18 @@ impl Storage for WriteBehindHandle {
     }
     fn sliding_window(&self) -> Option<&dyn SlidingWindowCounterSupport> {
         Some(&*self.storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let ms = Duration::from_millis;
+        let waits: Vec<Duration> = (1..=6).map(|f| backoff(ms(20), f, ms(200))).collect();
+        assert_eq!(waits, [ms(20), ms(40), ms(80), ms(160), ms(200), ms(200)]);
+        assert_eq!(backoff(ms(20), u32::MAX, ms(200)), ms(200));
     }
 }
