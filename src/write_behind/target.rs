@@ -28,10 +28,13 @@ pub struct Report<'a> {
 /// A remote store that write-behind nodes reconcile through.
 ///
 /// Implementations store, per slot `(key, window, node)`, `max(stored,
-/// total)` with a lifetime of about two windows, and answer each report with
+/// total)` until one window after the window ends, and answer each report with
 /// the global total of `(key, window)`: the sum over all nodes' slots after
 /// the update. Each call to [`sync`](SyncTarget::sync) is one round trip
 /// (one script, pipeline or transaction).
+///
+/// Hits delivered after their window's slots expired (an outage longer than
+/// a window) are no longer stored: they can no longer affect any limit.
 ///
 /// ```
 /// use limitstore::write_behind::{MemoryRemote, Report, SyncTarget};
