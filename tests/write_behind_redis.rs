@@ -274,3 +274,70 @@ fn writebehind_redis_uri_is_write_through_at_interval_zero() {
     .unwrap_err();
     assert!(e.is_configuration(), "{e}");
 }
+
+#[test]
+fn write_through_on_redis_is_exact_across_nodes() {
+    require_or_skip!("redis-server");
+    let server = Server::redis(Config::default());
+    let remote = Arc::new(RedisStorage::new(&format!("{}?{QUERY}", server.url())).unwrap());
+    let nodes: Vec<_> = (0..4)
+        .map(|i| {
+            WriteBehind::builder(remote.clone())
+                .node_id(format!("wt-{i}"))
+                .sync_interval(Duration::ZERO)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(100);
+    let admitted = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|t| {
+                let (node, barrier) = (&nodes[t % 4], &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    node.incr("conc", EXPIRY, false, 1).unwrap() <= 5
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(admitted, 5);
+    let (w, count) = nodes[1].incr_in_window("conc", EXPIRY, 1).unwrap();
+    assert_eq!(count, 101);
+    assert_eq!(remote_total(&server, "conc", w), 101);
+}
+
+#[test]
+fn tune_against_redis_is_exact_in_write_through() {
+    use limitstore::write_behind::tune::{run_tune, TuneConfig};
+    require_or_skip!("redis-server");
+    let server = Server::redis(Config::default());
+    let remote = Arc::new(RedisStorage::new(&format!("{}?{QUERY}", server.url())).unwrap());
+    let config = TuneConfig {
+        nodes: 2,
+        limit: 30,
+        duration: Duration::from_millis(600),
+        intervals: vec![Duration::ZERO, Duration::from_millis(50)],
+        remote: Some(remote),
+        ..TuneConfig::default()
+    };
+    let report = run_tune(&config, &mut |_| {}).unwrap();
+    let exact = &report.rows[0];
+    assert_eq!(
+        (exact.over_admitted, exact.under_admitted),
+        (0, 0),
+        "{report}"
+    );
+    assert!(exact.admitted >= config.limit, "{report}");
+    let behind = &report.rows[1];
+    assert!(
+        behind.remote_ops_per_sec < exact.remote_ops_per_sec,
+        "{report}"
+    );
+    assert!(behind.within_bound(), "{report}");
+}
