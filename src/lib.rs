@@ -13,6 +13,7 @@ pub mod rush;
 pub mod storage;
 pub mod strategy;
 mod sync;
+pub mod write_behind;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};

@@ -160,6 +160,15 @@ impl RedisStorage {
     pub fn idle_connections(&self) -> usize {
         self.ops.idle_connections()
     }
+
+    /// Runs `f` on a pooled connection (for other remotes built on this
+    /// storage, such as the write-behind sync target).
+    pub(crate) fn run<R>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
+    ) -> Result<R> {
+        self.ops.run(f)
+    }
 }
 
 impl std::fmt::Debug for RedisStorage {

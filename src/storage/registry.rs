@@ -93,6 +93,12 @@ pub fn storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn Stora
     if let Some(factory) = custom_factory {
         return factory(&parsed, &merged);
     }
+    if parsed
+        .scheme
+        .starts_with(crate::write_behind::SCHEME_PREFIX)
+    {
+        return crate::write_behind::from_uri(&parsed, &merged);
+    }
     let (base, is_async) = parsed.base_scheme();
     let Some(&(_, backend)) = BUILTIN.iter().find(|(s, _)| *s == base) else {
         return Err(Error::configuration(format!(

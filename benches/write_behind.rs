@@ -1,0 +1,69 @@
+//! Criterion benchmarks of the write-behind hit path: a fixed-window hit on
+//! a node whose syncer runs every 10 ms against the embedded remote with
+//! 100 µs of injected latency, next to the plain memory engine. Write-through
+//! (interval 0) pays the round trip on each hit and is measured too.
+//!
+//! Run with `cargo bench --bench write_behind`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use limitstore::write_behind::{MemoryRemote, WriteBehind};
+use limitstore::{FixedWindowRateLimiter, MemoryStorage, RateLimitItem, RateLimiter};
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n as u64)
+        .map(|i| format!("user-{}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16))
+        .collect()
+}
+
+fn hits(c: &mut Criterion) {
+    let item = RateLimitItem::per_second(1 << 40).expect("valid item");
+    for (name, n) in [("hot_key", 1usize), ("10k_keys", 10_000)] {
+        let ids = ids(n);
+        let mut group = c.benchmark_group(format!("write_behind_hit/{name}"));
+        let memory = FixedWindowRateLimiter::new(Arc::new(MemoryStorage::new()));
+        let remote = Arc::new(MemoryRemote::new().with_latency(Duration::from_micros(100)));
+        let node = WriteBehind::builder(remote.clone())
+            .sync_interval(Duration::from_millis(10))
+            .start()
+            .expect("node");
+        let behind = FixedWindowRateLimiter::new(node.storage());
+        let through_node = WriteBehind::builder(remote)
+            .sync_interval(Duration::ZERO)
+            .start()
+            .expect("node");
+        let through = FixedWindowRateLimiter::new(through_node.storage());
+        let cases: [(&str, &dyn RateLimiter); 3] = [
+            ("memory", &memory),
+            ("write_behind_10ms", &behind),
+            ("write_through", &through),
+        ];
+        for (who, limiter) in cases {
+            group.bench_function(BenchmarkId::from_parameter(who), |b| {
+                let mut i = 0usize;
+                b.iter(|| {
+                    i = if i + 1 >= ids.len() { 0 } else { i + 1 };
+                    black_box(limiter.hit(&item, &[&ids[i]], 1).unwrap())
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = hits
+}
+criterion_main!(benches);

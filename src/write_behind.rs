@@ -1,0 +1,72 @@
+//! Write-behind: answer every hit locally, reconcile with a remote in the
+//! background.
+//!
+//! A [`WriteBehind`] node counts hits in a local sharded table and answers
+//! each one as `global count at the last sync + hits accepted here since`,
+//! without remote I/O. A syncer thread (started by
+//! [`WriteBehindBuilder::start`]) sends every `sync_interval` the keys with
+//! new hits to a [`SyncTarget`], in batches of one round trip each, and
+//! rebases the local counts on the global totals it answers with.
+//! `sync_interval = 0` means write-through: each hit is reported before it
+//! is answered, with the global count, which is exact across nodes.
+//!
+//! **Idempotent reports.** A node never sends deltas. It sends, per key and
+//! epoch-aligned window, its *cumulative* total, and the remote keeps the
+//! largest total per `(key, window, node)` slot and sums the slots. A report
+//! re-sent after a lost reply therefore changes nothing: when the remote is
+//! unreachable, hits stay pending (one entry per key, not per hit), are
+//! retried with exponential back-off, and once the remote answers each
+//! accepted hit is in the global total exactly once.
+//!
+//! **Accuracy.** Between syncs, each of N nodes admits against a global
+//! count up to one interval old. With a remaining budget B at the last sync,
+//! node rates r_i and total rate R, the excess per interval is
+//! `max(0, Σ min(B, r_i·T) − B) ≤ min((N−1)·B, R·T − B)`; `limitstore tune`
+//! measures it ([`tune`]).
+//!
+//! **Remote down.** [`FailurePolicy::Open`] keeps answering locally;
+//! [`FailurePolicy::Closed`] refuses hits once the remote has failed for
+//! longer than a grace period. [`WriteBehindHandle::stats`](WriteBehind::stats)
+//! tells pending keys, lag, syncs and errors.
+//!
+//! **Remotes.** [`MemoryRemote`] (in-process, with injectable latency and
+//! failures) and, with the `redis` feature, [`RedisStorage`](crate::RedisStorage)
+//! (one Lua script per batch; slots are the fields of the hash
+//! `{key_prefix}:wb:{key}/{window}`).
+//!
+//! **URIs.** `writebehind+<scheme>://...` wraps the remote the inner URI
+//! names: `writebehind+memory://` a fresh [`MemoryRemote`],
+//! `writebehind+redis://host:port` (and `rediss`, `redis+unix`, the `valkey`
+//! aliases) a Redis server. The node's options are `sync_interval`
+//! (seconds), `node_id`, `batch_size`, `failure_policy` (`open`/`closed`)
+//! and `grace` (seconds); every other option goes to the remote
+//! (`key_prefix`, `socket_timeout`, ... for Redis; `latency` for memory).
+//!
+//! ```
+//! use limitstore::{storage_from_string, FixedWindowRateLimiter, Options, RateLimitItem, RateLimiter};
+//! let storage = storage_from_string("writebehind+memory://?sync_interval=0.05&node_id=a", &Options::new()).unwrap();
+//! let limiter = FixedWindowRateLimiter::new(storage);
+//! let item = RateLimitItem::per_minute(2).unwrap();
+//! assert!(limiter.hit(&item, &["user"], 1).unwrap());
+//! assert!(limiter.hit(&item, &["user"], 1).unwrap());
+//! assert!(!limiter.hit(&item, &["user"], 1).unwrap());
+//! ```
+
+mod histogram;
+mod memory_remote;
+mod redis_target;
+mod state;
+mod stats;
+mod storage;
+mod syncer;
+mod target;
+pub mod tune;
+mod uri;
+
+pub use memory_remote::MemoryRemote;
+pub use stats::Stats;
+pub use storage::WriteBehind;
+pub use syncer::{FailurePolicy, WriteBehindBuilder, WriteBehindHandle};
+pub use target::{Report, SyncTarget};
+pub(crate) use uri::from_uri;
+pub use uri::{sync_target_from_string, SCHEME_PREFIX};

@@ -1,0 +1,153 @@
+//! The local state of one key on a write-behind node.
+
+/// One window of one key as this node knows it.
+///
+/// The count answered locally is `global + (local - sent)`: the global total
+/// the remote returned for the last acknowledged report, plus what this node
+/// accepted since that report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Win {
+    /// Window length in seconds.
+    pub expiry: u64,
+    /// Epoch-aligned window index.
+    pub window: u64,
+    /// This node's cumulative accepted hits in the window.
+    pub local: u64,
+    /// The cumulative total of the last acknowledged report.
+    pub sent: u64,
+    /// The global total the remote answered that report with.
+    pub global: u64,
+}
+
+impl Win {
+    fn new(expiry: u64, window: u64) -> Self {
+        Win {
+            expiry,
+            window,
+            local: 0,
+            sent: 0,
+            global: 0,
+        }
+    }
+
+    /// The best local estimate of the global count.
+    pub fn count(&self) -> u64 {
+        self.global + (self.local - self.sent)
+    }
+
+    /// Whether hits were accepted that the remote has not acknowledged.
+    pub fn pending(&self) -> bool {
+        self.local > self.sent
+    }
+
+    /// Records an acknowledged report of `total` answered with `global`.
+    /// An acknowledgement older than one already applied is ignored.
+    pub fn ack(&mut self, total: u64, global: u64) {
+        if total >= self.sent && total <= self.local {
+            self.sent = total;
+            // The remote keeps the largest total per node, so its answer
+            // includes at least `total` of ours.
+            self.global = global.max(total);
+        }
+    }
+}
+
+/// Everything a node holds for one key: its recent windows (the current one
+/// and the previous one, which sliding windows weigh, plus any older window
+/// still pending) and whether the key waits in the sync queue.
+#[derive(Debug, Default)]
+pub(crate) struct Entry {
+    pub wins: Vec<Win>,
+    /// True while the key is in the pending queue.
+    pub dirty: bool,
+}
+
+/// The epoch-aligned window index of Unix time `now` for windows of `expiry` seconds.
+pub(crate) fn window_of(now: f64, expiry: u64) -> u64 {
+    (now.max(0.0) / expiry as f64).floor() as u64
+}
+
+impl Entry {
+    pub fn find(&self, expiry: u64, window: u64) -> Option<&Win> {
+        self.wins
+            .iter()
+            .find(|w| w.expiry == expiry && w.window == window)
+    }
+
+    pub fn find_mut(&mut self, expiry: u64, window: u64) -> Option<&mut Win> {
+        self.wins
+            .iter_mut()
+            .find(|w| w.expiry == expiry && w.window == window)
+    }
+
+    pub fn win_mut(&mut self, expiry: u64, window: u64) -> &mut Win {
+        match self
+            .wins
+            .iter()
+            .position(|w| w.expiry == expiry && w.window == window)
+        {
+            Some(i) => &mut self.wins[i],
+            None => {
+                self.wins.push(Win::new(expiry, window));
+                self.wins.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    /// The estimated count of `(expiry, window)`, 0 if unknown.
+    pub fn count(&self, expiry: u64, window: u64) -> u64 {
+        self.find(expiry, window).map_or(0, Win::count)
+    }
+
+    /// Whether any window has unacknowledged hits.
+    pub fn pending(&self) -> bool {
+        self.wins.iter().any(Win::pending)
+    }
+
+    /// Drops windows that ended more than one window before `now` and have
+    /// nothing pending.
+    pub fn prune(&mut self, now: f64) {
+        self.wins
+            .retain(|w| w.pending() || w.window + 1 >= window_of(now, w.expiry));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_rebases_on_the_acknowledged_global() {
+        let mut e = Entry::default();
+        let w = e.win_mut(10, 5);
+        w.local = 3;
+        assert_eq!(w.count(), 3);
+        w.ack(3, 10);
+        assert_eq!(w.count(), 10);
+        w.local += 2;
+        assert_eq!(w.count(), 12);
+        // A stale acknowledgement changes nothing.
+        w.ack(1, 4);
+        assert_eq!((w.sent, w.global), (3, 10));
+        assert!(w.pending());
+        w.ack(5, 20);
+        assert_eq!(w.count(), 20);
+        assert!(!e.pending());
+    }
+
+    #[test]
+    fn prune_keeps_the_previous_window_and_pending_ones() {
+        let mut e = Entry::default();
+        e.win_mut(10, 1).local = 1; // pending, old
+        let w = e.win_mut(10, 2);
+        w.local = 1;
+        w.ack(1, 1);
+        let w = e.win_mut(10, 4);
+        w.local = 1;
+        w.ack(1, 1);
+        e.prune(45.0); // window 4
+        let kept: Vec<u64> = e.wins.iter().map(|w| w.window).collect();
+        assert_eq!(kept, vec![1, 4]);
+        assert_eq!(window_of(45.0, 10), 4);
+    }
+}

@@ -1,0 +1,27 @@
+//! [`Stats`]: counters of a write-behind node, for metrics.
+
+use std::time::Duration;
+
+/// A snapshot of a write-behind node's counters, from
+/// [`WriteBehind::stats`](super::WriteBehind::stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Keys with hits the remote has not acknowledged.
+    pub pending_keys: u64,
+    /// Keys held in the local table.
+    pub keys: u64,
+    /// Time since the last successful remote call; `None` before the first.
+    pub sync_lag: Option<Duration>,
+    /// How long the remote has been failing; `None` while it answers.
+    pub failing_for: Option<Duration>,
+    /// Sync passes that delivered every pending key.
+    pub syncs: u64,
+    /// Remote calls that failed.
+    pub errors: u64,
+    /// Remote calls made (each is one round trip carrying a batch).
+    pub remote_calls: u64,
+    /// Reports sent, one per key and window per call.
+    pub reports_sent: u64,
+    /// Wall time spent waiting for remote calls, in total.
+    pub remote_time: Duration,
+}

@@ -1,0 +1,649 @@
+//! [`WriteBehind`]: the storage that answers hits locally and reconciles
+//! with a [`SyncTarget`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use super::state::{window_of, Entry};
+use super::stats::Stats;
+use super::target::{Report, SyncTarget};
+use super::FailurePolicy;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::storage::{
+    validate_amount, validate_expiry, validate_key, validate_limit, SlidingWindow,
+    SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow, MAX_AMOUNT,
+};
+
+/// Locks that serialize write-through operations per key.
+const STRIPES: usize = 256;
+
+/// How often the local table drops windows that are over, in clock nanoseconds.
+const PRUNE_EVERY: u64 = 1_000_000_000;
+
+/// A storage that answers every hit from local state and reconciles with a
+/// remote [`SyncTarget`] in the background.
+///
+/// Built and started with [`WriteBehind::builder`]; see the
+/// [module documentation](crate::write_behind) for the model.
+///
+/// Counting follows fixed windows aligned to the epoch: the window of a hit
+/// at Unix time `t` is `floor(t / expiry)`, the same on every node, so all
+/// nodes count the same window. What the storage does not do:
+/// - `incr` with `elastic_expiry` is an [`InvalidArgument`](crate::ErrorKind::InvalidArgument)
+///   error: an expiry that moves with each hit has no window every node agrees on.
+/// - [`moving_window`](Storage::moving_window) is `None`: a log of timestamps
+///   cannot be answered from local counts, so the moving-window strategy
+///   refuses this storage at construction.
+/// - [`get`](Storage::get) and [`get_expiry`](Storage::get_expiry) of a key
+///   this node never counted answer 0: the node does not know its expiry.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use limitstore::{FakeClock, Storage};
+/// use limitstore::write_behind::{MemoryRemote, WriteBehind};
+///
+/// let remote = Arc::new(MemoryRemote::new());
+/// let clock = FakeClock::new();
+/// let a = WriteBehind::builder(remote.clone()).node_id("a").clock(clock.clone())
+///     .sync_interval(Duration::from_secs(3600)).start().unwrap();
+/// let b = WriteBehind::builder(remote.clone()).node_id("b").clock(clock.clone())
+///     .sync_interval(Duration::from_secs(3600)).start().unwrap();
+/// assert_eq!(a.incr("k", 60, false, 3).unwrap(), 3);
+/// assert_eq!(b.incr("k", 60, false, 2).unwrap(), 2); // b does not know about a yet
+/// a.flush().unwrap();
+/// b.flush().unwrap(); // b reports 2 and reads back 5
+/// assert_eq!(b.get("k").unwrap(), 5);
+/// // A node learns the global count when it syncs a key it counted in.
+/// assert_eq!(a.incr("k", 60, false, 1).unwrap(), 4);
+/// a.flush().unwrap();
+/// assert_eq!(a.get("k").unwrap(), 6);
+/// ```
+pub struct WriteBehind {
+    map: DashMap<String, Entry>,
+    /// Keys with unacknowledged hits, each once.
+    pending: Mutex<Vec<String>>,
+    target: Arc<dyn SyncTarget>,
+    node: String,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    batch_size: usize,
+    policy: FailurePolicy,
+    grace: Duration,
+    /// Held by a sync pass, `clear` and `reset`: one at a time.
+    sync_lock: Mutex<()>,
+    stripes: Box<[Mutex<()>]>,
+    next_prune: AtomicU64,
+    syncs: AtomicU64,
+    errors: AtomicU64,
+    remote_calls: AtomicU64,
+    reports_sent: AtomicU64,
+    /// Wall time spent in remote calls, in nanoseconds.
+    remote_nanos: AtomicU64,
+    /// Clock nanos + 1 of the first failure of the current outage; 0 when healthy.
+    failing_since: AtomicU64,
+    /// Clock nanos + 1 of the last successful sync; 0 before the first.
+    last_sync: AtomicU64,
+    last_error: Mutex<Option<Error>>,
+}
+
+pub(crate) struct Config {
+    pub target: Arc<dyn SyncTarget>,
+    pub node: String,
+    pub clock: Arc<dyn Clock>,
+    pub interval: Duration,
+    pub batch_size: usize,
+    pub policy: FailurePolicy,
+    pub grace: Duration,
+}
+
+impl fmt::Debug for WriteBehind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBehind")
+            .field("node", &self.node)
+            .field("interval", &self.interval)
+            .field("policy", &self.policy)
+            .field("keys", &self.map.len())
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl WriteBehind {
+    pub(crate) fn new(c: Config) -> Self {
+        WriteBehind {
+            map: DashMap::new(),
+            pending: Mutex::new(Vec::new()),
+            target: c.target,
+            node: c.node,
+            clock: c.clock,
+            interval: c.interval,
+            batch_size: c.batch_size.max(1),
+            policy: c.policy,
+            grace: c.grace,
+            sync_lock: Mutex::new(()),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            next_prune: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            remote_calls: AtomicU64::new(0),
+            reports_sent: AtomicU64::new(0),
+            remote_nanos: AtomicU64::new(0),
+            failing_since: AtomicU64::new(0),
+            last_sync: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// This node's id, as it appears in its reports.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    /// The sync interval; zero means write-through.
+    pub fn sync_interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Whether every hit goes to the remote before it is answered.
+    pub fn is_write_through(&self) -> bool {
+        self.interval.is_zero()
+    }
+
+    /// [`incr`](Storage::incr) without elastic expiry, also returning the
+    /// epoch-aligned window the hits were counted in: `(window, count)`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use limitstore::FakeClock;
+    /// use limitstore::write_behind::{MemoryRemote, WriteBehind};
+    /// // The fake clock starts at Unix time 1_700_000_000.
+    /// let node = WriteBehind::builder(Arc::new(MemoryRemote::new()))
+    ///     .clock(FakeClock::new()).start().unwrap();
+    /// assert_eq!(node.incr_in_window("k", 60, 2).unwrap(), (1_700_000_000 / 60, 2));
+    /// ```
+    pub fn incr_in_window(&self, key: &str, expiry: u64, amount: u64) -> Result<(u64, u64)> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        if let Some(e) = self.closed_error() {
+            return Err(e);
+        }
+        let (_, window) = self.window(expiry);
+        if self.is_write_through() {
+            let _g = self.stripe(key).lock();
+            return Ok((window, self.through(key, expiry, &[window], amount)?[0]));
+        }
+        let count = self.with_entry(key, |e| {
+            let w = e.win_mut(expiry, window);
+            w.local += amount;
+            let count = w.count();
+            self.mark_dirty(key, e);
+            count
+        });
+        Ok((window, count))
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> Stats {
+        let now = self.clock.now();
+        let since =
+            |stamp: u64| (stamp != 0).then(|| Duration::from_nanos(now.saturating_sub(stamp - 1)));
+        Stats {
+            pending_keys: self.pending.lock().len() as u64,
+            keys: self.map.len() as u64,
+            sync_lag: since(self.last_sync.load(Ordering::Acquire)),
+            failing_for: since(self.failing_since.load(Ordering::Acquire)),
+            syncs: self.syncs.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            remote_calls: self.remote_calls.load(Ordering::Relaxed),
+            reports_sent: self.reports_sent.load(Ordering::Relaxed),
+            remote_time: Duration::from_nanos(self.remote_nanos.load(Ordering::Relaxed)),
+        }
+    }
+
+    fn stripe(&self, key: &str) -> &Mutex<()> {
+        let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize;
+        &self.stripes[h % STRIPES]
+    }
+
+    fn window(&self, expiry: u64) -> (f64, u64) {
+        let now = self.clock.unix_now();
+        (now, window_of(now, expiry))
+    }
+
+    /// Runs `f` on the entry of `key`, creating it if needed. Allocates the
+    /// key only when the entry is new.
+    fn with_entry<R>(&self, key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
+        if let Some(mut e) = self.map.get_mut(key) {
+            return f(&mut e);
+        }
+        let mut e = self.map.entry(key.to_owned()).or_default();
+        f(&mut e)
+    }
+
+    /// Queues `key` for the next sync unless it is queued already.
+    fn mark_dirty(&self, key: &str, entry: &mut Entry) {
+        if !entry.dirty {
+            entry.dirty = true;
+            self.pending.lock().push(key.to_owned());
+        }
+    }
+
+    fn call(&self, reports: &[Report<'_>]) -> Result<Vec<u64>> {
+        self.remote_calls.fetch_add(1, Ordering::Relaxed);
+        self.reports_sent
+            .fetch_add(reports.len() as u64, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let res = self.target.sync(reports);
+        self.remote_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let res = res.and_then(|globals| {
+            if globals.len() == reports.len() {
+                Ok(globals)
+            } else {
+                Err(Error::storage_msg(
+                    "write-behind",
+                    format!(
+                        "remote answered {} totals for {} reports",
+                        globals.len(),
+                        reports.len()
+                    ),
+                ))
+            }
+        });
+        match &res {
+            Ok(_) => {
+                self.failing_since.store(0, Ordering::Release);
+                self.last_sync
+                    .store(self.clock.now() + 1, Ordering::Release);
+            }
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                let _ = self.failing_since.compare_exchange(
+                    0,
+                    self.clock.now() + 1,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                *self.last_error.lock() = Some(e.clone());
+            }
+        }
+        res
+    }
+
+    /// Under [`FailurePolicy::Closed`], the error to answer with once the
+    /// remote has been failing for longer than the grace period.
+    fn closed_error(&self) -> Option<Error> {
+        if self.policy != FailurePolicy::Closed {
+            return None;
+        }
+        let since = self.failing_since.load(Ordering::Acquire);
+        if since == 0 {
+            return None;
+        }
+        let failing = Duration::from_nanos(self.clock.now().saturating_sub(since - 1));
+        if failing < self.grace {
+            return None;
+        }
+        let last = self
+            .last_error
+            .lock()
+            .as_ref()
+            .map_or_else(String::new, |e| format!(": {e}"));
+        Some(Error::storage_msg(
+            "write-behind",
+            format!("remote failing for {failing:?}, failing closed{last}"),
+        ))
+    }
+
+    /// After a failed write-through call: the local estimate under
+    /// [`FailurePolicy::Open`] (or within the grace period), else the error.
+    fn degraded<T>(&self, err: Error, local: T) -> Result<T> {
+        match self.closed_error() {
+            Some(_) => Err(err),
+            None => Ok(local),
+        }
+    }
+
+    /// Syncs every pending key now, in batches; waits for the answers.
+    ///
+    /// On an error every key not acknowledged stays pending, and the error
+    /// is returned.
+    pub fn flush(&self) -> Result<()> {
+        let _g = self.sync_lock.lock();
+        self.sync_pass()
+    }
+
+    fn sync_pass(&self) -> Result<()> {
+        let mut keys = std::mem::take(&mut *self.pending.lock());
+        // A key cleared while queued and hit again is queued twice.
+        keys.sort_unstable();
+        keys.dedup();
+        let mut result = Ok(());
+        if keys.is_empty() && self.failing_since.load(Ordering::Acquire) != 0 && self.target.check()
+        {
+            // Nothing to deliver, but the remote is back: stop failing closed.
+            self.failing_since.store(0, Ordering::Release);
+        }
+        if !keys.is_empty() {
+            let size = if self.is_write_through() {
+                1
+            } else {
+                self.batch_size
+            };
+            let chunks: Vec<&[String]> = keys.chunks(size).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                if let Err(e) = self.sync_chunk(chunk) {
+                    // The failed chunk was re-queued by `sync_chunk`; the
+                    // untouched ones are still marked dirty, so queue them.
+                    let mut pending = self.pending.lock();
+                    for rest in &chunks[i + 1..] {
+                        for key in rest.iter() {
+                            if self.map.contains_key(key.as_str()) {
+                                pending.push(key.clone());
+                            }
+                        }
+                    }
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_ok() {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.prune_if_due();
+        result
+    }
+
+    fn sync_chunk(&self, keys: &[String]) -> Result<()> {
+        // In write-through mode a retry must not interleave with a hit's own
+        // call on the same key.
+        let _stripe = if self.is_write_through() {
+            Some(self.stripe(&keys[0]).lock())
+        } else {
+            None
+        };
+        let mut snap: Vec<(usize, u64, u64, u64)> = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(mut e) = self.map.get_mut(key.as_str()) {
+                e.dirty = false;
+                for w in e.wins.iter().filter(|w| w.pending()) {
+                    snap.push((i, w.expiry, w.window, w.local));
+                }
+            }
+        }
+        if snap.is_empty() {
+            return Ok(());
+        }
+        let reports: Vec<Report<'_>> = snap
+            .iter()
+            .map(|&(i, expiry, window, total)| Report {
+                key: &keys[i],
+                window,
+                expiry,
+                node: &self.node,
+                total,
+            })
+            .collect();
+        match self.call(&reports) {
+            Ok(globals) => {
+                for (&(i, expiry, window, total), global) in snap.iter().zip(globals) {
+                    if let Some(mut e) = self.map.get_mut(keys[i].as_str()) {
+                        if let Some(w) = e.find_mut(expiry, window) {
+                            w.ack(total, global);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Err(err) => {
+                for key in keys {
+                    if let Some(mut e) = self.map.get_mut(key.as_str()) {
+                        if e.pending() {
+                            self.mark_dirty(key, &mut e);
+                        }
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn prune_if_due(&self) {
+        let now = self.clock.now();
+        let due = self.next_prune.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_prune
+                .compare_exchange(due, now + PRUNE_EVERY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let unix = self.clock.unix_now();
+        self.map.retain(|_, e| {
+            e.prune(unix);
+            e.dirty || !e.wins.is_empty()
+        });
+    }
+
+    /// Reports the current totals of `(key, expiry, windows)` (write-through
+    /// mode, under the key's stripe) and rebases the local windows on the
+    /// answers. Adds `amount` to the last window first, if non-zero.
+    fn through(&self, key: &str, expiry: u64, windows: &[u64], amount: u64) -> Result<Vec<u64>> {
+        let totals: Vec<u64> = self.with_entry(key, |e| {
+            if let Some(&last) = windows.last() {
+                e.win_mut(expiry, last).local += amount;
+            }
+            windows
+                .iter()
+                .map(|&w| e.find(expiry, w).map_or(0, |w| w.local))
+                .collect()
+        });
+        let reports: Vec<Report<'_>> = windows
+            .iter()
+            .zip(&totals)
+            .map(|(&window, &total)| Report {
+                key,
+                window,
+                expiry,
+                node: &self.node,
+                total,
+            })
+            .collect();
+        match self.call(&reports) {
+            Ok(globals) => {
+                self.with_entry(key, |e| {
+                    for ((&w, &total), &global) in windows.iter().zip(&totals).zip(&globals) {
+                        if let Some(win) = e.find_mut(expiry, w) {
+                            win.ack(total, global);
+                        }
+                    }
+                });
+                Ok(globals)
+            }
+            Err(err) => {
+                // Hits stay counted locally (the write may have been applied)
+                // and are retried by the syncer.
+                let local = self.with_entry(key, |e| {
+                    if e.pending() {
+                        self.mark_dirty(key, e);
+                    }
+                    windows.iter().map(|&w| e.count(expiry, w)).collect()
+                });
+                self.degraded(err, local)
+            }
+        }
+    }
+}
+
+impl Storage for WriteBehind {
+    /// Counts `amount` hits locally and answers `global at last sync + hits
+    /// since`; in write-through mode, reports first and answers the global
+    /// count. `elastic_expiry` is refused (see the type's documentation).
+    fn incr(&self, key: &str, expiry: u64, elastic_expiry: bool, amount: u64) -> Result<u64> {
+        if elastic_expiry {
+            return Err(Error::invalid_argument(
+                "write-behind storage counts epoch-aligned windows and cannot extend a window (elastic_expiry)",
+            ));
+        }
+        Ok(self.incr_in_window(key, expiry, amount)?.1)
+    }
+
+    /// The current window's count of the most recent expiry this node used
+    /// for `key`; in write-through mode, read from the remote.
+    fn get(&self, key: &str) -> Result<u64> {
+        validate_key(key)?;
+        let Some(expiry) = self
+            .map
+            .get(key)
+            .and_then(|e| e.wins.last().map(|w| w.expiry))
+        else {
+            return Ok(0);
+        };
+        let (_, window) = self.window(expiry);
+        if self.is_write_through() {
+            let _g = self.stripe(key).lock();
+            return Ok(self.through(key, expiry, &[window], 0)?[0]);
+        }
+        Ok(self.map.get(key).map_or(0, |e| e.count(expiry, window)))
+    }
+
+    /// The end of the current window, if this node counted `key` in it.
+    fn get_expiry(&self, key: &str) -> Result<f64> {
+        validate_key(key)?;
+        let Some(e) = self.map.get(key) else {
+            return Ok(0.0);
+        };
+        let now = self.clock.unix_now();
+        Ok(e.wins
+            .iter()
+            .rev()
+            .find(|w| w.window == window_of(now, w.expiry) && w.count() > 0)
+            .map_or(0.0, |w| ((w.window + 1) * w.expiry) as f64))
+    }
+
+    fn check(&self) -> bool {
+        self.target.check()
+    }
+
+    /// Clears the local table and the remote. Other nodes keep their own
+    /// local counts and report them again at their next sync. Returns the
+    /// remote's count of removed keys, or the number of keys this node held
+    /// when that is larger (keys not synced yet are on the node only).
+    fn reset(&self) -> Result<Option<u64>> {
+        let _g = self.sync_lock.lock();
+        let local = self.map.len() as u64;
+        self.map.clear();
+        self.pending.lock().clear();
+        Ok(Some(self.target.reset()?.unwrap_or(0).max(local)))
+    }
+
+    /// Removes `key` locally and on the remote. Other nodes that counted the
+    /// key report their totals again at their next sync.
+    fn clear(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        let _g = self.sync_lock.lock();
+        self.map.remove(key);
+        self.target.clear(key)
+    }
+
+    fn unix_now(&self) -> f64 {
+        self.clock.unix_now()
+    }
+
+    fn sliding_window(&self) -> Option<&dyn SlidingWindowCounterSupport> {
+        Some(self)
+    }
+}
+
+fn sliding(previous: u64, current: u64, remaining: f64, expiry: u64) -> SlidingWindow {
+    SlidingWindow {
+        previous_count: previous,
+        previous_expires_in: if previous == 0 { 0.0 } else { remaining },
+        current_count: current,
+        current_expires_in: remaining + expiry as f64,
+    }
+}
+
+/// The two buckets are the windows `w - 1` and `w` of the key, counted and
+/// synced like fixed windows.
+///
+/// In write-through mode one node's acquisitions are exact (they are
+/// serialized per key); across nodes the check and the add are two round
+/// trips, so nodes acquiring at the same instant may both pass the check.
+impl SlidingWindowCounterSupport for WriteBehind {
+    fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        let (now, w) = self.window(expiry);
+        let remaining = TimestampedSlidingWindow::window_remaining(expiry, now);
+        let prev = w.saturating_sub(1);
+        if self.is_write_through() {
+            let _g = self.stripe(key).lock();
+            let g = self.through(key, expiry, &[prev, w], 0)?;
+            return Ok(sliding(g[0], g[1], remaining, expiry));
+        }
+        let (p, c) = self
+            .map
+            .get(key)
+            .map_or((0, 0), |e| (e.count(expiry, prev), e.count(expiry, w)));
+        Ok(sliding(p, c, remaining, expiry))
+    }
+
+    fn acquire_sliding_window_entry(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        validate_key(key)?;
+        validate_limit(limit, MAX_AMOUNT)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        if amount > limit {
+            return Ok(false);
+        }
+        if let Some(e) = self.closed_error() {
+            return Err(e);
+        }
+        let (now, w) = self.window(expiry);
+        let remaining = TimestampedSlidingWindow::window_remaining(expiry, now);
+        let prev = w.saturating_sub(1);
+        let fits = |p: u64, c: u64| {
+            let weighted = sliding(p, c, remaining, expiry).weighted_count(expiry);
+            weighted.floor() as u64 + amount <= limit
+        };
+        if self.is_write_through() {
+            let _g = self.stripe(key).lock();
+            let g = self.through(key, expiry, &[prev, w], 0)?;
+            if !fits(g[0], g[1]) {
+                return Ok(false);
+            }
+            self.through(key, expiry, &[w], amount)?;
+            return Ok(true);
+        }
+        Ok(self.with_entry(key, |e| {
+            if !fits(e.count(expiry, prev), e.count(expiry, w)) {
+                return false;
+            }
+            e.win_mut(expiry, w).local += amount;
+            self.mark_dirty(key, e);
+            true
+        }))
+    }
+
+    fn clear_sliding_window(&self, key: &str, expiry: u64) -> Result<()> {
+        validate_expiry(expiry)?;
+        self.clear(key)
+    }
+}

@@ -1,0 +1,381 @@
+//! The background syncer: [`WriteBehindBuilder`], [`WriteBehindHandle`] and
+//! [`FailurePolicy`].
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::storage::{Config, WriteBehind};
+use super::target::SyncTarget;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::storage::{SlidingWindowCounterSupport, Storage};
+
+/// What the hit path does while the remote is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Keep answering from local state: each node admits as if it were
+    /// alone (at worst N times the limit across N nodes) until the remote
+    /// is back, and the pending hits are delivered then.
+    #[default]
+    Open,
+    /// Once the remote has been failing for longer than the grace period
+    /// ([`WriteBehindBuilder::grace`]), `incr` and sliding-window acquires
+    /// return [`ErrorKind::Storage`](crate::ErrorKind::Storage) errors;
+    /// reads keep answering locally. Pending hits are still delivered, and
+    /// hits are accepted again after the next successful remote call (the
+    /// syncer's retries back off up to [`WriteBehindBuilder::max_backoff`]).
+    Closed,
+}
+
+impl std::str::FromStr for FailurePolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Ok(FailurePolicy::Open),
+            "closed" => Ok(FailurePolicy::Closed),
+            other => Err(Error::configuration(format!(
+                "failure policy `{other}` is neither `open` nor `closed`"
+            ))),
+        }
+    }
+}
+
+static NODE_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A node id unique to this process and instance: pid, start time, sequence.
+fn default_node_id() -> String {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{started:x}-{}",
+        std::process::id(),
+        NODE_SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Configures and starts a [`WriteBehind`] node.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use limitstore::Storage;
+/// use limitstore::write_behind::{FailurePolicy, MemoryRemote, WriteBehind};
+///
+/// let handle = WriteBehind::builder(Arc::new(MemoryRemote::new()))
+///     .node_id("web-1")
+///     .sync_interval(Duration::from_millis(50))
+///     .batch_size(500)
+///     .failure_policy(FailurePolicy::Closed)
+///     .grace(Duration::from_secs(2))
+///     .start()
+///     .unwrap();
+/// assert_eq!(handle.incr("k", 60, false, 1).unwrap(), 1);
+/// let storage: Arc<dyn Storage> = handle.storage();
+/// drop(handle); // flushes and stops the syncer
+/// assert_eq!(storage.get("k").unwrap(), 1);
+/// ```
+#[must_use = "a builder does nothing until started"]
+pub struct WriteBehindBuilder {
+    target: Arc<dyn SyncTarget>,
+    node: Option<String>,
+    clock: Option<Arc<dyn Clock>>,
+    interval: Duration,
+    batch_size: usize,
+    policy: FailurePolicy,
+    grace: Duration,
+    max_backoff: Duration,
+}
+
+impl fmt::Debug for WriteBehindBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBehindBuilder")
+            .field("target", &self.target)
+            .field("node", &self.node)
+            .field("interval", &self.interval)
+            .field("batch_size", &self.batch_size)
+            .field("policy", &self.policy)
+            .field("grace", &self.grace)
+            .field("max_backoff", &self.max_backoff)
+            .finish()
+    }
+}
+
+impl WriteBehind {
+    /// A builder for a node reconciling through `target`.
+    ///
+    /// Defaults: a node id unique to this process and instance, a sync
+    /// interval of 100 ms, batches of 1000 reports, [`FailurePolicy::Open`],
+    /// a grace period of 5 s, retries backing off up to 5 s, the system clock.
+    pub fn builder(target: Arc<dyn SyncTarget>) -> WriteBehindBuilder {
+        WriteBehindBuilder {
+            target,
+            node: None,
+            clock: None,
+            interval: Duration::from_millis(100),
+            batch_size: 1000,
+            policy: FailurePolicy::Open,
+            grace: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl WriteBehindBuilder {
+    /// The node id written into the remote's slots. It must be unique among
+    /// the nodes sharing a remote, and a restarted process must not reuse
+    /// the id of its previous run within a window (its totals restart at 0).
+    pub fn node_id(mut self, id: impl Into<String>) -> Self {
+        self.node = Some(id.into());
+        self
+    }
+
+    /// How often the syncer reconciles. Zero means write-through: every hit
+    /// is reported before it is answered, and answered with the global count.
+    pub fn sync_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// The most reports per remote call.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// What hits do while the remote is unreachable.
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How long the remote may fail before [`FailurePolicy::Closed`] refuses hits.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The longest wait between retries while the remote fails; retries
+    /// start at the sync interval (at least 10 ms) and double.
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.max_backoff = max;
+        self
+    }
+
+    /// The clock deciding windows (and measuring lag and grace).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Builds the node and starts its syncer thread.
+    pub fn start(self) -> Result<WriteBehindHandle> {
+        let node = self.node.unwrap_or_else(default_node_id);
+        if node.is_empty() {
+            return Err(Error::configuration(
+                "write-behind node id must not be empty",
+            ));
+        }
+        let storage = Arc::new(WriteBehind::new(Config {
+            target: self.target,
+            node,
+            clock: self
+                .clock
+                .unwrap_or_else(|| Arc::new(SystemClock::new()) as Arc<dyn Clock>),
+            interval: self.interval,
+            batch_size: self.batch_size,
+            policy: self.policy,
+            grace: self.grace,
+        }));
+        let control = Arc::new(Control::default());
+        // Write-through nodes only retry what failed; they wake every 50 ms.
+        let period = if self.interval.is_zero() {
+            Duration::from_millis(50)
+        } else {
+            self.interval
+        };
+        let max_backoff = self.max_backoff.max(period);
+        let thread = {
+            let storage = storage.clone();
+            let control = control.clone();
+            std::thread::Builder::new()
+                .name(format!("limitstore-sync-{}", storage.node_id()))
+                .spawn(move || run(&storage, &control, period, max_backoff))
+                .map_err(|e| Error::storage("write-behind syncer thread", e))?
+        };
+        Ok(WriteBehindHandle {
+            storage,
+            control,
+            thread: Some(thread),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Control {
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+fn run(storage: &WriteBehind, control: &Control, period: Duration, max_backoff: Duration) {
+    let first_backoff = period.max(Duration::from_millis(10));
+    let mut wait = period;
+    let mut failures: u32 = 0;
+    loop {
+        {
+            let mut stop = control.stop.lock();
+            if !*stop {
+                control.wake.wait_for(&mut stop, wait);
+            }
+            if *stop {
+                return;
+            }
+        }
+        wait = match storage.flush() {
+            Ok(()) => {
+                failures = 0;
+                period
+            }
+            Err(_) => {
+                failures = failures.saturating_add(1);
+                backoff(first_backoff, failures, max_backoff)
+            }
+        };
+    }
+}
+
+/// The wait after `failures` consecutive failed passes: `first`, doubling,
+/// at most `max`.
+fn backoff(first: Duration, failures: u32, max: Duration) -> Duration {
+    first
+        .checked_mul(1u32 << failures.saturating_sub(1).min(20))
+        .unwrap_or(max)
+        .min(max)
+}
+
+/// A started [`WriteBehind`] node: derefs to the storage, owns the syncer.
+///
+/// Dropping the handle stops the syncer and flushes once more (an error of
+/// that last flush is dropped; call [`shutdown`](Self::shutdown) to see it).
+/// The handle is itself a [`Storage`], so it can be boxed as `Arc<dyn
+/// Storage>` and the syncer lives as long as the storage does.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use limitstore::Storage;
+/// use limitstore::write_behind::{MemoryRemote, SyncTarget, WriteBehind};
+///
+/// let remote = Arc::new(MemoryRemote::new());
+/// let node = WriteBehind::builder(remote.clone())
+///     .sync_interval(Duration::from_secs(3600))
+///     .start()
+///     .unwrap();
+/// node.incr("k", 60, false, 7).unwrap();
+/// assert_eq!(node.stats().pending_keys, 1);
+/// node.shutdown().unwrap();
+/// assert_eq!(remote.reports(), 1);
+/// ```
+pub struct WriteBehindHandle {
+    storage: Arc<WriteBehind>,
+    control: Arc<Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for WriteBehindHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBehindHandle")
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
+impl WriteBehindHandle {
+    /// The storage, shareable. It keeps answering after the handle is
+    /// dropped, but nothing syncs it any more.
+    pub fn storage(&self) -> Arc<WriteBehind> {
+        self.storage.clone()
+    }
+
+    /// Syncs every pending key now and waits for the answers.
+    pub fn flush(&self) -> Result<()> {
+        self.storage.flush()
+    }
+
+    /// Stops the syncer, then flushes; returns the flush's error.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop();
+        self.storage.flush()
+    }
+
+    fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            *self.control.stop.lock() = true;
+            self.control.wake.notify_all();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Deref for WriteBehindHandle {
+    type Target = WriteBehind;
+    fn deref(&self) -> &WriteBehind {
+        &self.storage
+    }
+}
+
+impl Drop for WriteBehindHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop();
+            let _ = self.storage.flush();
+        }
+    }
+}
+
+impl Storage for WriteBehindHandle {
+    fn incr(&self, key: &str, expiry: u64, elastic_expiry: bool, amount: u64) -> Result<u64> {
+        self.storage.incr(key, expiry, elastic_expiry, amount)
+    }
+    fn get(&self, key: &str) -> Result<u64> {
+        self.storage.get(key)
+    }
+    fn get_expiry(&self, key: &str) -> Result<f64> {
+        self.storage.get_expiry(key)
+    }
+    fn check(&self) -> bool {
+        self.storage.check()
+    }
+    fn reset(&self) -> Result<Option<u64>> {
+        self.storage.reset()
+    }
+    fn clear(&self, key: &str) -> Result<()> {
+        self.storage.clear(key)
+    }
+    fn unix_now(&self) -> f64 {
+        self.storage.unix_now()
+    }
+    fn sliding_window(&self) -> Option<&dyn SlidingWindowCounterSupport> {
+        Some(&*self.storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let ms = Duration::from_millis;
+        let waits: Vec<Duration> = (1..=6).map(|f| backoff(ms(20), f, ms(200))).collect();
+        assert_eq!(waits, [ms(20), ms(40), ms(80), ms(160), ms(200), ms(200)]);
+        assert_eq!(backoff(ms(20), u32::MAX, ms(200)), ms(200));
+    }
+}

@@ -1,0 +1,178 @@
+//! The `writebehind+<scheme>://` URI wrapper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::memory_remote::MemoryRemote;
+use super::syncer::FailurePolicy;
+use super::target::SyncTarget;
+use super::WriteBehind;
+use crate::error::{Error, Result};
+use crate::storage::{Options, Storage, StorageUri};
+
+/// The scheme prefix that wraps a remote in a write-behind node:
+/// `writebehind+memory://?sync_interval=0.05&node_id=a`.
+pub const SCHEME_PREFIX: &str = "writebehind+";
+
+const OPTIONS: &[&str] = &[
+    "sync_interval",
+    "node_id",
+    "batch_size",
+    "failure_policy",
+    "grace",
+];
+
+/// The remote named by `uri` (its scheme already stripped of any
+/// `writebehind+`), if its storage can act as a [`SyncTarget`]. `options`
+/// are the remote's own options.
+fn target_for(uri: &StorageUri, options: &Options) -> Result<Arc<dyn SyncTarget>> {
+    match uri.scheme.as_str() {
+        "memory" => {
+            if !uri.locations.is_empty() {
+                return Err(Error::configuration(
+                    "a memory remote takes no host: it lives in this process",
+                ));
+            }
+            options.reject_unknown("write-behind memory remote", &["latency"])?;
+            let latency = options.get_secs("latency")?.unwrap_or(Duration::ZERO);
+            Ok(Arc::new(MemoryRemote::new().with_latency(latency)))
+        }
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+unix" | "valkey" | "valkeys" | "valkey+unix" => Ok(Arc::new(
+            crate::redis::RedisStorage::from_uri(uri, options)?,
+        )),
+        other => Err(Error::configuration(format!(
+            "storage scheme `{other}` cannot be a write-behind remote in this build \
+             (supported: memory{})",
+            if cfg!(feature = "redis") {
+                ", redis, rediss, redis+unix, valkey, valkeys, valkey+unix"
+            } else {
+                ""
+            }
+        ))),
+    }
+}
+
+/// Splits `options` into the write-behind node's and the remote's.
+fn split(options: &Options) -> (Options, Options) {
+    let (mut node, mut remote) = (Options::new(), Options::new());
+    for name in options.names() {
+        let value = options.get(name).cloned().expect("listed name");
+        if OPTIONS.contains(&name) {
+            node.insert(name, value);
+        } else {
+            remote.insert(name, value);
+        }
+    }
+    (node, remote)
+}
+
+/// Builds a started write-behind node from a `writebehind+...` URI. The
+/// returned storage owns its syncer: dropping the last reference flushes and
+/// stops it.
+pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn Storage>> {
+    let Some(inner) = uri.scheme.strip_prefix(SCHEME_PREFIX) else {
+        return Err(Error::configuration(format!(
+            "`{}` is not a write-behind scheme",
+            uri.scheme
+        )));
+    };
+    // The query is already merged into `options`; the remote gets the
+    // options that are not the node's, and a URI without query.
+    let (options, remote_options) = split(options);
+    let options = &options;
+    let inner_uri = StorageUri {
+        scheme: inner.to_owned(),
+        raw: uri.raw.replacen(SCHEME_PREFIX, "", 1),
+        query: Vec::new(),
+        ..uri.clone()
+    };
+    let target = target_for(&inner_uri, &remote_options)?;
+    let mut builder = WriteBehind::builder(target);
+    if let Some(interval) = options.get_secs("sync_interval")? {
+        builder = builder.sync_interval(interval);
+    }
+    if let Some(node) = options.get_str("node_id")? {
+        builder = builder.node_id(node);
+    }
+    if let Some(n) = options.get_u64("batch_size")? {
+        if n == 0 {
+            return Err(Error::configuration(
+                "option `batch_size` must be at least 1",
+            ));
+        }
+        builder = builder.batch_size(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(policy) = options.get_str("failure_policy")? {
+        builder = builder.failure_policy(policy.parse::<FailurePolicy>()?);
+    }
+    if let Some(grace) = options.get_secs("grace")? {
+        builder = builder.grace(grace);
+    }
+    Ok(Arc::new(builder.start()?))
+}
+
+/// Builds the remote a write-behind node reconciles through from a storage
+/// URI: `memory://` is a fresh [`MemoryRemote`] (option `latency`, in
+/// seconds, injects a round-trip delay); `redis://` and its single-server
+/// variants are a [`RedisStorage`](crate::RedisStorage) (with the
+/// `redis` feature). Schemes whose storage cannot act as a [`SyncTarget`]
+/// are configuration errors.
+///
+/// ```
+/// use limitstore::Options;
+/// use limitstore::write_behind::sync_target_from_string;
+/// let remote = sync_target_from_string("memory://?latency=0.0001", &Options::new()).unwrap();
+/// assert!(remote.check());
+/// assert!(sync_target_from_string("etcd://localhost:2379", &Options::new()).unwrap_err().is_configuration());
+/// ```
+pub fn sync_target_from_string(uri: &str, options: &Options) -> Result<Arc<dyn SyncTarget>> {
+    let parsed = StorageUri::parse(uri)?;
+    let mut merged = options.clone();
+    for (k, v) in &parsed.query {
+        merged.insert_default(k, v.as_str());
+    }
+    target_for(
+        &StorageUri {
+            query: Vec::new(),
+            ..parsed
+        },
+        &merged,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::{storage_from_string, Options};
+
+    #[test]
+    fn wrapper_scheme_builds_a_node() {
+        let s = storage_from_string(
+            "writebehind+memory://?sync_interval=0&node_id=a&failure_policy=closed&grace=1&batch_size=10",
+            &Options::new(),
+        )
+        .unwrap();
+        assert_eq!(s.incr("k", 60, false, 2).unwrap(), 2);
+        assert_eq!(s.get("k").unwrap(), 2);
+        assert!(s.sliding_window().is_some());
+        assert!(s.moving_window().is_none());
+    }
+
+    #[test]
+    fn bad_wrapper_uris_are_configuration_errors() {
+        for bad in [
+            "writebehind+nosuch://",
+            "writebehind+redis+cluster://localhost:6379",
+            "writebehind+memory://?latency=soon",
+            "writebehind+memory://host:1",
+            "writebehind+memory://?sync_interval=soon",
+            "writebehind+memory://?failure_policy=maybe",
+            "writebehind+memory://?batch_size=0",
+            "writebehind+memory://?node_id=",
+            "writebehind+memory://?colour=blue",
+        ] {
+            let e = storage_from_string(bad, &Options::new()).unwrap_err();
+            assert!(e.is_configuration(), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! The write-behind storage over the embedded remote: the shared suite in
+//! write-through mode, and what write-behind promises on its own (rebasing,
+//! convergence, exactly-once delivery across failures, lifecycle, policies).
+
+#[macro_use]
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::Subject;
+use limitstore::write_behind::{
+    FailurePolicy, MemoryRemote, Report, SyncTarget, WriteBehind, WriteBehindHandle,
+};
+use limitstore::{
+    Clock, ErrorKind, FakeClock, MovingWindowRateLimiter, RateLimitItem, RateLimiter,
+    SlidingWindowCounterRateLimiter, SlidingWindowCounterSupport, Storage,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The window index of the fake clock's start for windows of `expiry` seconds.
+fn window0(expiry: u64) -> u64 {
+    FakeClock::DEFAULT_UNIX_ORIGIN as u64 / expiry
+}
+
+fn node(
+    remote: &Arc<MemoryRemote>,
+    id: &str,
+    clock: &FakeClock,
+    interval: Duration,
+) -> WriteBehindHandle {
+    WriteBehind::builder(remote.clone())
+        .node_id(id)
+        .clock(clock.clone())
+        .sync_interval(interval)
+        .start()
+        .unwrap()
+}
+
+fn write_through_subject() -> Subject {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let storage = node(&remote, "suite", &clock, Duration::ZERO);
+    Subject {
+        storage: Arc::new(storage),
+        advance: Box::new(move |d| clock.advance(d)),
+        slack: 0.0,
+    }
+}
+
+/// The shared suite, in write-through mode. Moving-window tests skip
+/// themselves (no moving-window support); the elastic-expiry test is left
+/// out because write-behind refuses elastic expiry, which
+/// `elastic_expiry_is_refused` checks instead.
+mod suite {
+    use super::*;
+    storage_suite!(@tests write_through_subject;
+        incr_adds_amounts,
+        keys_are_independent,
+        counter_expires_after_its_window,
+        get_expiry_reports_the_window_end,
+        clear_removes_counter_and_moving_window,
+        reset_removes_everything,
+        check_reports_health,
+        bad_arguments_are_typed_errors,
+        acquire_entry_admits_up_to_the_limit,
+        acquire_entry_refuses_amount_over_limit,
+        acquire_entry_large_amounts,
+        moving_window_frees_up_as_entries_age,
+        moving_window_start_is_the_oldest_entry,
+        sliding_window_counts_and_refuses,
+        sliding_window_weights_the_previous_window,
+        clear_sliding_window_removes_both_buckets,
+        concurrent_incr_counts_every_hit,
+        concurrent_acquire_entry_is_exact,
+        concurrent_sliding_window_is_exact,
+    );
+}
+
+fn write_behind_subject() -> Subject {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let storage = node(&remote, "suite", &clock, HOUR);
+    Subject {
+        storage: Arc::new(storage),
+        advance: Box::new(move |d| clock.advance(d)),
+        slack: 0.0,
+    }
+}
+
+/// The shared suite on one node in write-behind mode (nothing synced while
+/// it runs): a lone node answers like a local store.
+mod suite_write_behind {
+    use super::*;
+    storage_suite!(@tests write_behind_subject;
+        incr_adds_amounts,
+        keys_are_independent,
+        counter_expires_after_its_window,
+        get_expiry_reports_the_window_end,
+        clear_removes_counter_and_moving_window,
+        reset_removes_everything,
+        check_reports_health,
+        bad_arguments_are_typed_errors,
+        acquire_entry_admits_up_to_the_limit,
+        sliding_window_counts_and_refuses,
+        sliding_window_weights_the_previous_window,
+        clear_sliding_window_removes_both_buckets,
+        concurrent_incr_counts_every_hit,
+        concurrent_sliding_window_is_exact,
+    );
+}
+
+#[test]
+fn elastic_expiry_is_refused_and_moving_windows_are_unsupported() {
+    let s = write_through_subject();
+    let e = s.storage.incr("k", 10, true, 1).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(s.storage.get("k").unwrap(), 0);
+    assert!(s.storage.moving_window().is_none());
+    let e = MovingWindowRateLimiter::new(s.storage.clone()).unwrap_err();
+    assert!(e.is_configuration(), "{e}");
+}
+
+#[test]
+fn counts_rebase_on_the_global_value() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let w = window0(60);
+    // Another node already reported 10 hits in this window.
+    let other = Report {
+        key: "k",
+        window: w,
+        expiry: 60,
+        node: "b",
+        total: 10,
+    };
+    remote.sync(&[other]).unwrap();
+    let a = node(&remote, "a", &clock, HOUR);
+    assert_eq!(a.incr("k", 60, false, 1).unwrap(), 1);
+    a.flush().unwrap();
+    assert_eq!(a.get("k").unwrap(), 11);
+    assert_eq!(a.incr("k", 60, false, 2).unwrap(), 13);
+    remote.sync(&[Report { total: 15, ..other }]).unwrap();
+    a.flush().unwrap();
+    assert_eq!(a.get("k").unwrap(), 18);
+    assert_eq!(remote.total("k", w), 18);
+    assert_eq!(remote.slot("k", w, "a"), 3);
+}
+
+#[test]
+fn two_nodes_sharing_a_key_converge_after_sync() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = node(&remote, "a", &clock, HOUR);
+    let b = node(&remote, "b", &clock, HOUR);
+    for _ in 0..4 {
+        a.incr("k", 60, false, 1).unwrap();
+    }
+    for _ in 0..6 {
+        b.incr("k", 60, false, 1).unwrap();
+    }
+    assert_eq!((a.get("k").unwrap(), b.get("k").unwrap()), (4, 6));
+    a.flush().unwrap();
+    b.flush().unwrap();
+    assert_eq!(b.get("k").unwrap(), 10);
+    // `a` synced before `b` had reported; nothing new is pending on `a`,
+    // so it learns the total at its next hit's sync.
+    assert_eq!(a.get("k").unwrap(), 4);
+    assert_eq!(a.incr("k", 60, false, 1).unwrap(), 5);
+    a.flush().unwrap();
+    assert_eq!(a.get("k").unwrap(), 11);
+    b.incr("k", 60, false, 1).unwrap();
+    b.flush().unwrap();
+    assert_eq!(b.get("k").unwrap(), 12);
+    assert_eq!(remote.total("k", window0(60)), 12);
+}
+
+#[test]
+fn pending_hits_survive_failed_syncs_and_are_delivered_exactly_once() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = node(&remote, "a", &clock, HOUR);
+    let w = window0(60);
+    remote.fail_next(3);
+    for i in 0..5 {
+        a.incr("k", 60, false, 1).unwrap();
+        a.incr(&format!("other-{i}"), 60, false, 1).unwrap();
+        let res = a.flush();
+        assert_eq!(res.is_err(), i < 3, "flush {i}: {res:?}");
+    }
+    let st = a.stats();
+    assert_eq!(st.errors, 3);
+    assert_eq!(st.pending_keys, 0, "the fourth flush delivered everything");
+    assert_eq!(remote.total("k", w), 5);
+
+    // Pending state is per key, however many hits wait.
+    remote.set_down(true);
+    for _ in 0..1000 {
+        a.incr("k", 60, false, 1).unwrap();
+    }
+    for _ in 0..3 {
+        assert!(a.flush().is_err());
+    }
+    assert_eq!(a.stats().pending_keys, 1);
+    assert!(a.stats().failing_for.is_some());
+    remote.set_down(false);
+
+    // The remote applies the write but the reply is lost: re-sending the
+    // same cumulative total counts nothing twice.
+    remote.fail_next_after_apply(2);
+    assert!(a.flush().is_err());
+    assert_eq!(remote.total("k", w), 1005);
+    assert!(a.flush().is_err());
+    assert_eq!(a.stats().pending_keys, 1);
+    a.flush().unwrap();
+    assert_eq!(remote.total("k", w), 1005);
+    assert_eq!(a.get("k").unwrap(), 1005);
+    assert_eq!(a.stats().pending_keys, 0);
+    assert!(a.stats().failing_for.is_none());
+    for i in 0..5 {
+        assert_eq!(remote.total(&format!("other-{i}"), w), 1);
+    }
+}
+
+#[test]
+fn several_writers_through_repeated_failures_total_exactly() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let nodes: Vec<_> = (0..3)
+        .map(|i| {
+            WriteBehind::builder(remote.clone())
+                .node_id(format!("n{i}"))
+                .clock(clock.clone())
+                .sync_interval(HOUR)
+                .batch_size(2)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let mut accepted = 0u64;
+    for round in 0..60u64 {
+        for (i, n) in nodes.iter().enumerate() {
+            for k in 0..(round % 4 + i as u64) {
+                n.incr(&format!("key-{}", k % 3), 60, false, 1 + k % 2)
+                    .unwrap();
+                accepted += 1 + k % 2;
+            }
+            match round % 5 {
+                0 => remote.fail_next(1),
+                1 => remote.fail_next_after_apply(1),
+                2 => remote.fail_next_after_apply(3),
+                _ => {}
+            }
+            let _ = n.flush();
+        }
+    }
+    for n in &nodes {
+        n.flush().unwrap();
+        assert_eq!(n.stats().pending_keys, 0);
+    }
+    let w = window0(60);
+    let total: u64 = (0..3).map(|k| remote.total(&format!("key-{k}"), w)).sum();
+    assert_eq!(total, accepted);
+    assert!(nodes.iter().map(|n| n.stats().errors).sum::<u64>() > 20);
+}
+
+#[test]
+fn dropping_the_handle_flushes_and_joins() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = node(&remote, "a", &clock, HOUR);
+    let storage = a.storage();
+    a.incr("k", 60, false, 3).unwrap();
+    assert_eq!(remote.total("k", window0(60)), 0);
+    drop(a);
+    assert_eq!(remote.total("k", window0(60)), 3);
+    // The storage still answers after its syncer stopped.
+    assert_eq!(storage.get("k").unwrap(), 3);
+}
+
+#[test]
+fn the_syncer_thread_syncs_and_retries_with_backoff() {
+    let remote = Arc::new(MemoryRemote::new());
+    let a = WriteBehind::builder(remote.clone())
+        .node_id("a")
+        .sync_interval(Duration::from_millis(10))
+        .max_backoff(Duration::from_millis(400))
+        .start()
+        .unwrap();
+    let wait_until = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let (w, _) = a.incr_in_window("k", 3600, 2).unwrap();
+    wait_until("first sync", &|| remote.total("k", w) == 2);
+    remote.set_down(true);
+    a.incr("k", 3600, false, 3).unwrap();
+    wait_until("errors", &|| a.stats().errors >= 3);
+    let calls = remote.calls();
+    std::thread::sleep(Duration::from_millis(150));
+    // Backing off (80 ms, 160 ms, ...): far fewer than one call per 10 ms interval.
+    assert!(
+        remote.calls() - calls <= 3,
+        "{} calls",
+        remote.calls() - calls
+    );
+    assert_eq!(a.stats().pending_keys, 1);
+    remote.set_down(false);
+    wait_until("recovery", &|| remote.total("k", w) == 5);
+    wait_until("pending drained", &|| a.stats().pending_keys == 0);
+    assert!(a.stats().syncs >= 2);
+    assert!(a.stats().sync_lag.is_some());
+}
+
+#[test]
+fn fail_closed_refuses_hits_after_the_grace_period() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let closed = WriteBehind::builder(remote.clone())
+        .node_id("closed")
+        .clock(clock.clone())
+        .sync_interval(HOUR)
+        .failure_policy(FailurePolicy::Closed)
+        .grace(Duration::from_secs(1))
+        .start()
+        .unwrap();
+    let open = node(&remote, "open", &clock, HOUR);
+    remote.set_down(true);
+    assert!(!closed.check());
+    closed.incr("k", 60, false, 1).unwrap();
+    open.incr("k", 60, false, 1).unwrap();
+    assert!(closed.flush().is_err());
+    assert!(open.flush().is_err());
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(closed.incr("k", 60, false, 1).unwrap(), 2, "within grace");
+    clock.advance(Duration::from_secs(1));
+    let e = closed.incr("k", 60, false, 1).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Storage);
+    assert!(e.to_string().contains("unreachable"), "{e}");
+    let sw = closed.sliding_window().unwrap();
+    assert!(sw.acquire_sliding_window_entry("s", 5, 60, 1).is_err());
+    assert_eq!(closed.get("k").unwrap(), 2, "reads answer locally");
+    assert_eq!(
+        open.incr("k", 60, false, 1).unwrap(),
+        2,
+        "fail open keeps counting"
+    );
+    remote.set_down(false);
+    closed.flush().unwrap();
+    open.flush().unwrap();
+    // `closed` synced before `open` delivered; its next hit's sync rebases it.
+    assert_eq!(closed.incr("k", 60, false, 1).unwrap(), 3);
+    closed.flush().unwrap();
+    assert_eq!(closed.get("k").unwrap(), 5);
+    assert_eq!(remote.total("k", window0(60)), 5);
+}
+
+#[test]
+fn write_through_fail_closed_errors_and_fail_open_answers_locally() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let closed = WriteBehind::builder(remote.clone())
+        .node_id("c")
+        .clock(clock.clone())
+        .sync_interval(Duration::ZERO)
+        .failure_policy(FailurePolicy::Closed)
+        .grace(Duration::ZERO)
+        .start()
+        .unwrap();
+    let open = node(&remote, "o", &clock, Duration::ZERO);
+    assert_eq!(closed.incr("k", 60, false, 1).unwrap(), 1);
+    assert_eq!(open.incr("k", 60, false, 1).unwrap(), 2);
+    remote.set_down(true);
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(open.incr("k", 60, false, 1).unwrap(), 3);
+    assert!(closed.incr("k", 60, false, 1).is_err());
+    clock.advance(Duration::from_millis(1));
+    assert!(closed.incr("k", 60, false, 1).is_err());
+    remote.set_down(false);
+    // Hits answered during the outage are delivered; the refused call whose
+    // write may have reached the remote stays counted, once.
+    open.flush().unwrap();
+    closed.flush().unwrap();
+    assert_eq!(remote.total("k", window0(60)), 4);
+    assert_eq!(closed.incr("k", 60, false, 1).unwrap(), 5);
+}
+
+#[test]
+fn write_through_is_exact_across_nodes_under_concurrency() {
+    let remote = Arc::new(MemoryRemote::new().with_latency(Duration::from_micros(50)));
+    let nodes: Vec<_> = (0..4)
+        .map(|i| {
+            WriteBehind::builder(remote.clone())
+                .node_id(format!("n{i}"))
+                .sync_interval(Duration::ZERO)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let barrier = Barrier::new(100);
+    let admitted: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..100)
+            .map(|t| {
+                let (n, barrier) = (&nodes[t % 4], &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    n.incr("conc", 3600, false, 1).unwrap() <= 5
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .filter(|_| true)
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(admitted, 5);
+    let (w, count) = nodes[0].incr_in_window("conc", 3600, 1).unwrap();
+    assert_eq!(count, 101);
+    assert_eq!(remote.total("conc", w), 101);
+}
+
+#[test]
+fn windows_roll_over_and_late_hits_of_the_old_window_are_still_delivered() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = node(&remote, "a", &clock, HOUR);
+    let w = window0(10);
+    a.incr("k", 10, false, 4).unwrap();
+    assert_eq!(a.get_expiry("k").unwrap(), ((w + 1) * 10) as f64);
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(a.get("k").unwrap(), 0);
+    assert_eq!(a.get_expiry("k").unwrap(), 0.0);
+    assert_eq!(a.incr("k", 10, false, 1).unwrap(), 1);
+    a.flush().unwrap();
+    assert_eq!((remote.total("k", w), remote.total("k", w + 1)), (4, 1));
+    // Old windows are dropped locally once synced and over.
+    clock.advance(Duration::from_secs(30));
+    a.incr("k", 10, false, 1).unwrap();
+    a.flush().unwrap();
+    assert_eq!(a.stats().keys, 1);
+}
+
+#[test]
+fn sliding_window_counter_limits_across_nodes() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = node(&remote, "a", &clock, HOUR);
+    let b = node(&remote, "b", &clock, HOUR);
+    let la = SlidingWindowCounterRateLimiter::new(a.storage()).unwrap();
+    let lb = SlidingWindowCounterRateLimiter::new(b.storage()).unwrap();
+    let item = RateLimitItem::per_minute(10).unwrap();
+    for _ in 0..6 {
+        assert!(la.hit(&item, &["u"], 1).unwrap());
+    }
+    a.flush().unwrap();
+    let mut admitted_b = 0;
+    while lb.hit(&item, &["u"], 1).unwrap() {
+        admitted_b += 1;
+    }
+    // `b` does not know of `a`'s hits until it syncs: it admits 10 alone.
+    assert_eq!(admitted_b, 10);
+    b.flush().unwrap();
+    // `a` still counts 6: one more fits in its view, and its sync rebases it.
+    assert!(la.hit(&item, &["u"], 1).unwrap());
+    a.flush().unwrap();
+    assert!(!la.hit(&item, &["u"], 1).unwrap());
+    // One window later the 17 weigh fully as the previous window.
+    clock.advance(Duration::from_secs(60));
+    let key = item.key_for(&["u"]);
+    let sw = a.get_sliding_window(&key, 60).unwrap();
+    assert_eq!((sw.previous_count, sw.current_count), (17, 0));
+    // The fake clock starts 20 s into an epoch-aligned minute.
+    assert!((sw.previous_expires_in - 40.0).abs() < 1e-6, "{sw:?}");
+    let sw = b.get_sliding_window(&key, 60).unwrap();
+    assert_eq!(sw.previous_count, 16);
+    assert!(!lb.hit(&item, &["u"], 1).unwrap());
+}
+
+#[test]
+fn clear_and_reset_reach_the_remote() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = node(&remote, "a", &clock, HOUR);
+    a.incr("x", 60, false, 2).unwrap();
+    a.incr("y", 60, false, 3).unwrap();
+    a.flush().unwrap();
+    a.clear("x").unwrap();
+    assert_eq!(a.get("x").unwrap(), 0);
+    assert_eq!(remote.total("x", window0(60)), 0);
+    assert_eq!(a.reset().unwrap(), Some(1));
+    assert_eq!(remote.total("y", window0(60)), 0);
+    assert_eq!(a.stats().keys, 0);
+    assert_eq!(a.unix_now(), clock.unix_now());
+}
+
+mod tune {
+    use std::time::Duration;
+
+    use limitstore::write_behind::tune::{run_tune, TuneConfig};
+
+    #[test]
+    fn tune_report_is_consistent() {
+        let config = TuneConfig {
+            nodes: 3,
+            limit: 40,
+            window: 1,
+            duration: Duration::from_millis(1200),
+            intervals: vec![
+                Duration::ZERO,
+                Duration::from_millis(20),
+                Duration::from_secs(2),
+            ],
+            latency: Duration::from_micros(50),
+            ..TuneConfig::default()
+        };
+        let mut ticks = 0;
+        let report = run_tune(&config, &mut |p| {
+            assert!((0.0..=1.0).contains(&p.done));
+            ticks += 1;
+        })
+        .unwrap();
+        assert!(ticks > 3);
+        assert_eq!(report.rows.len(), 3);
+        for r in &report.rows {
+            assert!(r.admitted <= r.attempts, "{r:?}");
+            assert!(r.windows >= 2, "1.2 s spans two 1 s windows: {r:?}");
+            assert!(r.p50 <= r.p99, "{r:?}");
+            assert!(r.remote_ops_per_sec > 0.0, "{r:?}");
+            let capacity = (config.limit * r.windows) as f64;
+            assert!((r.over_pct - 100.0 * r.over_admitted as f64 / capacity).abs() < 1e-9);
+        }
+        // Write-through is exact: nothing beyond the limit, nothing refused
+        // below it, and each full window admits the limit.
+        let exact = &report.rows[0];
+        assert_eq!(
+            (exact.over_admitted, exact.under_admitted, exact.bound),
+            (0, 0, 0),
+            "{exact:?}"
+        );
+        assert!(exact.admitted >= config.limit, "{exact:?}");
+        // An interval longer than the run: each node admits the limit alone.
+        let blind = &report.rows[2];
+        assert!(blind.worst_window_over >= config.limit, "{blind:?}");
+        assert!(blind.worst_window_over <= 2 * config.limit, "{blind:?}");
+        assert!(blind.within_bound(), "{blind:?}");
+        // Fewer remote calls per hit as the interval grows.
+        assert!(
+            blind.remote_ops_per_sec < exact.remote_ops_per_sec,
+            "{report}"
+        );
+        let table = report.to_string();
+        assert!(
+            table.contains("write") || table.contains("interval"),
+            "{table}"
+        );
+        let svg = report.to_svg();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+}
+
+#[test]
+fn remote_load_follows_keys_and_syncs_not_hits() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = WriteBehind::builder(remote.clone())
+        .node_id("a")
+        .clock(clock.clone())
+        .sync_interval(HOUR)
+        .batch_size(4)
+        .start()
+        .unwrap();
+    for sync in 0..10 {
+        for hit in 0..10_000u32 {
+            a.incr(&format!("key-{}", hit % 10), 60, false, 1).unwrap();
+        }
+        a.flush().unwrap();
+        // 10 keys in batches of 4: 3 round trips per sync.
+        assert_eq!(remote.calls(), 3 * (sync + 1));
+    }
+    let st = a.stats();
+    assert_eq!((st.remote_calls, st.reports_sent, st.syncs), (30, 100, 10));
+    assert_eq!(remote.total("key-3", window0(60)), 10_000);
+    // A key cleared while queued, then hit again, is reported once.
+    a.incr("twice", 60, false, 1).unwrap();
+    a.clear("twice").unwrap();
+    a.incr("twice", 60, false, 1).unwrap();
+    assert_eq!(a.stats().pending_keys, 2);
+    a.flush().unwrap();
+    assert_eq!(a.stats().reports_sent, 101);
+    assert_eq!(remote.total("twice", window0(60)), 1);
+}

@@ -1,0 +1,343 @@
+//! Write-behind nodes on a real `redis-server`, reached through a
+//! fault-injecting TCP proxy written here: connections cut, the link
+//! stalled, replies dropped after the server applied the write, and the
+//! server killed and restarted. After recovery the remote total is exactly
+//! the number of hits the nodes accepted.
+#![cfg(feature = "redis")]
+
+#[macro_use]
+mod servers;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use limitstore::write_behind::{Report, SyncTarget, WriteBehind, WriteBehindHandle};
+use limitstore::{storage_from_string, Options, RedisStorage, Storage};
+use servers::{Config, Server};
+
+/// A TCP proxy in front of one upstream port, with switches.
+struct Proxy {
+    port: u16,
+    state: Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    /// New connections are closed at once, as if the port were closed.
+    refuse: AtomicBool,
+    /// Nothing is forwarded in either direction while set.
+    stall: AtomicBool,
+    /// Replies from the server are discarded and the connection is cut:
+    /// the server applied the command, the client never hears of it.
+    drop_replies: AtomicBool,
+    /// Replies dropped so far.
+    dropped: AtomicU64,
+    /// Open client-side sockets, to cut them.
+    open: Mutex<Vec<TcpStream>>,
+    stop: AtomicBool,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(ProxyState::default());
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if st.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                if st.refuse.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                st.open.lock().unwrap().push(client.try_clone().unwrap());
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (a, b) = (st.clone(), st.clone());
+                std::thread::spawn(move || pump(client, server, &a, false));
+                std::thread::spawn(move || pump(s2, c2, &b, true));
+            }
+        });
+        Proxy { port, state }
+    }
+
+    /// Closes every open connection (clients see a reset or EOF).
+    fn cut(&self) {
+        for s in self.state.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn set(&self, switch: &AtomicBool, on: bool) {
+        switch.store(on, Ordering::SeqCst);
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("redis://127.0.0.1:{}?{query}", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        self.cut();
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies `from` to `to` until either side closes; `replies` marks the
+/// server-to-client direction.
+fn pump(mut from: TcpStream, mut to: TcpStream, st: &ProxyState, replies: bool) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while st.stall.load(Ordering::SeqCst) && !st.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if replies && st.drop_replies.load(Ordering::SeqCst) {
+            st.dropped.fetch_add(1, Ordering::SeqCst);
+            break;
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+const QUERY: &str = "socket_timeout=0.3&socket_connect_timeout=0.3&key_prefix=WBT";
+const EXPIRY: u64 = 3600;
+
+fn nodes(proxy: &Proxy, n: usize, interval: Duration) -> Vec<WriteBehindHandle> {
+    (0..n)
+        .map(|i| {
+            let remote = Arc::new(RedisStorage::new(&proxy.url(QUERY)).unwrap());
+            WriteBehind::builder(remote)
+                .node_id(format!("node-{i}"))
+                .sync_interval(interval)
+                .max_backoff(Duration::from_millis(100))
+                .start()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// The global total of `key`'s current window, read straight from the server.
+fn remote_total(server: &Server, key: &str, window: u64) -> u64 {
+    let direct = RedisStorage::new(&format!("{}?{QUERY}", server.url())).unwrap();
+    let read = Report {
+        key,
+        window,
+        expiry: EXPIRY,
+        node: "reader",
+        total: 0,
+    };
+    direct.sync(&[read]).unwrap()[0]
+}
+
+fn flush_until_delivered(nodes: &[WriteBehindHandle]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in nodes {
+        while let Err(e) = n.flush() {
+            assert!(Instant::now() < deadline, "never recovered: {e}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(n.stats().pending_keys, 0);
+    }
+}
+
+#[test]
+fn a_lost_reply_is_retried_without_double_counting() {
+    require_or_skip!("redis-server");
+    let server = Server::redis(Config::default());
+    let proxy = Proxy::start(server.port);
+    let node = nodes(&proxy, 1, Duration::from_secs(3600)).remove(0);
+    // Connect and load the script first, so the reply dropped is the sync's.
+    let (w, _) = node.incr_in_window("k", EXPIRY, 2).unwrap();
+    node.flush().unwrap();
+    node.incr("k", EXPIRY, false, 5).unwrap();
+    proxy.set(&proxy.state.drop_replies, true);
+    assert!(node.flush().is_err());
+    assert!(proxy.state.dropped.load(Ordering::SeqCst) >= 1);
+    // The server applied the write; the node does not know it.
+    assert_eq!(remote_total(&server, "k", w), 7);
+    assert_eq!(node.stats().pending_keys, 1);
+    proxy.set(&proxy.state.drop_replies, false);
+    node.incr("k", EXPIRY, false, 1).unwrap();
+    node.flush().unwrap();
+    assert_eq!(remote_total(&server, "k", w), 8);
+    assert_eq!(node.get("k").unwrap(), 8);
+}
+
+#[test]
+fn several_writers_through_cuts_stalls_lost_replies_and_a_restart_total_exactly() {
+    require_or_skip!("redis-server");
+    let mut server = Server::redis(Config::default());
+    let proxy = Proxy::start(server.port);
+    let nodes = nodes(&proxy, 3, Duration::from_millis(20));
+    let keys = ["a", "b", "c"];
+    let accepted = AtomicU64::new(0);
+    let window = AtomicU64::new(0);
+    let running = AtomicBool::new(true);
+    std::thread::scope(|s| {
+        for node in &nodes {
+            let (accepted, window, running) = (&accepted, &window, &running);
+            s.spawn(move || {
+                let mut i = 0usize;
+                while running.load(Ordering::SeqCst) {
+                    let (w, _) = node.incr_in_window(keys[i % 3], EXPIRY, 1).unwrap();
+                    window.store(w, Ordering::SeqCst);
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    i += 1;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                // Every node hits every key after the faults: its next report
+                // carries its whole cumulative total again.
+                for k in keys {
+                    node.incr(k, EXPIRY, false, 1).unwrap();
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        let phase = Duration::from_millis(300);
+        std::thread::sleep(phase);
+        proxy.cut();
+        std::thread::sleep(phase);
+        proxy.set(&proxy.state.refuse, true);
+        proxy.cut();
+        std::thread::sleep(phase);
+        proxy.set(&proxy.state.refuse, false);
+        std::thread::sleep(phase);
+        proxy.set(&proxy.state.stall, true);
+        std::thread::sleep(phase * 2);
+        proxy.set(&proxy.state.stall, false);
+        std::thread::sleep(phase);
+        proxy.set(&proxy.state.drop_replies, true);
+        std::thread::sleep(phase);
+        proxy.set(&proxy.state.drop_replies, false);
+        std::thread::sleep(phase);
+        // Killed and restarted without persistence: the server forgets all.
+        server.restart();
+        std::thread::sleep(phase);
+        running.store(false, Ordering::SeqCst);
+    });
+    flush_until_delivered(&nodes);
+    let errors: u64 = nodes.iter().map(|n| n.stats().errors).sum();
+    assert!(errors > 0, "the faults were noticed");
+    assert!(
+        proxy.state.dropped.load(Ordering::SeqCst) > 0,
+        "replies were dropped"
+    );
+    let w = window.load(Ordering::SeqCst);
+    let total: u64 = keys.iter().map(|k| remote_total(&server, k, w)).sum();
+    assert_eq!(total, accepted.load(Ordering::SeqCst));
+    // Each node's view converges on the global count.
+    for n in &nodes {
+        n.incr("a", EXPIRY, false, 1).unwrap();
+        n.flush().unwrap();
+    }
+    let a = remote_total(&server, "a", w);
+    assert_eq!(nodes[2].get("a").unwrap(), a);
+}
+
+#[test]
+fn writebehind_redis_uri_is_write_through_at_interval_zero() {
+    require_or_skip!("redis-server");
+    let server = Server::redis(Config::default());
+    let uri = format!(
+        "writebehind+redis://127.0.0.1:{}?sync_interval=0&node_id=u&key_prefix=WBU",
+        server.port
+    );
+    let a = storage_from_string(&uri, &Options::new()).unwrap();
+    let b = storage_from_string(&uri.replace("node_id=u", "node_id=v"), &Options::new()).unwrap();
+    assert_eq!(a.incr("k", 60, false, 2).unwrap(), 2);
+    assert_eq!(b.incr("k", 60, false, 3).unwrap(), 5);
+    assert_eq!(a.get("k").unwrap(), 5);
+    a.clear("k").unwrap();
+    assert_eq!(b.get("k").unwrap(), 3, "b's own total is reported again");
+    let e = storage_from_string(
+        &format!("writebehind+redis://127.0.0.1:{}?colour=blue", server.port),
+        &Options::new(),
+    )
+    .unwrap_err();
+    assert!(e.is_configuration(), "{e}");
+}
+
+#[test]
+fn write_through_on_redis_is_exact_across_nodes() {
+    require_or_skip!("redis-server");
+    let server = Server::redis(Config::default());
+    let remote = Arc::new(RedisStorage::new(&format!("{}?{QUERY}", server.url())).unwrap());
+    let nodes: Vec<_> = (0..4)
+        .map(|i| {
+            WriteBehind::builder(remote.clone())
+                .node_id(format!("wt-{i}"))
+                .sync_interval(Duration::ZERO)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(100);
+    let admitted = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|t| {
+                let (node, barrier) = (&nodes[t % 4], &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    node.incr("conc", EXPIRY, false, 1).unwrap() <= 5
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(admitted, 5);
+    let (w, count) = nodes[1].incr_in_window("conc", EXPIRY, 1).unwrap();
+    assert_eq!(count, 101);
+    assert_eq!(remote_total(&server, "conc", w), 101);
+}
+
+#[test]
+fn tune_against_redis_is_exact_in_write_through() {
+    use limitstore::write_behind::tune::{run_tune, TuneConfig};
+    require_or_skip!("redis-server");
+    let server = Server::redis(Config::default());
+    let remote = Arc::new(RedisStorage::new(&format!("{}?{QUERY}", server.url())).unwrap());
+    let config = TuneConfig {
+        nodes: 2,
+        limit: 30,
+        duration: Duration::from_millis(600),
+        intervals: vec![Duration::ZERO, Duration::from_millis(50)],
+        remote: Some(remote),
+        ..TuneConfig::default()
+    };
+    let report = run_tune(&config, &mut |_| {}).unwrap();
+    let exact = &report.rows[0];
+    assert_eq!(
+        (exact.over_admitted, exact.under_admitted),
+        (0, 0),
+        "{report}"
+    );
+    assert!(exact.admitted >= config.limit, "{report}");
+    let behind = &report.rows[1];
+    assert!(
+        behind.remote_ops_per_sec < exact.remote_ops_per_sec,
+        "{report}"
+    );
+    assert!(behind.within_bound(), "{report}");
+}
