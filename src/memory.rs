@@ -1,6 +1,6 @@
 //! The in-process storage engine (`memory://`).
 //!
-//! Three sharded tables (see [`table`]) hold the three kinds of state:
+//! Three sharded tables (the private `table` module) hold the three kinds of state:
 //! fixed-window counters, moving-window rings and sliding-window cells. Keys
 //! are hashed once with a per-storage random seed (xxh3, 128 bits) and only
 //! the hash is kept, so a key costs the same whatever its length. Each table
