@@ -100,6 +100,14 @@ fn expect_configuration<T>(what: &str, text: &str, result: limitstore::Result<T>
     }
 }
 
+/// Whether `text` has a `:` followed by ASCII digits that read as `port`.
+fn written_port(text: &str, port: u16) -> bool {
+    text.split(':').skip(1).any(|after| {
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u64>().ok() == Some(u64::from(port))
+    })
+}
+
 fn check_parsed(text: &str) {
     let Some(uri) = expect_configuration("StorageUri::parse", text, StorageUri::parse(text)) else {
         return;
@@ -117,6 +125,12 @@ fn check_parsed(text: &str) {
     for location in &uri.locations {
         assert!(!location.host.is_empty(), "empty host in {text:?}");
         assert_ne!(location.port, Some(0), "port 0 in {text:?}");
+        if let Some(port) = location.port {
+            assert!(
+                written_port(text, port),
+                "port {port} of {text:?} is not written as `:` and digits"
+            );
+        }
     }
     assert!(uri.query.iter().all(|(k, _)| !k.is_empty()));
     let (base, is_async) = uri.base_scheme();
