@@ -244,7 +244,13 @@ impl SlidingWindowCell {
         let tag = index as u32;
         let (stored, previous, current) = unpack_sliding(word);
         let ahead = tag.wrapping_sub(stored);
-        let (previous, current, tag) = if ahead == 0 || ahead > u32::MAX / 2 {
+        let (previous, current, tag) = if previous == 0 && current == 0 {
+            // A cell never written holds no window: its zero tag is not a
+            // window index. Read as one, it would look ahead of every window
+            // from index 2^31 on (Unix seconds past 2038 for a one-second
+            // window) and the cell would never roll.
+            (0, 0, tag)
+        } else if ahead == 0 || ahead > u32::MAX / 2 {
             // Same window, or a thread that read the clock a moment later has
             // already rolled it: use the stored buckets as they are.
             (previous, current, stored)
@@ -290,7 +296,10 @@ impl SlidingWindowCell {
     /// When this cell stops holding anything, on the window-aligned time
     /// line: the end of the window after the stored one.
     pub(crate) fn expires_at(&self, now: u64, window: u64) -> u64 {
-        let (stored, _, _) = unpack_sliding(self.word.load());
+        let (stored, previous, current) = unpack_sliding(self.word.load());
+        if previous == 0 && current == 0 {
+            return 0;
+        }
         let index = now / window;
         let behind = (index as u32).wrapping_sub(stored);
         let stored_index = if behind > u32::MAX / 2 {

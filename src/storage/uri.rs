@@ -74,8 +74,11 @@ fn percent_decode(uri: &str, s: &str) -> Result<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
+                // Two hex digits exactly: `from_str_radix` alone would also
+                // take a sign (`%+1`).
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| bad(uri, "bad percent-encoding"))?;
@@ -131,8 +134,10 @@ fn parse_location(uri: &str, text: &str) -> Result<Location> {
     let port = match port {
         None => None,
         Some(p) => Some(
-            p.parse::<u16>()
-                .ok()
+            // Digits only: `parse` alone would also take a sign (`:+6379`).
+            Some(p)
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse::<u16>().ok())
                 .filter(|p| *p != 0)
                 .ok_or_else(|| bad(uri, format!("invalid port `{p}` in location `{text}`")))?,
         ),
@@ -287,6 +292,11 @@ mod tests {
             "redis://x?=1",
             "redis://%zz@x",
             "redis://h%ff:1@x",
+            "redis://u%+1@x",
+            "redis://u%-1@x",
+            "redis://x?k=%+f",
+            "redis://h:+6379",
+            "redis://[::1]:+1",
         ] {
             let e = StorageUri::parse(bad).unwrap_err();
             assert!(e.is_configuration(), "{bad}: {e}");

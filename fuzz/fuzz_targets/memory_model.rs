@@ -1,0 +1,6 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use limitstore_fuzz::memory_model::{run, Input};
+
+fuzz_target!(|data: &[u8]| run(&Input::decode(data)));
