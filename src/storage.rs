@@ -24,9 +24,11 @@ use crate::error::{Error, Result};
 /// The longest accepted expiry: 100 years, in seconds.
 pub const MAX_EXPIRY: u64 = 100 * 365 * 24 * 3600;
 
-/// The largest accepted `amount` (and cost): 2^53 - 1, the largest integer
-/// every backend (including Lua's doubles in Redis) represents exactly.
-pub const MAX_AMOUNT: u64 = (1 << 53) - 1;
+/// The largest accepted `amount` (and cost): 2^47 - 1 (about 1.4 × 10^14).
+/// Every backend represents it exactly (Lua's doubles in Redis hold 2^53),
+/// and the memory engine's counters, which keep a count in 48 bits beside a
+/// window generation, can take it in one increment.
+pub const MAX_AMOUNT: u64 = (1 << 47) - 1;
 
 /// The largest moving-window limit. A moving window stores one timestamp per
 /// admitted hit, so its memory grows with the limit.
