@@ -47,7 +47,7 @@ step "cargo test (all features; real servers started by the tests)"
 cargo test --all-features
 
 step "loom model checks of the atomic cells"
-LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg limitstore_loom" CARGO_TARGET_DIR=target/loom \
   cargo test --release --lib -- loom
 
 if [ -x scripts/fuzz-smoke.sh ]; then

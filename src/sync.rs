@@ -1,19 +1,19 @@
 //! Atomics used by the memory engine's cells, swappable for `loom`'s under
 //! `--cfg loom` so the cells can be model-checked.
 
-#[cfg(loom)]
+#[cfg(limitstore_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(limitstore_loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A 128-bit word updated by compare-and-swap as one unit (`cmpxchg16b` on
 /// x86-64), so two related 64-bit values change together.
-#[cfg(not(loom))]
+#[cfg(not(limitstore_loom))]
 #[derive(Debug, Default)]
 #[repr(transparent)]
 pub(crate) struct AtomicU128(portable_atomic::AtomicU128);
 
-#[cfg(not(loom))]
+#[cfg(not(limitstore_loom))]
 impl AtomicU128 {
     pub(crate) fn new(v: u128) -> Self {
         AtomicU128(portable_atomic::AtomicU128::new(v))
@@ -34,11 +34,11 @@ impl AtomicU128 {
 /// Under loom, a 128-bit atomic is modelled by a mutex around the value: each
 /// load and each compare-and-swap is one linearizable step, which is what the
 /// hardware instruction provides.
-#[cfg(loom)]
+#[cfg(limitstore_loom)]
 #[derive(Debug)]
 pub(crate) struct AtomicU128(loom::sync::Mutex<u128>);
 
-#[cfg(loom)]
+#[cfg(limitstore_loom)]
 impl AtomicU128 {
     pub(crate) fn new(v: u128) -> Self {
         AtomicU128(loom::sync::Mutex::new(v))
@@ -63,7 +63,7 @@ impl AtomicU128 {
 /// which must see every spinning thread give way).
 #[derive(Debug, Default)]
 pub(crate) struct Spin {
-    #[cfg(not(loom))]
+    #[cfg(not(limitstore_loom))]
     backoff: crossbeam_utils::Backoff,
 }
 
@@ -73,9 +73,9 @@ impl Spin {
     }
 
     pub(crate) fn wait(&self) {
-        #[cfg(not(loom))]
+        #[cfg(not(limitstore_loom))]
         self.backoff.snooze();
-        #[cfg(loom)]
+        #[cfg(limitstore_loom)]
         loom::thread::yield_now();
     }
 }

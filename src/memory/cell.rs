@@ -311,7 +311,7 @@ impl SlidingWindowCell {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(limitstore_loom)))]
 mod tests {
     use super::*;
 
@@ -382,7 +382,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, limitstore_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;

@@ -180,7 +180,7 @@ impl Ring {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(limitstore_loom)))]
 mod tests {
     use super::*;
 
@@ -228,7 +228,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, limitstore_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;

@@ -252,7 +252,7 @@ fn evict<V: Expiring>(map: &mut Map<V>, now: u64, capacity: usize) {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(limitstore_loom)))]
 mod tests {
     use super::*;
 
