@@ -31,3 +31,35 @@ fn sliding_window_rolls_after_2038() {
         assert!(storage.acquire_sliding_window_entry("a", 2, 1, 2).unwrap());
     }
 }
+
+/// `memory_model`: an elastic increment refused because the count would
+/// overflow still pushed the window's expiry out. A refused call must leave
+/// the counter as it was.
+#[test]
+fn refused_elastic_increment_leaves_the_expiry_alone() {
+    let clock = FakeClock::with_unix_origin(0.0);
+    let storage = MemoryStorage::builder().clock(clock.clone()).build();
+    assert_eq!(storage.incr("b", 1, false, 3).unwrap(), 3);
+    let err = storage
+        .incr("b", 2, true, limitstore::MAX_AMOUNT)
+        .unwrap_err();
+    assert_eq!(err.kind(), limitstore::ErrorKind::InvalidArgument);
+    assert_eq!(storage.get("b").unwrap(), 3);
+    assert_eq!(storage.get_expiry("b").unwrap(), 1.0);
+    // An accepted elastic increment does move it.
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(storage.incr("b", 2, true, 1).unwrap(), 4);
+    assert_eq!(storage.get_expiry("b").unwrap(), 2.5);
+}
+
+/// `memory_model`: elastic expiry sets the window's end to a full expiry
+/// from the latest hit, also when that expiry is shorter than the last one.
+#[test]
+fn elastic_expiry_follows_the_latest_hit() {
+    let clock = FakeClock::with_unix_origin(1_700_000_000.0);
+    let storage = MemoryStorage::builder().clock(clock.clone()).build();
+    storage.incr("k", 2, true, 1).unwrap();
+    assert_eq!(storage.get_expiry("k").unwrap(), 1_700_000_002.0);
+    storage.incr("k", 1, true, 1).unwrap();
+    assert_eq!(storage.get_expiry("k").unwrap(), 1_700_000_001.0);
+}

@@ -35,7 +35,7 @@ const NANOS_PER_MS: u64 = 1_000_000;
 /// The largest sliding-window limit the engine accepts.
 pub const MAX_SLIDING_LIMIT: u64 = (1 << 48) - 1;
 /// Counters are refused past this.
-pub const MAX_COUNT: u64 = 1 << 62;
+pub const MAX_COUNT: u64 = 1 << 47;
 
 /// Unix origins the fake clock may start at (whole seconds): today, the
 /// epoch, either side of 2^31 s (2038) and just before 2^32 s (2106).

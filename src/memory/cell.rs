@@ -18,6 +18,14 @@ const GEN_SHIFT: u32 = 48;
 const LOW_MASK: u64 = (1 << GEN_SHIFT) - 1;
 const GEN_MASK: u64 = 0xFFFF;
 
+/// What adding to a window's count came to.
+enum Added {
+    Total(u64),
+    Overflow,
+    /// The count was behind the window; look at the window again.
+    Retry,
+}
+
 /// A count would exceed [`MAX_COUNT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Overflow;
@@ -89,12 +97,9 @@ impl FixedWindowCell {
             let mut gen = generation(w);
             let expired = low(w) <= now_ms;
             if expired {
+                // Claim the next window.
                 gen = (gen + 1) & GEN_MASK;
-            }
-            // A new window (next generation) or an elastic extension both
-            // replace the window word; anything else leaves it alone.
-            if (expired || (elastic && low(w) != fresh_expiry))
-                && self
+                if self
                     .window
                     .compare_exchange(
                         w,
@@ -103,41 +108,74 @@ impl FixedWindowCell {
                         Ordering::Acquire,
                     )
                     .is_err()
-            {
-                continue;
-            }
-            if amount < FAST_AMOUNT {
-                let prev = self.count.fetch_add(amount, Ordering::AcqRel);
-                if older(generation(prev), gen) {
-                    // The hit landed in a count the window has left behind
-                    // (and that is about to be reset): make the count follow
-                    // the window, then hit again.
-                    self.follow(gen);
+                {
                     continue;
                 }
-                // Generation `gen` or newer: a live window either way.
-                let total = low(prev) + amount;
-                if total > MAX_COUNT {
-                    self.count.fetch_sub(amount, Ordering::AcqRel);
-                    return Err(Overflow);
-                }
-                return Ok(total);
             }
-            let c = self.count.load(Ordering::Acquire);
-            if generation(c) != gen {
+            let total = match self.add(gen, amount) {
+                Added::Total(total) => total,
+                Added::Overflow => return Err(Overflow),
+                Added::Retry => continue,
+            };
+            if elastic && !expired {
+                self.extend(gen, fresh_expiry);
+            }
+            return Ok(total);
+        }
+    }
+
+    /// Adds `amount` to the count of window generation `gen`.
+    #[inline]
+    fn add(&self, gen: u64, amount: u64) -> Added {
+        if amount < FAST_AMOUNT {
+            let prev = self.count.fetch_add(amount, Ordering::AcqRel);
+            if older(generation(prev), gen) {
+                // The hit landed in a count the window has left behind (and
+                // that is about to be reset): make the count follow the
+                // window, then hit again.
                 self.follow(gen);
-                continue;
+                return Added::Retry;
             }
-            let total = low(c) + amount;
+            // Generation `gen` or newer: a live window either way.
+            let total = low(prev) + amount;
             if total > MAX_COUNT {
-                return Err(Overflow);
+                self.count.fetch_sub(amount, Ordering::AcqRel);
+                return Added::Overflow;
             }
-            if self
-                .count
-                .compare_exchange(c, pack(gen, total), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Ok(total);
+            return Added::Total(total);
+        }
+        let c = self.count.load(Ordering::Acquire);
+        if generation(c) != gen {
+            self.follow(gen);
+            return Added::Retry;
+        }
+        let total = low(c) + amount;
+        if total > MAX_COUNT {
+            return Added::Overflow;
+        }
+        match self
+            .count
+            .compare_exchange(c, pack(gen, total), Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Added::Total(total),
+            Err(_) => Added::Retry,
+        }
+    }
+
+    /// Sets the expiry of window generation `gen` to `expiry` (elastic
+    /// expiry: a full window from the latest hit, as `limits` does), unless
+    /// the window has moved on.
+    fn extend(&self, gen: u64, expiry: u64) {
+        let mut w = self.window.load(Ordering::Acquire);
+        while generation(w) == gen && low(w) != expiry {
+            match self.window.compare_exchange(
+                w,
+                pack(gen, expiry),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => w = actual,
             }
         }
     }
