@@ -23,7 +23,7 @@ use xxhash_rust::xxh3::xxh3_128_with_seed;
 use crate::clock::{Clock, DefaultClock};
 use crate::error::{Error, Result};
 use crate::storage::{
-    validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow,
+    validate_acquire, validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow,
     MovingWindowSupport, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageUri,
     MAX_MOVING_WINDOW_LIMIT,
 };
@@ -316,11 +316,7 @@ impl<C: Clock> Storage for MemoryStorage<C> {
 
 impl<C: Clock> MovingWindowSupport for MemoryStorage<C> {
     fn acquire_entry(&self, key: &str, limit: u64, expiry: u64, amount: u64) -> Result<bool> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        validate_amount(amount)?;
-        validate_limit(limit, MAX_MOVING_WINDOW_LIMIT)?;
-        if amount > limit {
+        if !validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
             return Ok(false);
         }
         let now = self.clock.now();
@@ -386,11 +382,7 @@ impl<C: Clock> SlidingWindowCounterSupport for MemoryStorage<C> {
         expiry: u64,
         amount: u64,
     ) -> Result<bool> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        validate_amount(amount)?;
-        validate_limit(limit, MAX_SLIDING_LIMIT)?;
-        if amount > limit {
+        if !validate_acquire(key, limit, MAX_SLIDING_LIMIT, expiry, amount)? {
             return Ok(false);
         }
         let window = expiry_nanos(expiry);

@@ -79,6 +79,24 @@ pub fn validate_limit(limit: u64, max: u64) -> Result<()> {
     Ok(())
 }
 
+/// Checks the arguments of an acquire call (moving window or sliding window
+/// counter). `Ok(false)` means `amount > limit`: the call is refused without
+/// touching the storage; `Ok(true)` means go ahead.
+#[inline]
+pub fn validate_acquire(
+    key: &str,
+    limit: u64,
+    max_limit: u64,
+    expiry: u64,
+    amount: u64,
+) -> Result<bool> {
+    validate_key(key)?;
+    validate_expiry(expiry)?;
+    validate_amount(amount)?;
+    validate_limit(limit, max_limit)?;
+    Ok(amount <= limit)
+}
+
 /// Checks a key argument's length.
 #[inline]
 pub fn validate_key(key: &str) -> Result<()> {

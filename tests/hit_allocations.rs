@@ -1,10 +1,13 @@
-//! The fixed window hit is the hot path: once its key exists and the
-//! per-thread key buffer has grown, a hit must not allocate.
+//! Hits are the hot path: once a key exists and the per-thread key buffer
+//! has grown, a hit must not allocate, on the memory engine and on a
+//! write-behind node (which must not call its remote either).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
+use std::time::Duration;
 
+use limitstore::write_behind::{MemoryRemote, WriteBehind};
 use limitstore::{
     parse, FixedWindowElasticExpiryRateLimiter, FixedWindowRateLimiter, MemoryStorage, RateLimiter,
     Storage,
@@ -81,4 +84,28 @@ fn the_counter_sees_allocations() {
         std::hint::black_box(v);
     });
     assert_eq!(n, 1);
+}
+
+#[test]
+fn write_behind_hit_does_not_allocate() {
+    let remote = Arc::new(MemoryRemote::new());
+    let node = WriteBehind::builder(remote.clone())
+        .sync_interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let limiter = FixedWindowRateLimiter::new(node.storage());
+    let item = parse("1000000/hour").unwrap();
+    let ids = ["user-42", "GET /api/v1/things"];
+    // Warm up: creates the key, queues it and grows the thread's key buffer.
+    assert!(limiter.hit(&item, &ids, 1).unwrap());
+    let n = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert!(limiter.hit(&item, &ids, 1).unwrap());
+        }
+    });
+    assert_eq!(n, 0, "1000 hits allocated {n} times");
+    assert_eq!(remote.calls(), 0);
+    node.flush().unwrap();
+    assert_eq!(remote.calls(), 1);
+    assert_eq!(remote.reports(), 1);
 }

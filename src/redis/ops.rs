@@ -12,8 +12,8 @@ use super::pool::{Connector, Pool};
 use super::scripts;
 use crate::error::{Error, Result};
 use crate::storage::{
-    validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow, SlidingWindow,
-    MAX_AMOUNT, MAX_MOVING_WINDOW_LIMIT,
+    validate_acquire, validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow,
+    SlidingWindow, MAX_AMOUNT, MAX_MOVING_WINDOW_LIMIT,
 };
 
 /// Keys deleted per `DEL` by [`Ops::reset`], and the `COUNT` hint of its `SCAN`.
@@ -181,11 +181,7 @@ impl<T: Topology> Ops<T> {
         expiry: u64,
         amount: u64,
     ) -> Result<bool> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        validate_amount(amount)?;
-        validate_limit(limit, MAX_MOVING_WINDOW_LIMIT)?;
-        if amount > limit {
+        if !validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
             return Ok(false);
         }
         let key = self.key(key);
@@ -260,11 +256,7 @@ impl<T: Topology> Ops<T> {
         expiry: u64,
         amount: u64,
     ) -> Result<bool> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        validate_amount(amount)?;
-        validate_limit(limit, MAX_AMOUNT)?;
-        if amount > limit {
+        if !validate_acquire(key, limit, MAX_AMOUNT, expiry, amount)? {
             return Ok(false);
         }
         let (current, previous) = self.sliding_keys(key);

@@ -16,7 +16,7 @@ use super::FailurePolicy;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::storage::{
-    validate_amount, validate_expiry, validate_key, validate_limit, SlidingWindow,
+    validate_acquire, validate_amount, validate_expiry, validate_key, SlidingWindow,
     SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow, MAX_AMOUNT,
 };
 
@@ -606,11 +606,7 @@ impl SlidingWindowCounterSupport for WriteBehind {
         expiry: u64,
         amount: u64,
     ) -> Result<bool> {
-        validate_key(key)?;
-        validate_limit(limit, MAX_AMOUNT)?;
-        validate_expiry(expiry)?;
-        validate_amount(amount)?;
-        if amount > limit {
+        if !validate_acquire(key, limit, MAX_AMOUNT, expiry, amount)? {
             return Ok(false);
         }
         if let Some(e) = self.closed_error() {
