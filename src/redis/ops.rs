@@ -32,6 +32,27 @@ pub(crate) trait Topology: Connector {
         -> RedisResult<Value>;
 }
 
+/// A topology with one primary on a plain connection (standalone, Sentinel):
+/// every key lives there, and commands go straight to the connection.
+pub(crate) trait SinglePrimary: Connector<Conn = redis::Connection> {}
+
+impl<T: SinglePrimary> Topology for T {
+    type Node = ();
+
+    fn primaries(&self, _conn: &mut redis::Connection) -> RedisResult<Vec<()>> {
+        Ok(vec![()])
+    }
+
+    fn query_node(
+        &self,
+        conn: &mut redis::Connection,
+        _node: &(),
+        cmd: &Cmd,
+    ) -> RedisResult<Value> {
+        cmd.query(conn)
+    }
+}
+
 /// Escapes `*?[]\` so that `text` matches itself in a `SCAN MATCH` pattern.
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

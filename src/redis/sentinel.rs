@@ -8,10 +8,10 @@
 //! comes back as a replica); the pool drops them and the next call connects
 //! to the primary the Sentinels name then.
 
-use redis::{cmd, Cmd, ConnectionAddr, RedisError, RedisResult, Value};
+use redis::{cmd, ConnectionAddr, RedisError, RedisResult, Value};
 
 use super::config::{host_ports, merge_query, RedisConfig, COMMON_OPTIONS, DEFAULT_SENTINEL_PORT};
-use super::ops::{impl_storage_traits, Ops, Topology};
+use super::ops::{impl_storage_traits, Ops, SinglePrimary};
 use super::pool::Connector;
 use crate::error::{Error, Result};
 use crate::storage::{Options, StorageUri};
@@ -76,22 +76,7 @@ impl Connector for Sentinel {
     }
 }
 
-impl Topology for Sentinel {
-    type Node = ();
-
-    fn primaries(&self, _conn: &mut redis::Connection) -> RedisResult<Vec<()>> {
-        Ok(vec![()])
-    }
-
-    fn query_node(
-        &self,
-        conn: &mut redis::Connection,
-        _node: &(),
-        cmd: &Cmd,
-    ) -> RedisResult<Value> {
-        cmd.query(conn)
-    }
-}
+impl SinglePrimary for Sentinel {}
 
 /// Rate-limit storage on the primary that Redis Sentinel names.
 ///

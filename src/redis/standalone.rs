@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use redis::{Cmd, ConnectionAddr, RedisResult, Value};
+use redis::{ConnectionAddr, RedisResult};
 
 use super::config::{host_ports, merge_query, RedisConfig, COMMON_OPTIONS, DEFAULT_PORT};
-use super::ops::{impl_storage_traits, Ops, Topology};
+use super::ops::{impl_storage_traits, Ops, SinglePrimary};
 use super::pool::Connector;
 use crate::error::{Error, Result};
 use crate::storage::{Options, StorageUri};
@@ -25,22 +25,7 @@ impl Connector for Standalone {
     }
 }
 
-impl Topology for Standalone {
-    type Node = ();
-
-    fn primaries(&self, _conn: &mut redis::Connection) -> RedisResult<Vec<()>> {
-        Ok(vec![()])
-    }
-
-    fn query_node(
-        &self,
-        conn: &mut redis::Connection,
-        _node: &(),
-        cmd: &Cmd,
-    ) -> RedisResult<Value> {
-        cmd.query(conn)
-    }
-}
+impl SinglePrimary for Standalone {}
 
 /// Rate-limit storage on one Redis (or Valkey) server.
 ///
