@@ -2,6 +2,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "async")]
+pub mod aio;
 pub mod clock;
 pub mod error;
 pub mod item;

@@ -16,6 +16,8 @@ mod registry;
 mod uri;
 
 pub use options::{OptionValue, Options};
+#[cfg(feature = "async")]
+pub(crate) use registry::{builtin_backend, custom_factory, not_built, parse_with_options};
 pub use registry::{register_storage, storage_from_string, StorageFactory};
 pub use uri::{Location, StorageUri};
 

@@ -15,9 +15,9 @@
 //! A refused hit is `Ok(false)`, never an error; errors are bad arguments
 //! (a cost of zero or above [`MAX_AMOUNT`]) and failing storages.
 
-mod fixed_window;
-mod moving_window;
-mod sliding_window;
+pub(crate) mod fixed_window;
+pub(crate) mod moving_window;
+pub(crate) mod sliding_window;
 
 use std::fmt;
 use std::str::FromStr;
@@ -180,6 +180,14 @@ pub fn limiter_for(strategy: Strategy, storage: Arc<dyn Storage>) -> Result<Box<
         Strategy::MovingWindow => Box::new(MovingWindowRateLimiter::new(storage)?),
         Strategy::SlidingWindowCounter => Box::new(SlidingWindowCounterRateLimiter::new(storage)?),
     })
+}
+
+/// Checks `cost` and says whether it can fit in `item` at all (`cost <=
+/// amount`); a cost that cannot is refused without touching the storage.
+#[inline]
+pub(crate) fn cost_fits(item: &RateLimitItem, cost: u64) -> Result<bool> {
+    validate_cost(cost)?;
+    Ok(cost <= item.amount())
 }
 
 /// Checks a cost: at least 1, at most [`MAX_AMOUNT`].

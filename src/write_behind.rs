@@ -69,4 +69,6 @@ pub use storage::WriteBehind;
 pub use syncer::{FailurePolicy, WriteBehindBuilder, WriteBehindHandle};
 pub use target::{Report, SyncTarget};
 pub(crate) use uri::from_uri;
+#[cfg(feature = "async")]
+pub(crate) use uri::handle_from_uri;
 pub use uri::{sync_target_from_string, SCHEME_PREFIX};

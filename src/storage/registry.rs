@@ -41,6 +41,36 @@ const BUILTIN: &[(&str, &str)] = &[
     ("etcd", "etcd"),
 ];
 
+/// The custom factory registered for `scheme`, if any.
+pub(crate) fn custom_factory(scheme: &str) -> Option<StorageFactory> {
+    custom().read().get(scheme).cloned()
+}
+
+/// The backend a built-in scheme (without `async+`) needs, if it is one.
+pub(crate) fn builtin_backend(scheme: &str) -> Option<&'static str> {
+    BUILTIN
+        .iter()
+        .find(|(s, _)| *s == scheme)
+        .map(|&(_, backend)| backend)
+}
+
+/// Parses `uri` and merges its query into `options` (explicit options win).
+pub(crate) fn parse_with_options(uri: &str, options: &Options) -> Result<(StorageUri, Options)> {
+    let parsed = StorageUri::parse(uri)?;
+    let mut merged = options.clone();
+    for (k, v) in &parsed.query {
+        merged.insert_default(k, v.as_str());
+    }
+    Ok((parsed, merged))
+}
+
+/// The configuration error for a scheme whose backend this build lacks.
+pub(crate) fn not_built(scheme: &str, backend: &str) -> Error {
+    Error::configuration(format!(
+        "storage scheme `{scheme}` needs the {backend} backend, which is not supported by this build"
+    ))
+}
+
 /// Registers a storage under `scheme`, so that `storage_from_string("scheme://...")`
 /// builds it. A registration replaces an earlier one of the same scheme and
 /// takes precedence over a built-in scheme.
@@ -84,13 +114,8 @@ where
 /// assert!(storage_from_string("bogus://", &Options::new()).unwrap_err().is_configuration());
 /// ```
 pub fn storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn Storage>> {
-    let parsed = StorageUri::parse(uri)?;
-    let mut merged = options.clone();
-    for (k, v) in &parsed.query {
-        merged.insert_default(k, v.as_str());
-    }
-    let custom_factory = custom().read().get(&parsed.scheme).cloned();
-    if let Some(factory) = custom_factory {
+    let (parsed, merged) = parse_with_options(uri, options)?;
+    if let Some(factory) = custom_factory(&parsed.scheme) {
         return factory(&parsed, &merged);
     }
     if parsed
@@ -100,7 +125,7 @@ pub fn storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn Stora
         return crate::write_behind::from_uri(&parsed, &merged);
     }
     let (base, is_async) = parsed.base_scheme();
-    let Some(&(_, backend)) = BUILTIN.iter().find(|(s, _)| *s == base) else {
+    let Some(backend) = builtin_backend(base) else {
         return Err(Error::configuration(format!(
             "unknown storage scheme `{}`",
             parsed.scheme
@@ -108,8 +133,8 @@ pub fn storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn Stora
     };
     if is_async {
         return Err(Error::configuration(format!(
-            "`{}` names an asynchronous storage, which this build does not provide; \
-             use the synchronous scheme `{base}`",
+            "`{}` names an asynchronous storage: build it with \
+             `aio::async_storage_from_string`, or use the synchronous scheme `{base}`",
             parsed.scheme
         )));
     }
@@ -119,9 +144,7 @@ pub fn storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn Stora
         )?)),
         #[cfg(feature = "redis")]
         "redis" => crate::redis::from_uri(&parsed, &merged),
-        other => Err(Error::configuration(format!(
-            "storage scheme `{base}` needs the {other} backend, which is not supported by this build"
-        ))),
+        other => Err(not_built(base, other)),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{validate_cost, with_key, RateLimiter, WindowStats};
+use super::{cost_fits, with_key, RateLimiter, WindowStats};
 use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::Storage;
@@ -69,11 +69,10 @@ impl<S: Storage + ?Sized> FixedWindowRateLimiter<S> {
         cost: u64,
         elastic: bool,
     ) -> Result<bool> {
-        validate_cost(cost)?;
-        let amount = item.amount();
-        if cost > amount {
+        if !cost_fits(item, cost)? {
             return Ok(false);
         }
+        let amount = item.amount();
         let expiry = item.get_expiry();
         let count = with_key(item, identifiers, |key| {
             self.storage.incr(key, expiry, elastic, cost)
@@ -82,11 +81,10 @@ impl<S: Storage + ?Sized> FixedWindowRateLimiter<S> {
     }
 
     fn test_impl(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
-        validate_cost(cost)?;
-        let amount = item.amount();
-        if cost > amount {
+        if !cost_fits(item, cost)? {
             return Ok(false);
         }
+        let amount = item.amount();
         let count = with_key(item, identifiers, |key| self.storage.get(key))?;
         // `count < amount - cost + 1`, without underflow.
         Ok(count <= amount - cost)
@@ -96,19 +94,25 @@ impl<S: Storage + ?Sized> FixedWindowRateLimiter<S> {
         let (expiry, count) = with_key(item, identifiers, |key| {
             Ok::<_, crate::Error>((self.storage.get_expiry(key)?, self.storage.get(key)?))
         })?;
-        let reset_time = if expiry == 0.0 {
-            self.storage.unix_now()
-        } else {
-            expiry
-        };
-        Ok(WindowStats {
-            reset_time,
-            remaining: item.amount().saturating_sub(count),
-        })
+        Ok(stats(item, expiry, count, || self.storage.unix_now()))
     }
 
     fn clear_impl(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
         with_key(item, identifiers, |key| self.storage.clear(key))
+    }
+}
+
+/// The window statistics of a fixed window whose counter holds `count` and
+/// expires at `expiry` (0: absent, so the window resets now).
+pub(crate) fn stats(
+    item: &RateLimitItem,
+    expiry: f64,
+    count: u64,
+    now: impl FnOnce() -> f64,
+) -> WindowStats {
+    WindowStats {
+        reset_time: if expiry == 0.0 { now() } else { expiry },
+        remaining: item.amount().saturating_sub(count),
     }
 }
 

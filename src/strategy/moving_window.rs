@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{validate_cost, with_key, RateLimiter, WindowStats};
+use super::{cost_fits, with_key, RateLimiter, WindowStats};
 use crate::error::{Error, Result};
 use crate::item::RateLimitItem;
-use crate::storage::{MovingWindowSupport, Storage};
+use crate::storage::{MovingWindow, MovingWindowSupport, Storage};
 
 /// The moving window strategy (`"moving-window"`): a hit is allowed if, with
 /// it, no more than the limit's amount of hits fall inside the last window
@@ -54,7 +54,7 @@ impl<S: Storage + ?Sized> MovingWindowRateLimiter<S> {
     }
 }
 
-fn missing_support<S: Storage + ?Sized>() -> Error {
+pub(crate) fn missing_support<S: ?Sized>() -> Error {
     Error::configuration(format!(
         "the moving-window strategy needs a storage with moving window support, \
          which `{}` does not have",
@@ -64,11 +64,10 @@ fn missing_support<S: Storage + ?Sized>() -> Error {
 
 impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {
     fn hit(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
-        validate_cost(cost)?;
-        let amount = item.amount();
-        if cost > amount {
+        if !cost_fits(item, cost)? {
             return Ok(false);
         }
+        let amount = item.amount();
         let windows = self.windows()?;
         let expiry = item.get_expiry();
         with_key(item, identifiers, |key| {
@@ -77,11 +76,10 @@ impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {
     }
 
     fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
-        validate_cost(cost)?;
-        let amount = item.amount();
-        if cost > amount {
+        if !cost_fits(item, cost)? {
             return Ok(false);
         }
+        let amount = item.amount();
         let windows = self.windows()?;
         let expiry = item.get_expiry();
         let window = with_key(item, identifiers, |key| {
@@ -96,14 +94,19 @@ impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {
         let window = with_key(item, identifiers, |key| {
             windows.get_moving_window(key, amount, expiry)
         })?;
-        Ok(WindowStats {
-            reset_time: window.start + expiry as f64,
-            remaining: amount.saturating_sub(window.count),
-        })
+        Ok(stats(&window, amount, expiry))
     }
 
     fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
         with_key(item, identifiers, |key| self.storage.clear(key))
+    }
+}
+
+/// The window statistics of a moving window of `amount` per `expiry` seconds.
+pub(crate) fn stats(window: &MovingWindow, amount: u64, expiry: u64) -> WindowStats {
+    WindowStats {
+        reset_time: window.start + expiry as f64,
+        remaining: amount.saturating_sub(window.count),
     }
 }
 

@@ -4,10 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{validate_cost, with_key, RateLimiter, WindowStats};
+use super::{cost_fits, with_key, RateLimiter, WindowStats};
 use crate::error::{Error, Result};
 use crate::item::RateLimitItem;
-use crate::storage::{SlidingWindowCounterSupport, Storage};
+use crate::storage::{SlidingWindow, SlidingWindowCounterSupport, Storage};
 
 /// The sliding window counter strategy (`"sliding-window-counter"`): the
 /// count a hit is judged against is `previous * (share of the previous window
@@ -53,7 +53,7 @@ impl<S: Storage + ?Sized> SlidingWindowCounterRateLimiter<S> {
     }
 }
 
-fn missing_support<S: Storage + ?Sized>() -> Error {
+pub(crate) fn missing_support<S: ?Sized>() -> Error {
     Error::configuration(format!(
         "the sliding-window-counter strategy needs a storage with sliding window \
          counter support, which `{}` does not have",
@@ -63,11 +63,10 @@ fn missing_support<S: Storage + ?Sized>() -> Error {
 
 impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
     fn hit(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
-        validate_cost(cost)?;
-        let amount = item.amount();
-        if cost > amount {
+        if !cost_fits(item, cost)? {
             return Ok(false);
         }
+        let amount = item.amount();
         let counters = self.counters()?;
         let expiry = item.get_expiry();
         with_key(item, identifiers, |key| {
@@ -76,17 +75,16 @@ impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
     }
 
     fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {
-        validate_cost(cost)?;
-        let amount = item.amount();
-        if cost > amount {
+        if !cost_fits(item, cost)? {
             return Ok(false);
         }
+        let amount = item.amount();
         let counters = self.counters()?;
         let expiry = item.get_expiry();
         let window = with_key(item, identifiers, |key| {
             counters.get_sliding_window(key, expiry)
         })?;
-        Ok(window.weighted_count(expiry) < (amount - cost + 1) as f64)
+        Ok(fits(&window, amount, expiry, cost))
     }
 
     fn get_window_stats(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats> {
@@ -95,42 +93,7 @@ impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
         let window = with_key(item, identifiers, |key| {
             counters.get_sliding_window(key, expiry)
         })?;
-        let now = self.storage.unix_now();
-        let weighted = window.weighted_count(expiry).floor();
-        let remaining = if weighted >= amount as f64 {
-            0
-        } else {
-            amount - weighted as u64
-        };
-        if window.previous_count == 0 && window.current_count == 0 {
-            return Ok(WindowStats {
-                reset_time: now,
-                remaining,
-            });
-        }
-        let expiry = expiry as f64;
-        // The previous bucket's weight drops by one hit every
-        // `expiry / previous_count` seconds.
-        let previous_reset_in = if window.previous_count > 0 {
-            window.previous_expires_in % (expiry / window.previous_count as f64)
-        } else {
-            f64::INFINITY
-        };
-        // The current bucket weighs in full until its window ends. Exactly at
-        // a window's start the modulo is zero although the end is a whole
-        // window away.
-        let current_reset_in = if window.current_count > 0 {
-            match window.current_expires_in % expiry {
-                r if r > 0.0 => r,
-                _ => expiry,
-            }
-        } else {
-            f64::INFINITY
-        };
-        Ok(WindowStats {
-            reset_time: now + previous_reset_in.min(current_reset_in),
-            remaining,
-        })
+        Ok(stats(&window, amount, expiry, self.storage.unix_now()))
     }
 
     fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
@@ -139,6 +102,51 @@ impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
         with_key(item, identifiers, |key| {
             counters.clear_sliding_window(key, expiry)
         })
+    }
+}
+
+/// Whether `window` leaves room for `cost` more under `amount` (the caller
+/// has checked `cost <= amount`).
+pub(crate) fn fits(window: &SlidingWindow, amount: u64, expiry: u64, cost: u64) -> bool {
+    window.weighted_count(expiry) < (amount - cost + 1) as f64
+}
+
+/// The window statistics of a sliding window counter at Unix time `now`.
+pub(crate) fn stats(window: &SlidingWindow, amount: u64, expiry: u64, now: f64) -> WindowStats {
+    let weighted = window.weighted_count(expiry).floor();
+    let remaining = if weighted >= amount as f64 {
+        0
+    } else {
+        amount - weighted as u64
+    };
+    if window.previous_count == 0 && window.current_count == 0 {
+        return WindowStats {
+            reset_time: now,
+            remaining,
+        };
+    }
+    let expiry = expiry as f64;
+    // The previous bucket's weight drops by one hit every
+    // `expiry / previous_count` seconds.
+    let previous_reset_in = if window.previous_count > 0 {
+        window.previous_expires_in % (expiry / window.previous_count as f64)
+    } else {
+        f64::INFINITY
+    };
+    // The current bucket weighs in full until its window ends. Exactly at
+    // a window's start the modulo is zero although the end is a whole
+    // window away.
+    let current_reset_in = if window.current_count > 0 {
+        match window.current_expires_in % expiry {
+            r if r > 0.0 => r,
+            _ => expiry,
+        }
+    } else {
+        f64::INFINITY
+    };
+    WindowStats {
+        reset_time: now + previous_reset_in.min(current_reset_in),
+        remaining,
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::memory_remote::MemoryRemote;
-use super::syncer::FailurePolicy;
+use super::syncer::{FailurePolicy, WriteBehindHandle};
 use super::target::SyncTarget;
 use super::WriteBehind;
 use crate::error::{Error, Result};
@@ -71,6 +71,11 @@ fn split(options: &Options) -> (Options, Options) {
 /// returned storage owns its syncer: dropping the last reference flushes and
 /// stops it.
 pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn Storage>> {
+    Ok(Arc::new(handle_from_uri(uri, options)?))
+}
+
+/// The started write-behind node of a `writebehind+` URI.
+pub(crate) fn handle_from_uri(uri: &StorageUri, options: &Options) -> Result<WriteBehindHandle> {
     let Some(inner) = uri.scheme.strip_prefix(SCHEME_PREFIX) else {
         return Err(Error::configuration(format!(
             "`{}` is not a write-behind scheme",
@@ -109,7 +114,7 @@ pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn St
     if let Some(grace) = options.get_secs("grace")? {
         builder = builder.grace(grace);
     }
-    Ok(Arc::new(builder.start()?))
+    builder.start()
 }
 
 /// Builds the remote a write-behind node reconciles through from a storage

@@ -56,3 +56,19 @@ macro_rules! storage_suite {
         )*
     };
 }
+
+/// A subject whose every call goes through the asynchronous API: the suite's
+/// synchronous calls are driven through `storage`'s futures by
+/// [`Bridged`](limitstore::aio::Bridged).
+#[cfg(feature = "async")]
+pub fn via_async(
+    storage: std::sync::Arc<dyn limitstore::aio::AsyncStorage>,
+    advance: Box<dyn Fn(std::time::Duration) + Send + Sync>,
+    slack: f64,
+) -> Subject {
+    Subject {
+        storage: std::sync::Arc::new(limitstore::aio::Bridged::new(storage)),
+        advance,
+        slack,
+    }
+}

@@ -1,0 +1,146 @@
+//! The asynchronous storage API: [`AsyncStorage`] and its capabilities,
+//! mirroring [`Storage`](crate::Storage) method for method, and the
+//! asynchronous strategies over it.
+//!
+//! Every backend is reachable from async code without blocking the runtime:
+//!
+//! - the memory engine and the write-behind storage never wait on I/O, so
+//!   they implement [`AsyncStorage`] directly and answer in the first poll;
+//! - backends with an asynchronous client implement it natively;
+//! - a blocking backend is wrapped in [`Blocking`], which runs each call on
+//!   tokio's blocking pool.
+//!
+//! The other way round, [`Bridged`] gives any [`AsyncStorage`] the
+//! synchronous [`Storage`](crate::Storage) API by driving it on a small
+//! runtime owned by this crate.
+//!
+//! [`async_storage_from_string`] builds an asynchronous storage from an
+//! `async+<scheme>://` URI (or a plain one), as `limits` does:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use limitstore::aio::{async_limiter_for, async_storage_from_string};
+//! use limitstore::{parse, Options, Strategy};
+//!
+//! let storage = async_storage_from_string("async+memory://", &Options::new()).unwrap();
+//! let limiter = async_limiter_for(Strategy::MovingWindow, storage).unwrap();
+//! let item = parse("2/minute").unwrap();
+//! assert!(limiter.hit(&item, &["user"], 1).await.unwrap());
+//! assert!(limiter.hit(&item, &["user"], 1).await.unwrap());
+//! assert!(!limiter.hit(&item, &["user"], 1).await.unwrap());
+//! # });
+//! ```
+
+mod blocking;
+pub(crate) mod bridge;
+mod inline;
+mod registry;
+mod strategy;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use blocking::Blocking;
+pub use bridge::Bridged;
+pub use registry::{async_storage_from_string, register_async_storage, AsyncStorageFactory};
+pub use strategy::{
+    async_limiter_for, AsyncFixedWindowElasticExpiryRateLimiter, AsyncFixedWindowRateLimiter,
+    AsyncMovingWindowRateLimiter, AsyncRateLimiter, AsyncSlidingWindowCounterRateLimiter,
+};
+
+use crate::error::Result;
+use crate::storage::{MovingWindow, SlidingWindow};
+
+/// A boxed future that can move between threads, as the async traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The asynchronous twin of [`Storage`](crate::Storage): the same methods,
+/// with the same meaning and the same errors, returning futures.
+///
+/// Implementations must be safe to share between tasks and threads.
+pub trait AsyncStorage: Send + Sync + std::fmt::Debug {
+    /// See [`Storage::incr`](crate::Storage::incr).
+    fn incr<'a>(
+        &'a self,
+        key: &'a str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<u64>>;
+
+    /// See [`Storage::get`](crate::Storage::get).
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>>;
+
+    /// See [`Storage::get_expiry`](crate::Storage::get_expiry).
+    fn get_expiry<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<f64>>;
+
+    /// See [`Storage::check`](crate::Storage::check).
+    fn check(&self) -> BoxFuture<'_, bool>;
+
+    /// See [`Storage::reset`](crate::Storage::reset).
+    fn reset(&self) -> BoxFuture<'_, Result<Option<u64>>>;
+
+    /// See [`Storage::clear`](crate::Storage::clear).
+    fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// See [`Storage::unix_now`](crate::Storage::unix_now).
+    fn unix_now(&self) -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
+
+    /// This storage as a moving-window store, if it is one.
+    fn moving_window(&self) -> Option<&dyn AsyncMovingWindowSupport> {
+        None
+    }
+
+    /// This storage as a sliding-window-counter store, if it is one.
+    fn sliding_window(&self) -> Option<&dyn AsyncSlidingWindowCounterSupport> {
+        None
+    }
+}
+
+/// The asynchronous twin of [`MovingWindowSupport`](crate::MovingWindowSupport).
+pub trait AsyncMovingWindowSupport: Send + Sync {
+    /// See [`MovingWindowSupport::acquire_entry`](crate::MovingWindowSupport::acquire_entry).
+    fn acquire_entry<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// See [`MovingWindowSupport::get_moving_window`](crate::MovingWindowSupport::get_moving_window).
+    fn get_moving_window<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        expiry: u64,
+    ) -> BoxFuture<'a, Result<MovingWindow>>;
+}
+
+/// The asynchronous twin of
+/// [`SlidingWindowCounterSupport`](crate::SlidingWindowCounterSupport).
+pub trait AsyncSlidingWindowCounterSupport: Send + Sync {
+    /// See [`SlidingWindowCounterSupport::get_sliding_window`](crate::SlidingWindowCounterSupport::get_sliding_window).
+    fn get_sliding_window<'a>(
+        &'a self,
+        key: &'a str,
+        expiry: u64,
+    ) -> BoxFuture<'a, Result<SlidingWindow>>;
+
+    /// See [`SlidingWindowCounterSupport::acquire_sliding_window_entry`](crate::SlidingWindowCounterSupport::acquire_sliding_window_entry).
+    fn acquire_sliding_window_entry<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// See [`SlidingWindowCounterSupport::clear_sliding_window`](crate::SlidingWindowCounterSupport::clear_sliding_window).
+    fn clear_sliding_window<'a>(&'a self, key: &'a str, expiry: u64) -> BoxFuture<'a, Result<()>>;
+}

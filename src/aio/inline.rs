@@ -1,0 +1,132 @@
+//! [`AsyncStorage`] for the storages that never wait: the memory engine and
+//! the write-behind storage answer every call from memory, so their futures
+//! are ready at the first poll and need no thread hand-off.
+
+use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::memory::MemoryStorage;
+use crate::storage::{
+    MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport, Storage,
+};
+use crate::write_behind::{WriteBehind, WriteBehindHandle};
+
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+macro_rules! answer_in_place {
+    ([$($generics:tt)*] $ty:ty) => {
+        /// Answers in place: every future is ready at its first poll.
+        impl<$($generics)*> AsyncStorage for $ty {
+            fn incr<'a>(
+                &'a self,
+                key: &'a str,
+                expiry: u64,
+                elastic_expiry: bool,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<u64>> {
+                ready(Storage::incr(self, key, expiry, elastic_expiry, amount))
+            }
+
+            fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>> {
+                ready(Storage::get(self, key))
+            }
+
+            fn get_expiry<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<f64>> {
+                ready(Storage::get_expiry(self, key))
+            }
+
+            fn check(&self) -> BoxFuture<'_, bool> {
+                ready(Storage::check(self))
+            }
+
+            fn reset(&self) -> BoxFuture<'_, Result<Option<u64>>> {
+                ready(Storage::reset(self))
+            }
+
+            fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>> {
+                ready(Storage::clear(self, key))
+            }
+
+            fn unix_now(&self) -> f64 {
+                Storage::unix_now(self)
+            }
+
+            fn moving_window(&self) -> Option<&dyn AsyncMovingWindowSupport> {
+                Storage::moving_window(self).map(|_| self as _)
+            }
+
+            fn sliding_window(&self) -> Option<&dyn AsyncSlidingWindowCounterSupport> {
+                Storage::sliding_window(self).map(|_| self as _)
+            }
+        }
+
+        impl<$($generics)*> AsyncMovingWindowSupport for $ty {
+            fn acquire_entry<'a>(
+                &'a self,
+                key: &'a str,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<bool>> {
+                ready(moving(self).and_then(|w| w.acquire_entry(key, limit, expiry, amount)))
+            }
+
+            fn get_moving_window<'a>(
+                &'a self,
+                key: &'a str,
+                limit: u64,
+                expiry: u64,
+            ) -> BoxFuture<'a, Result<MovingWindow>> {
+                ready(moving(self).and_then(|w| w.get_moving_window(key, limit, expiry)))
+            }
+        }
+
+        impl<$($generics)*> AsyncSlidingWindowCounterSupport for $ty {
+            fn get_sliding_window<'a>(
+                &'a self,
+                key: &'a str,
+                expiry: u64,
+            ) -> BoxFuture<'a, Result<SlidingWindow>> {
+                ready(sliding(self).and_then(|c| c.get_sliding_window(key, expiry)))
+            }
+
+            fn acquire_sliding_window_entry<'a>(
+                &'a self,
+                key: &'a str,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<bool>> {
+                ready(sliding(self).and_then(|c| {
+                    c.acquire_sliding_window_entry(key, limit, expiry, amount)
+                }))
+            }
+
+            fn clear_sliding_window<'a>(
+                &'a self,
+                key: &'a str,
+                expiry: u64,
+            ) -> BoxFuture<'a, Result<()>> {
+                ready(sliding(self).and_then(|c| c.clear_sliding_window(key, expiry)))
+            }
+        }
+    };
+}
+
+fn moving(storage: &dyn Storage) -> Result<&dyn MovingWindowSupport> {
+    storage
+        .moving_window()
+        .ok_or_else(|| Error::configuration("this storage has no moving window support"))
+}
+
+fn sliding(storage: &dyn Storage) -> Result<&dyn SlidingWindowCounterSupport> {
+    storage
+        .sliding_window()
+        .ok_or_else(|| Error::configuration("this storage has no sliding window counter support"))
+}
+
+answer_in_place!([C: Clock] MemoryStorage<C>);
+answer_in_place!([] WriteBehind);
+answer_in_place!([] WriteBehindHandle);

@@ -1,0 +1,380 @@
+//! The strategies over an [`AsyncStorage`]: the same decisions as the
+//! synchronous limiters in [`strategy`](crate::strategy), awaiting the storage.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture};
+use crate::error::Result;
+use crate::item::RateLimitItem;
+use crate::strategy::{
+    cost_fits, fixed_window, moving_window, sliding_window, Strategy, WindowStats,
+};
+
+/// The asynchronous twin of [`RateLimiter`](crate::RateLimiter): the same
+/// methods with the same meaning, returning futures.
+pub trait AsyncRateLimiter: Send + Sync {
+    /// See [`RateLimiter::hit`](crate::RateLimiter::hit).
+    fn hit<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// See [`RateLimiter::test`](crate::RateLimiter::test).
+    fn test<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// See [`RateLimiter::get_window_stats`](crate::RateLimiter::get_window_stats).
+    fn get_window_stats<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<WindowStats>>;
+
+    /// See [`RateLimiter::clear`](crate::RateLimiter::clear).
+    fn clear<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<()>>;
+}
+
+/// Builds the asynchronous limiter of `strategy` over `storage`. Fails with a
+/// [configuration error](crate::ErrorKind::Configuration) when the storage
+/// lacks what the strategy needs.
+pub fn async_limiter_for(
+    strategy: Strategy,
+    storage: Arc<dyn AsyncStorage>,
+) -> Result<Box<dyn AsyncRateLimiter>> {
+    Ok(match strategy {
+        Strategy::FixedWindow => Box::new(AsyncFixedWindowRateLimiter::new(storage)),
+        Strategy::FixedWindowElasticExpiry => {
+            Box::new(AsyncFixedWindowElasticExpiryRateLimiter::new(storage))
+        }
+        Strategy::MovingWindow => Box::new(AsyncMovingWindowRateLimiter::new(storage)?),
+        Strategy::SlidingWindowCounter => {
+            Box::new(AsyncSlidingWindowCounterRateLimiter::new(storage)?)
+        }
+    })
+}
+
+macro_rules! limiter_struct {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name<S: AsyncStorage + ?Sized = dyn AsyncStorage> {
+            storage: Arc<S>,
+        }
+
+        impl<S: AsyncStorage + ?Sized> $name<S> {
+            /// The storage this limiter counts in.
+            pub fn storage(&self) -> &Arc<S> {
+                &self.storage
+            }
+        }
+
+        impl<S: AsyncStorage + ?Sized> Clone for $name<S> {
+            fn clone(&self) -> Self {
+                $name {
+                    storage: Arc::clone(&self.storage),
+                }
+            }
+        }
+
+        impl<S: AsyncStorage + ?Sized> fmt::Debug for $name<S> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("storage", &self.storage)
+                    .finish()
+            }
+        }
+    };
+}
+
+limiter_struct!(
+    /// A fixed window over an [`AsyncStorage`]; see
+    /// [`FixedWindowRateLimiter`](crate::FixedWindowRateLimiter).
+    AsyncFixedWindowRateLimiter
+);
+limiter_struct!(
+    /// A fixed window whose expiry every hit pushes out, over an
+    /// [`AsyncStorage`]; see
+    /// [`FixedWindowElasticExpiryRateLimiter`](crate::FixedWindowElasticExpiryRateLimiter).
+    AsyncFixedWindowElasticExpiryRateLimiter
+);
+limiter_struct!(
+    /// A moving window over an [`AsyncStorage`]; see
+    /// [`MovingWindowRateLimiter`](crate::MovingWindowRateLimiter).
+    AsyncMovingWindowRateLimiter
+);
+limiter_struct!(
+    /// A sliding window counter over an [`AsyncStorage`]; see
+    /// [`SlidingWindowCounterRateLimiter`](crate::SlidingWindowCounterRateLimiter).
+    AsyncSlidingWindowCounterRateLimiter
+);
+
+impl<S: AsyncStorage + ?Sized> AsyncFixedWindowRateLimiter<S> {
+    /// A limiter counting in `storage`.
+    pub fn new(storage: Arc<S>) -> Self {
+        AsyncFixedWindowRateLimiter { storage }
+    }
+}
+
+impl<S: AsyncStorage + ?Sized> AsyncFixedWindowElasticExpiryRateLimiter<S> {
+    /// A limiter counting in `storage`.
+    pub fn new(storage: Arc<S>) -> Self {
+        AsyncFixedWindowElasticExpiryRateLimiter { storage }
+    }
+}
+
+impl<S: AsyncStorage + ?Sized> AsyncMovingWindowRateLimiter<S> {
+    /// A limiter keeping its windows in `storage`; a configuration error if
+    /// the storage has no moving window support.
+    pub fn new(storage: Arc<S>) -> Result<Self> {
+        if storage.moving_window().is_none() {
+            return Err(moving_window::missing_support::<S>());
+        }
+        Ok(AsyncMovingWindowRateLimiter { storage })
+    }
+
+    fn windows(&self) -> Result<&dyn AsyncMovingWindowSupport> {
+        self.storage
+            .moving_window()
+            .ok_or_else(moving_window::missing_support::<S>)
+    }
+}
+
+impl<S: AsyncStorage + ?Sized> AsyncSlidingWindowCounterRateLimiter<S> {
+    /// A limiter keeping its counters in `storage`; a configuration error if
+    /// the storage has no sliding window counter support.
+    pub fn new(storage: Arc<S>) -> Result<Self> {
+        if storage.sliding_window().is_none() {
+            return Err(sliding_window::missing_support::<S>());
+        }
+        Ok(AsyncSlidingWindowCounterRateLimiter { storage })
+    }
+
+    fn counters(&self) -> Result<&dyn AsyncSlidingWindowCounterSupport> {
+        self.storage
+            .sliding_window()
+            .ok_or_else(sliding_window::missing_support::<S>)
+    }
+}
+
+async fn fixed_hit<S: AsyncStorage + ?Sized>(
+    storage: &S,
+    item: &RateLimitItem,
+    identifiers: &[&str],
+    cost: u64,
+    elastic: bool,
+) -> Result<bool> {
+    if !cost_fits(item, cost)? {
+        return Ok(false);
+    }
+    let key = item.key_for(identifiers);
+    let count = storage.incr(&key, item.get_expiry(), elastic, cost).await?;
+    Ok(count <= item.amount())
+}
+
+async fn fixed_test<S: AsyncStorage + ?Sized>(
+    storage: &S,
+    item: &RateLimitItem,
+    identifiers: &[&str],
+    cost: u64,
+) -> Result<bool> {
+    if !cost_fits(item, cost)? {
+        return Ok(false);
+    }
+    let count = storage.get(&item.key_for(identifiers)).await?;
+    Ok(count <= item.amount() - cost)
+}
+
+async fn fixed_stats<S: AsyncStorage + ?Sized>(
+    storage: &S,
+    item: &RateLimitItem,
+    identifiers: &[&str],
+) -> Result<WindowStats> {
+    let key = item.key_for(identifiers);
+    let expiry = storage.get_expiry(&key).await?;
+    let count = storage.get(&key).await?;
+    Ok(fixed_window::stats(item, expiry, count, || {
+        storage.unix_now()
+    }))
+}
+
+macro_rules! fixed_limiter {
+    ($name:ident, $elastic:expr) => {
+        impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for $name<S> {
+            fn hit<'a>(
+                &'a self,
+                item: &'a RateLimitItem,
+                identifiers: &'a [&'a str],
+                cost: u64,
+            ) -> BoxFuture<'a, Result<bool>> {
+                Box::pin(fixed_hit(&*self.storage, item, identifiers, cost, $elastic))
+            }
+
+            fn test<'a>(
+                &'a self,
+                item: &'a RateLimitItem,
+                identifiers: &'a [&'a str],
+                cost: u64,
+            ) -> BoxFuture<'a, Result<bool>> {
+                Box::pin(fixed_test(&*self.storage, item, identifiers, cost))
+            }
+
+            fn get_window_stats<'a>(
+                &'a self,
+                item: &'a RateLimitItem,
+                identifiers: &'a [&'a str],
+            ) -> BoxFuture<'a, Result<WindowStats>> {
+                Box::pin(fixed_stats(&*self.storage, item, identifiers))
+            }
+
+            fn clear<'a>(
+                &'a self,
+                item: &'a RateLimitItem,
+                identifiers: &'a [&'a str],
+            ) -> BoxFuture<'a, Result<()>> {
+                Box::pin(async move { self.storage.clear(&item.key_for(identifiers)).await })
+            }
+        }
+    };
+}
+
+fixed_limiter!(AsyncFixedWindowRateLimiter, false);
+fixed_limiter!(AsyncFixedWindowElasticExpiryRateLimiter, true);
+
+impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter<S> {
+    fn hit<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            if !cost_fits(item, cost)? {
+                return Ok(false);
+            }
+            let key = item.key_for(identifiers);
+            self.windows()?
+                .acquire_entry(&key, item.amount(), item.get_expiry(), cost)
+                .await
+        })
+    }
+
+    fn test<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            if !cost_fits(item, cost)? {
+                return Ok(false);
+            }
+            let key = item.key_for(identifiers);
+            let window = self
+                .windows()?
+                .get_moving_window(&key, item.amount(), item.get_expiry())
+                .await?;
+            Ok(window.count <= item.amount() - cost)
+        })
+    }
+
+    fn get_window_stats<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<WindowStats>> {
+        Box::pin(async move {
+            let (amount, expiry) = (item.amount(), item.get_expiry());
+            let key = item.key_for(identifiers);
+            let window = self
+                .windows()?
+                .get_moving_window(&key, amount, expiry)
+                .await?;
+            Ok(moving_window::stats(&window, amount, expiry))
+        })
+    }
+
+    fn clear<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.storage.clear(&item.key_for(identifiers)).await })
+    }
+}
+
+impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRateLimiter<S> {
+    fn hit<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            if !cost_fits(item, cost)? {
+                return Ok(false);
+            }
+            let key = item.key_for(identifiers);
+            self.counters()?
+                .acquire_sliding_window_entry(&key, item.amount(), item.get_expiry(), cost)
+                .await
+        })
+    }
+
+    fn test<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            if !cost_fits(item, cost)? {
+                return Ok(false);
+            }
+            let expiry = item.get_expiry();
+            let key = item.key_for(identifiers);
+            let window = self.counters()?.get_sliding_window(&key, expiry).await?;
+            Ok(sliding_window::fits(&window, item.amount(), expiry, cost))
+        })
+    }
+
+    fn get_window_stats<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<WindowStats>> {
+        Box::pin(async move {
+            let expiry = item.get_expiry();
+            let key = item.key_for(identifiers);
+            let window = self.counters()?.get_sliding_window(&key, expiry).await?;
+            Ok(sliding_window::stats(
+                &window,
+                item.amount(),
+                expiry,
+                self.storage.unix_now(),
+            ))
+        })
+    }
+
+    fn clear<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let key = item.key_for(identifiers);
+            self.counters()?
+                .clear_sliding_window(&key, item.get_expiry())
+                .await
+        })
+    }
+}
