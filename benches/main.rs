@@ -1,21 +1,43 @@
-//! Criterion benchmarks: the memory engine's fixed-window `hit` side by side
-//! with `governor`'s keyed `check_key` on the same identifiers.
+//! Criterion benchmarks of the memory engine, side by side in one run with
+//! the peers a user would otherwise reach for:
+//!
+//! - `fixed_window_hit/{hot_key,100k_keys,1m_keys}/{1,N}_threads`: the
+//!   fixed-window `hit` against `governor`'s keyed `check_key` and two plain
+//!   baselines, a `moka` cache and a `DashMap<String, AtomicU64>` holding one
+//!   counter per identifier (no windows, no expiry: the floor of a keyed
+//!   counter);
+//! - `strategy_hit/{hot_key,100k_keys}/{1,N}_threads`: every strategy's
+//!   `hit` on the memory engine at a limit of `100/second`, so a hot key's
+//!   hits are mostly refusals and the 100k keys' mostly admissions (a moving
+//!   window keeps one timestamp per admitted hit: 100 slots per key).
+//!
+//! `N` is the machine's hardware threads (at least 2). Multi-threaded rows
+//! report the time per hit of the slowest thread, each thread doing the
+//! same number of hits, so throughput scaling is `N × t(1) / t(N)`.
 //!
 //! Run with `cargo bench --bench main`; filter with e.g.
 //! `cargo bench --bench main -- hot_key`.
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
+use dashmap::DashMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter as Governor};
 use limitstore::{
-    FixedWindowRateLimiter, MemoryStorage, RateLimitItem, RateLimiter, Storage, SystemClock,
+    limiter_for, FixedWindowRateLimiter, MemoryStorage, RateLimitItem, RateLimiter, Storage,
+    Strategy, SystemClock,
 };
 
-const KEYS: usize = 100_000;
+/// The key sets: one hot key, 100k and 1M distinct identifiers.
+const KEY_SETS: [(&str, usize); 3] = [
+    ("hot_key", 1),
+    ("100k_keys", 100_000),
+    ("1m_keys", 1_000_000),
+];
 
 /// Identifiers in a scattered order (SplitMix64), so consecutive hits land on
 /// unrelated keys as real traffic does.
@@ -37,113 +59,149 @@ fn item() -> RateLimitItem {
     RateLimitItem::per_second(1 << 40).expect("valid item")
 }
 
-fn governor() -> DefaultKeyedRateLimiter<String> {
-    Governor::keyed(Quota::per_second(NonZeroU32::MAX))
+/// Thread counts to measure: 1 and the machine's hardware threads (at least 2).
+fn thread_counts() -> Vec<usize> {
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    vec![1, n]
 }
 
-/// The contenders, all warmed on the same identifiers.
-struct Contenders {
-    default: FixedWindowRateLimiter<MemoryStorage>,
-    precise: FixedWindowRateLimiter<MemoryStorage<SystemClock>>,
-    dynamic: FixedWindowRateLimiter<dyn Storage>,
-    governor: DefaultKeyedRateLimiter<String>,
-    item: RateLimitItem,
+/// A memory storage large enough to hold every key of the biggest set.
+fn storage() -> MemoryStorage {
+    MemoryStorage::builder().max_entries(2_000_000).build()
 }
 
-impl Contenders {
-    fn new(ids: &[String]) -> Self {
-        let c = Contenders {
-            default: FixedWindowRateLimiter::new(Arc::new(MemoryStorage::new())),
-            precise: FixedWindowRateLimiter::new(Arc::new(
-                MemoryStorage::builder().clock(SystemClock::new()).build(),
-            )),
-            dynamic: FixedWindowRateLimiter::new(Arc::new(MemoryStorage::new()) as Arc<dyn Storage>),
-            governor: governor(),
-            item: item(),
-        };
-        // Warm every table so the measured hits find existing keys.
-        for id in ids {
-            assert!(c.default.hit(&c.item, &[id], 1).unwrap());
-            assert!(c.precise.hit(&c.item, &[id], 1).unwrap());
-            assert!(c.dynamic.hit(&c.item, &[id], 1).unwrap());
-            assert!(c.governor.check_key(id).is_ok());
+type Hit<'a> = &'a (dyn Fn(&String) -> bool + Sync);
+
+/// Times `hit` over `ids` on `threads` threads, each walking the identifiers
+/// from its own offset; returns the slowest thread's time.
+fn run(ids: &[String], threads: usize, iters: u64, hit: Hit<'_>) -> Duration {
+    if threads == 1 {
+        let mut i = 0usize;
+        let start = Instant::now();
+        for _ in 0..iters {
+            i = if i + 1 >= ids.len() { 0 } else { i + 1 };
+            black_box(hit(&ids[i]));
         }
-        c
+        return start.elapsed();
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut i = t * ids.len() / threads;
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        i = if i + 1 >= ids.len() { 0 } else { i + 1 };
+                        black_box(hit(&ids[i]));
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    })
+}
+
+fn bench_one(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    who: &str,
+    ids: &[String],
+    threads: usize,
+    hit: Hit<'_>,
+) {
+    // Warm: every key exists before measuring.
+    for id in ids {
+        hit(id);
+    }
+    group.bench_function(BenchmarkId::from_parameter(who), |b| {
+        b.iter_custom(|iters| run(ids, threads, iters, hit))
+    });
+}
+
+fn fixed_window_vs_peers(c: &mut Criterion) {
+    for (name, n) in KEY_SETS {
+        let ids = identifiers(n);
+        for threads in thread_counts() {
+            let mut group = c.benchmark_group(format!("fixed_window_hit/{name}/{threads}_threads"));
+            let item = item();
+            {
+                let limiter = FixedWindowRateLimiter::new(Arc::new(storage()));
+                bench_one(&mut group, "limitstore", &ids, threads, &|id| {
+                    limiter.hit(&item, &[id], 1).unwrap()
+                });
+            }
+            {
+                let limiter = FixedWindowRateLimiter::new(Arc::new(
+                    MemoryStorage::builder()
+                        .max_entries(2_000_000)
+                        .clock(SystemClock::new())
+                        .build(),
+                ));
+                bench_one(
+                    &mut group,
+                    "limitstore-precise-clock",
+                    &ids,
+                    threads,
+                    &|id| limiter.hit(&item, &[id], 1).unwrap(),
+                );
+            }
+            {
+                let limiter = FixedWindowRateLimiter::new(Arc::new(storage()) as Arc<dyn Storage>);
+                bench_one(&mut group, "limitstore-dyn", &ids, threads, &|id| {
+                    limiter.hit(&item, &[id], 1).unwrap()
+                });
+            }
+            {
+                let governor: DefaultKeyedRateLimiter<String> =
+                    Governor::keyed(Quota::per_second(NonZeroU32::MAX));
+                bench_one(&mut group, "governor", &ids, threads, &|id| {
+                    governor.check_key(id).is_ok()
+                });
+            }
+            {
+                let cache: moka::sync::Cache<String, Arc<AtomicU64>> =
+                    moka::sync::Cache::builder().max_capacity(2_000_000).build();
+                bench_one(&mut group, "moka-counter", &ids, threads, &|id| {
+                    let counter = cache.get_with_by_ref(id, || Arc::new(AtomicU64::new(0)));
+                    counter.fetch_add(1, Ordering::Relaxed) < u64::MAX
+                });
+            }
+            {
+                let map: DashMap<String, AtomicU64> = DashMap::new();
+                bench_one(&mut group, "dashmap-counter", &ids, threads, &|id| {
+                    if let Some(counter) = map.get(id) {
+                        return counter.fetch_add(1, Ordering::Relaxed) < u64::MAX;
+                    }
+                    map.entry(id.clone())
+                        .or_insert_with(|| AtomicU64::new(0))
+                        .fetch_add(1, Ordering::Relaxed)
+                        < u64::MAX
+                });
+            }
+            group.finish();
+        }
     }
 }
 
-/// Runs `bench` once per contender, handing it that contender's hit function.
-macro_rules! each_contender {
-    ($c:expr, $bench:ident) => {{
-        let c = &$c;
-        $bench("limitstore", &|id: &String| {
-            c.default.hit(&c.item, &[id], 1).unwrap()
-        });
-        $bench("limitstore-precise-clock", &|id: &String| {
-            c.precise.hit(&c.item, &[id], 1).unwrap()
-        });
-        $bench("limitstore-dyn", &|id: &String| {
-            c.dynamic.hit(&c.item, &[id], 1).unwrap()
-        });
-        $bench("governor", &|id: &String| c.governor.check_key(id).is_ok());
-    }};
-}
-
-fn single_thread(c: &mut Criterion) {
-    for (name, n) in [("hot_key", 1usize), ("100k_keys", KEYS)] {
+fn every_strategy(c: &mut Criterion) {
+    for (name, n) in &KEY_SETS[..2] {
+        let (name, n) = (*name, *n);
         let ids = identifiers(n);
-        let contenders = Contenders::new(&ids);
-        let mut group = c.benchmark_group(format!("fixed_window_hit/{name}/1_thread"));
-        let mut bench = |who: &str, hit: &(dyn Fn(&String) -> bool + Sync)| {
-            group.bench_function(BenchmarkId::from_parameter(who), |b| {
-                let mut i = 0usize;
-                b.iter(|| {
-                    i = if i + 1 >= ids.len() { 0 } else { i + 1 };
-                    black_box(hit(&ids[i]))
-                })
-            });
-        };
-        each_contender!(contenders, bench);
-        group.finish();
-    }
-}
-
-/// Two threads hitting at once; reports the time per hit of the slower thread.
-fn two_threads(c: &mut Criterion) {
-    for (name, n) in [("hot_key", 1usize), ("100k_keys", KEYS)] {
-        let ids = identifiers(n);
-        let contenders = Contenders::new(&ids);
-        let mut group = c.benchmark_group(format!("fixed_window_hit/{name}/2_threads"));
-        let mut bench = |who: &str, hit: &(dyn Fn(&String) -> bool + Sync)| {
-            group.bench_function(BenchmarkId::from_parameter(who), |b| {
-                b.iter_custom(|iters| {
-                    std::thread::scope(|s| {
-                        let handles: Vec<_> = (0..2)
-                            .map(|t| {
-                                let ids = &ids;
-                                s.spawn(move || {
-                                    // Each thread walks its own half of the keys.
-                                    let mut i = t * ids.len() / 2;
-                                    let start = Instant::now();
-                                    for _ in 0..iters {
-                                        i = if i + 1 >= ids.len() { 0 } else { i + 1 };
-                                        black_box(hit(&ids[i]));
-                                    }
-                                    start.elapsed()
-                                })
-                            })
-                            .collect();
-                        handles
-                            .into_iter()
-                            .map(|h| h.join().expect("bench thread"))
-                            .max()
-                            .unwrap_or(Duration::ZERO)
-                    })
-                })
-            });
-        };
-        each_contender!(contenders, bench);
-        group.finish();
+        for threads in thread_counts() {
+            let mut group = c.benchmark_group(format!("strategy_hit/{name}/{threads}_threads"));
+            let item = RateLimitItem::per_second(100).expect("valid item");
+            for strategy in Strategy::ALL {
+                let limiter = limiter_for(strategy, Arc::new(storage())).expect("limiter");
+                bench_one(&mut group, strategy.name(), &ids, threads, &|id| {
+                    limiter.hit(&item, &[id], 1).unwrap()
+                });
+            }
+            group.finish();
+        }
     }
 }
 
@@ -157,6 +215,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = single_thread, two_threads
+    targets = fixed_window_vs_peers, every_strategy
 }
 criterion_main!(benches);
