@@ -50,6 +50,7 @@
 mod cluster;
 mod config;
 mod ops;
+pub(crate) use ops::{glob_escape, Ops, Topology};
 mod pool;
 mod scripts;
 mod sentinel;

@@ -102,3 +102,34 @@ fn a_stopped_cluster_gives_storage_errors() {
         started.elapsed()
     );
 }
+
+/// The Cluster as a write-behind remote: one script per hash slot.
+mod write_behind_remote {
+    use super::*;
+
+    #[test]
+    fn batches_span_slots_and_several_writers_total_exactly() {
+        require_or_skip!("redis-server");
+        let cluster = Cluster::start();
+        let remote = std::sync::Arc::new(RedisClusterStorage::new(&cluster.url()).unwrap());
+        common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "cl");
+        common::remote::several_writers_total_exactly(remote.clone(), "cl");
+        // The slots live on more than one primary.
+        let holding = cluster
+            .nodes
+            .iter()
+            .filter(|n| !keys_on(n, "LIMITS:wb:*").is_empty())
+            .count();
+        assert!(holding >= 2, "write-behind slots on {holding} primaries");
+    }
+
+    #[test]
+    fn writebehind_cluster_uri() {
+        require_or_skip!("redis-server");
+        let cluster = Cluster::start();
+        let uri = cluster.url().replacen("redis+", "writebehind+redis+", 1);
+        let node = storage_from_string(&format!("{uri}?sync_interval=0"), &Options::new()).unwrap();
+        assert_eq!(node.incr("wb", 60, false, 2).unwrap(), 2);
+        assert_eq!(node.incr("wb", 60, false, 3).unwrap(), 5);
+    }
+}

@@ -169,3 +169,21 @@ fn hits_continue_after_a_failover() {
     assert!(st.check());
     eprintln!("failover: first successful hit {switched_after:?} after the kill, {failures} failed calls before");
 }
+
+/// The Sentinel's primary as a write-behind remote.
+#[test]
+fn write_behind_remote_totals_exactly() {
+    require_or_skip!("redis-server", "redis-sentinel");
+    let master = Server::redis(Config::default());
+    let sentinel = Server::sentinel(SERVICE, master.port, 5000);
+    let uri = format!("redis+sentinel://127.0.0.1:{}/{SERVICE}", sentinel.port);
+    let remote = std::sync::Arc::new(RedisSentinelStorage::new(&uri).unwrap());
+    common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "se");
+    common::remote::several_writers_total_exactly(remote, "se");
+    let node = storage_from_string(
+        &format!("writebehind+{uri}?sync_interval=0"),
+        &Options::new(),
+    )
+    .unwrap();
+    assert_eq!(node.incr("wb", 60, false, 2).unwrap(), 2);
+}

@@ -173,6 +173,14 @@ impl RedisClusterStorage {
     }
 }
 
+impl RedisClusterStorage {
+    /// The operations (for other remotes built on this storage, such as the
+    /// write-behind sync target).
+    pub(crate) fn ops(&self) -> &Ops<Cluster> {
+        &self.ops
+    }
+}
+
 impl std::fmt::Debug for RedisClusterStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisClusterStorage")

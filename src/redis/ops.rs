@@ -54,7 +54,7 @@ impl<T: SinglePrimary> Topology for T {
 }
 
 /// Escapes `*?[]\` so that `text` matches itself in a `SCAN MATCH` pattern.
-fn glob_escape(text: &str) -> String {
+pub(crate) fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -157,7 +157,13 @@ impl<T: Topology> Ops<T> {
 
     /// Deletes every key under the prefix, on every primary, with `SCAN`.
     pub(crate) fn reset(&self) -> Result<Option<u64>> {
-        let pattern = format!("{}:*", glob_escape(&self.prefix));
+        self.delete_matching(&format!("{}:*", glob_escape(&self.prefix)))
+            .map(Some)
+    }
+
+    /// Deletes every key matching the `SCAN MATCH` `pattern`, on every
+    /// primary; returns how many were deleted.
+    pub(crate) fn delete_matching(&self, pattern: &str) -> Result<u64> {
         let topology = self.topology();
         self.run(|c| {
             let mut deleted = 0u64;
@@ -167,7 +173,7 @@ impl<T: Topology> Ops<T> {
                     let mut scan = cmd("SCAN");
                     scan.arg(cursor)
                         .arg("MATCH")
-                        .arg(&pattern)
+                        .arg(pattern)
                         .arg("COUNT")
                         .arg(RESET_BATCH);
                     let (next, keys): (u64, Vec<Vec<u8>>) =
@@ -183,7 +189,7 @@ impl<T: Topology> Ops<T> {
                     cursor = next;
                 }
             }
-            Ok(Some(deleted))
+            Ok(deleted)
         })
     }
 

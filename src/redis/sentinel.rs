@@ -167,6 +167,14 @@ impl RedisSentinelStorage {
     }
 }
 
+impl RedisSentinelStorage {
+    /// The operations (for other remotes built on this storage, such as the
+    /// write-behind sync target).
+    pub(crate) fn ops(&self) -> &Ops<Sentinel> {
+        &self.ops
+    }
+}
+
 impl std::fmt::Debug for RedisSentinelStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSentinelStorage")

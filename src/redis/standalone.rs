@@ -146,13 +146,10 @@ impl RedisStorage {
         self.ops.idle_connections()
     }
 
-    /// Runs `f` on a pooled connection (for other remotes built on this
-    /// storage, such as the write-behind sync target).
-    pub(crate) fn run<R>(
-        &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
-    ) -> Result<R> {
-        self.ops.run(f)
+    /// The operations (for other remotes built on this storage, such as the
+    /// write-behind sync target).
+    pub(crate) fn ops(&self) -> &Ops<Standalone> {
+        &self.ops
     }
 }
 

@@ -1,21 +1,22 @@
-//! [`RedisStorage`] as a write-behind remote: one Lua script per batch.
+//! The Redis storages as write-behind remotes: one Lua script per batch (per
+//! hash slot on a Cluster).
 #![cfg(feature = "redis")]
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use redis::{cmd, Script};
+use redis::cluster_routing::Slot;
+use redis::Script;
 
 use super::target::{Report, SyncTarget};
 use crate::error::Result;
 use crate::redis::RedisStorage;
+use crate::redis::{glob_escape, Ops, RedisClusterStorage, RedisSentinelStorage, Topology};
 use crate::storage::Storage;
 
 /// The sync script: per report, `max(stored, total)` in the node's field of
 /// the `(key, window)` hash, then the sum of the hash's fields.
 static SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sync.lua")));
-
-/// Keys matched by `SCAN` and deleted per `DEL` when clearing a key.
-const CLEAR_BATCH: usize = 1000;
 
 /// The hash of one key and window: `{prefix}:wb:{key}/{window}`. Its fields
 /// are node ids, its values their cumulative totals.
@@ -23,86 +24,119 @@ pub(crate) fn slot_key(prefix: &str, key: &str, window: u64) -> String {
     format!("{prefix}:wb:{key}/{window}")
 }
 
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
+/// Applies `reports` with one script run per group of reports whose slot keys
+/// `group` puts together (all of them for one server, one hash slot each on
+/// a Cluster, where a script's keys must share a slot). Answers in the order
+/// of `reports`.
+fn sync_grouped<T, G>(ops: &Ops<T>, reports: &[Report<'_>], group: G) -> Result<Vec<u64>>
+where
+    T: Topology,
+    T::Conn: redis::ConnectionLike,
+    G: Fn(&str) -> Option<Slot>,
+{
+    let Some(first) = reports.first() else {
+        return Ok(Vec::new());
+    };
+    let keys: Vec<String> = reports
+        .iter()
+        .map(|r| slot_key(ops.prefix(), r.key, r.window))
+        .collect();
+    // Group indices by slot, keeping the reports' order within a group.
+    let mut groups: Vec<(Option<Slot>, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<Option<Slot>, usize> = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let slot = group(key);
+        let g = *index.entry(slot).or_insert_with(|| {
+            groups.push((slot, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(i);
     }
-    out
-}
-
-/// A Redis server as the remote of write-behind nodes: each
-/// [`sync`](SyncTarget::sync) is one `EVALSHA` of a script over the batch,
-/// on a pooled connection. The slots of `(key, window)` are the fields of
-/// the hash `{key_prefix}:wb:{key}/{window}`, which expires one window
-/// after its window ends. A script applied whose reply was lost is simply
-/// sent again by the syncer: it changes nothing the second time.
-///
-/// ```no_run
-/// use std::sync::Arc;
-/// use limitstore::RedisStorage;
-/// use limitstore::write_behind::WriteBehind;
-/// let remote = Arc::new(RedisStorage::new("redis://localhost:6379?socket_timeout=0.5").unwrap());
-/// let node = WriteBehind::builder(remote).node_id("web-1").start().unwrap();
-/// ```
-impl SyncTarget for RedisStorage {
-    fn sync(&self, reports: &[Report<'_>]) -> Result<Vec<u64>> {
-        let Some(first) = reports.first() else {
-            return Ok(Vec::new());
-        };
-        let mut invocation = SYNC.prepare_invoke();
-        invocation.arg(first.node);
-        for r in reports {
-            let expire_at_ms = r
-                .window
-                .saturating_add(2)
-                .saturating_mul(r.expiry)
-                .saturating_mul(1000);
-            invocation
-                .key(slot_key(self.key_prefix(), r.key, r.window))
-                .arg(r.total)
-                .arg(expire_at_ms);
-        }
-        self.run(|c| invocation.invoke(c))
-    }
-
-    fn check(&self) -> bool {
-        Storage::check(self)
-    }
-
-    fn clear(&self, key: &str) -> Result<()> {
-        let pattern = format!(
-            "{}:wb:{}/*",
-            glob_escape(self.key_prefix()),
-            glob_escape(key)
-        );
-        self.run(|c| {
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) = cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(CLEAR_BATCH)
-                    .query(c)?;
-                if !keys.is_empty() {
-                    cmd("DEL").arg(&keys).query::<()>(c)?;
-                }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
+    let mut totals = vec![0u64; reports.len()];
+    ops.run(|c| {
+        for (_, members) in &groups {
+            let mut invocation = SYNC.prepare_invoke();
+            invocation.arg(first.node);
+            for &i in members {
+                let r = &reports[i];
+                let expire_at_ms = r
+                    .window
+                    .saturating_add(2)
+                    .saturating_mul(r.expiry)
+                    .saturating_mul(1000);
+                invocation.key(&keys[i]).arg(r.total).arg(expire_at_ms);
             }
-        })
-    }
-
-    /// Deletes every key under the prefix, write-behind slots included (the
-    /// storage's own [`reset`](Storage::reset)).
-    fn reset(&self) -> Result<Option<u64>> {
-        Storage::reset(self)
-    }
+            let answers: Vec<u64> = invocation.invoke(c)?;
+            for (&i, total) in members.iter().zip(answers) {
+                totals[i] = total;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(totals)
 }
+
+/// Deletes every window and slot of `key`, on every primary.
+fn clear_slots<T: Topology>(ops: &Ops<T>, key: &str) -> Result<()>
+where
+    T::Conn: redis::ConnectionLike,
+{
+    let pattern = format!("{}:wb:{}/*", glob_escape(ops.prefix()), glob_escape(key));
+    ops.delete_matching(&pattern).map(drop)
+}
+
+macro_rules! sync_target {
+    ($ty:ty, $group:expr, $doc:literal) => {
+        #[doc = $doc]
+        ///
+        /// The slots of `(key, window)` are the fields of the hash
+        /// `{key_prefix}:wb:{key}/{window}`, which expires one window after
+        /// its window ends. A script applied whose reply was lost is simply
+        /// sent again by the syncer: it changes nothing the second time.
+        impl SyncTarget for $ty {
+            fn sync(&self, reports: &[Report<'_>]) -> Result<Vec<u64>> {
+                sync_grouped(self.ops(), reports, $group)
+            }
+
+            fn check(&self) -> bool {
+                Storage::check(self)
+            }
+
+            fn clear(&self, key: &str) -> Result<()> {
+                clear_slots(self.ops(), key)
+            }
+
+            /// Deletes every key under the prefix, write-behind slots
+            /// included (the storage's own [`reset`](Storage::reset)).
+            fn reset(&self) -> Result<Option<u64>> {
+                Storage::reset(self)
+            }
+        }
+    };
+}
+
+sync_target!(
+    RedisStorage,
+    |_| None,
+    "A Redis server as the remote of write-behind nodes: each \
+     [`sync`](SyncTarget::sync) is one `EVALSHA` of a script over the batch, on \
+     a pooled connection.\n\n```no_run\nuse std::sync::Arc;\nuse limitstore::RedisStorage;\n\
+     use limitstore::write_behind::WriteBehind;\nlet remote = Arc::new(RedisStorage::new(\
+     \"redis://localhost:6379?socket_timeout=0.5\").unwrap());\nlet node = \
+     WriteBehind::builder(remote).node_id(\"web-1\").start().unwrap();\n```"
+);
+sync_target!(
+    RedisSentinelStorage,
+    |_| None,
+    "The primary a Sentinel deployment names, as the remote of write-behind \
+     nodes: each [`sync`](SyncTarget::sync) is one `EVALSHA` on the current \
+     primary; after a failover the syncer's retry reaches the new one."
+);
+sync_target!(
+    RedisClusterStorage,
+    |key: &str| Some(Slot::for_key(key)),
+    "A Redis Cluster as the remote of write-behind nodes: a script's keys must \
+     share a hash slot, so each [`sync`](SyncTarget::sync) runs the script once \
+     per slot that the batch's `(key, window)` hashes fall in, each on the \
+     primary owning that slot."
+);

@@ -41,11 +41,20 @@ fn target_for(uri: &StorageUri, options: &Options) -> Result<Arc<dyn SyncTarget>
         "redis" | "rediss" | "redis+unix" | "valkey" | "valkeys" | "valkey+unix" => Ok(Arc::new(
             crate::redis::RedisStorage::from_uri(uri, options)?,
         )),
+        #[cfg(feature = "redis")]
+        "redis+cluster" | "valkey+cluster" => Ok(Arc::new(
+            crate::redis::RedisClusterStorage::from_uri(uri, options)?,
+        )),
+        #[cfg(feature = "redis")]
+        "redis+sentinel" | "valkey+sentinel" => Ok(Arc::new(
+            crate::redis::RedisSentinelStorage::from_uri(uri, options)?,
+        )),
         other => Err(Error::configuration(format!(
             "storage scheme `{other}` cannot be a write-behind remote in this build \
              (supported: memory{})",
             if cfg!(feature = "redis") {
-                ", redis, rediss, redis+unix, valkey, valkeys, valkey+unix"
+                ", redis, rediss, redis+unix, valkey, valkeys, valkey+unix, \
+                 redis+cluster, valkey+cluster, redis+sentinel, valkey+sentinel"
             } else {
                 ""
             }
@@ -167,7 +176,7 @@ mod tests {
     fn bad_wrapper_uris_are_configuration_errors() {
         for bad in [
             "writebehind+nosuch://",
-            "writebehind+redis+cluster://localhost:6379",
+            "writebehind+etcd://localhost:2379",
             "writebehind+memory://?latency=soon",
             "writebehind+memory://host:1",
             "writebehind+memory://?sync_interval=soon",

@@ -1,0 +1,107 @@
+//! Checks for write-behind remotes ([`SyncTarget`]s), the same for each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use limitstore::write_behind::{Report, SyncTarget, WriteBehind};
+use limitstore::Storage;
+
+/// A window long enough that a test never crosses its end.
+const EXPIRY: u64 = 24 * 3600;
+
+fn window_now() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    now / EXPIRY
+}
+
+/// The global total of `key` in `window`, read with a zero report.
+pub fn total(remote: &dyn SyncTarget, key: &str, window: u64) -> u64 {
+    let read = Report {
+        key,
+        window,
+        expiry: EXPIRY,
+        node: "reader",
+        total: 0,
+    };
+    remote.sync(&[read]).unwrap()[0]
+}
+
+/// One batch over many keys (on a Cluster: many hash slots) answers each
+/// report with its own key's total, and sending it again changes nothing.
+pub fn batches_answer_per_key_and_repeat_harmlessly(remote: &dyn SyncTarget, tag: &str) {
+    let keys: Vec<String> = (0..40).map(|i| format!("{tag}-batch-{i}")).collect();
+    let window = window_now();
+    let reports = |node: &'static str, base: u64| -> Vec<Report<'_>> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, key)| Report {
+                key,
+                window,
+                expiry: EXPIRY,
+                node,
+                total: base + i as u64,
+            })
+            .collect()
+    };
+    let first = remote.sync(&reports("a", 1)).unwrap();
+    assert_eq!(first, (1..=40).collect::<Vec<u64>>());
+    // Again: idempotent.
+    assert_eq!(remote.sync(&reports("a", 1)).unwrap(), first);
+    // A second node adds its own slot.
+    let both = remote.sync(&reports("b", 10)).unwrap();
+    let want: Vec<u64> = (0..40).map(|i| (1 + i) + (10 + i)).collect();
+    assert_eq!(both, want);
+    remote.clear(&keys[0]).unwrap();
+    assert_eq!(total(remote, &keys[0], window), 0);
+    assert_eq!(total(remote, &keys[1], window), 2 + 11);
+}
+
+/// Several write-behind nodes, each hit by its own threads on many keys,
+/// syncing every few milliseconds: once every node is dropped (which
+/// flushes), the remote holds exactly the hits the nodes accepted.
+pub fn several_writers_total_exactly(remote: Arc<dyn SyncTarget>, tag: &str) {
+    let keys: Vec<String> = (0..16).map(|i| format!("{tag}-key-{i}")).collect();
+    let window_before = window_now();
+    let nodes: Vec<_> = (0..3)
+        .map(|n| {
+            WriteBehind::builder(Arc::clone(&remote))
+                .node_id(format!("{tag}-node-{n}"))
+                .sync_interval(Duration::from_millis(5))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let accepted: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|t| {
+                let (node, keys) = (&nodes[t % 3], &keys);
+                s.spawn(move || {
+                    let mut accepted = 0;
+                    for i in 0..300 {
+                        let key = &keys[(i * 7 + t) % keys.len()];
+                        if node.incr(key, EXPIRY, false, 1).unwrap() <= u64::MAX / 2 {
+                            accepted += 1;
+                        }
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(accepted, 6 * 300);
+    drop(nodes);
+    let mut windows = vec![window_before];
+    if window_now() != window_before {
+        windows.push(window_now());
+    }
+    let remote_total: u64 = keys
+        .iter()
+        .flat_map(|k| windows.iter().map(move |&w| (k, w)))
+        .map(|(k, w)| total(&*remote, k, w))
+        .sum();
+    assert_eq!(remote_total, accepted);
+}
