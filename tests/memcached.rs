@@ -2,7 +2,7 @@
 //! the shared behavioural suite over TCP, over two sharded servers, over a
 //! unix socket and through the async API; the key layout of Python
 //! `limits`; sharding; options; a killed, a restarted and a hung server.
-#![cfg(feature = "memcached")]
+#![cfg(all(feature = "memcached", feature = "async"))]
 
 #[macro_use]
 mod common;
