@@ -14,6 +14,7 @@ declare -A PACKAGES=(
   [redis-sentinel]=redis-sentinel
   [redis-benchmark]=redis-tools
   [openssl]=openssl
+  [memcached]=memcached
 )
 # Build-time libraries, by package name.
 LIBRARIES=(libssl-dev pkg-config)

@@ -7,6 +7,8 @@ pub mod aio;
 pub mod clock;
 pub mod error;
 pub mod item;
+#[cfg(feature = "memcached")]
+pub mod memcached;
 pub mod memory;
 pub mod parse;
 #[cfg(feature = "redis")]
@@ -17,6 +19,8 @@ pub mod strategy;
 mod sync;
 pub mod write_behind;
 
+#[cfg(feature = "memcached")]
+pub use self::memcached::MemcachedStorage;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};

@@ -11,6 +11,8 @@
 //! skip itself.
 #![allow(dead_code)]
 
+pub mod memcached;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
