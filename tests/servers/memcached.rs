@@ -219,6 +219,21 @@ impl Memcached {
             .status()
             .unwrap();
         assert!(status.success());
+        if signal == "STOP" {
+            // A stop takes effect once every thread of the server has seen
+            // it; wait for that, so no request sent afterwards is served.
+            let stat = format!("/proc/{}/stat", self.pid());
+            super::wait_until("the server to stop", Duration::from_secs(5), || {
+                std::fs::read_to_string(&stat)
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit(')')
+                            .next()
+                            .map(|r| r.trim_start().starts_with('T'))
+                    })
+                    .unwrap_or(false)
+            });
+        }
     }
 
     /// Kills the server (SIGKILL) and waits until its pid has exited.
