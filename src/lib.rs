@@ -17,6 +17,8 @@ pub mod strategy;
 mod sync;
 pub mod write_behind;
 
+#[cfg(all(feature = "redis", feature = "async"))]
+pub use self::redis::{AsyncRedisClusterStorage, AsyncRedisSentinelStorage, AsyncRedisStorage};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};
