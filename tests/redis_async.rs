@@ -11,7 +11,7 @@ mod common;
 mod servers;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use common::Subject;
@@ -79,9 +79,26 @@ fn unix_subject() -> Subject {
     subject_on(server, &uri)
 }
 
+/// One Cluster for the suite's tests that run at the same time, each under
+/// its own key prefix; it stops when the last test holding it ends.
+fn shared_cluster() -> Arc<Cluster> {
+    static SHARED: Mutex<Weak<Cluster>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(cluster) = shared.upgrade() {
+        return cluster;
+    }
+    let cluster = Arc::new(Cluster::start());
+    *shared = Arc::downgrade(&cluster);
+    cluster
+}
+
 fn cluster_subject() -> Subject {
-    let cluster = Cluster::start();
-    let uri = format!("async+{}", cluster.url());
+    let cluster = shared_cluster();
+    let uri = format!(
+        "async+{}?key_prefix={}",
+        cluster.url(),
+        servers::unique_prefix("cluster")
+    );
     subject_on(cluster, &uri)
 }
 
