@@ -65,7 +65,7 @@ fn glob_escape(text: &str) -> String {
     out
 }
 
-pub(crate) fn now() -> f64 {
+fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
