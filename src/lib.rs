@@ -21,6 +21,8 @@ pub mod write_behind;
 
 #[cfg(feature = "memcached")]
 pub use self::memcached::MemcachedStorage;
+#[cfg(all(feature = "redis", feature = "async"))]
+pub use self::redis::{AsyncRedisClusterStorage, AsyncRedisSentinelStorage, AsyncRedisStorage};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};

@@ -21,6 +21,12 @@
 //! [`ErrorKind::Storage`](crate::ErrorKind::Storage) error and
 //! [`check`](crate::Storage::check) returns false.
 //!
+//! With feature `async`, `AsyncRedisStorage`, `AsyncRedisClusterStorage`
+//! and `AsyncRedisSentinelStorage` are the native asynchronous twins, which
+//! `aio::async_storage_from_string` builds for the same schemes with an
+//! `async+` prefix (`async+redis://...`): same URIs, options, scripts and
+//! keys, over multiplexed connections, with the same timeouts.
+//!
 //! Options (URI query or [`Options`]):
 //!
 //! | option | meaning | default |
@@ -47,6 +53,8 @@
 //! assert!(mw.acquire_entry("user:1", 10, 60, 1).unwrap());
 //! ```
 
+#[cfg(feature = "async")]
+mod aio;
 mod cluster;
 mod config;
 mod ops;
@@ -58,6 +66,10 @@ mod standalone;
 
 use std::sync::Arc;
 
+#[cfg(feature = "async")]
+pub(crate) use aio::from_uri as async_from_uri;
+#[cfg(feature = "async")]
+pub use aio::{AsyncRedisClusterStorage, AsyncRedisSentinelStorage, AsyncRedisStorage};
 pub use cluster::RedisClusterStorage;
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_MAX_CONNECTIONS, DEFAULT_SOCKET_TIMEOUT,

@@ -99,9 +99,7 @@ pub fn async_storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn
             &parsed, &merged,
         )?)),
         #[cfg(feature = "redis")]
-        "redis" => Ok(Arc::new(Blocking::new(crate::redis::from_uri(
-            &parsed, &merged,
-        )?))),
+        "redis" => crate::redis::async_from_uri(&parsed, &merged),
         #[cfg(feature = "memcached")]
         "memcached" => Ok(Arc::new(Blocking::new(crate::memcached::from_uri(
             &parsed, &merged,

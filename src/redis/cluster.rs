@@ -15,8 +15,8 @@ const RETRIES: u32 = 3;
 
 /// Connects to a Cluster (one `ClusterConnection` holds a connection per node).
 pub(crate) struct Cluster {
-    client: ClusterClient,
-    config: RedisConfig,
+    pub(crate) client: ClusterClient,
+    pub(crate) config: RedisConfig,
 }
 
 impl Connector for Cluster {
@@ -30,8 +30,23 @@ impl Connector for Cluster {
     }
 }
 
+/// `CLUSTER SLOTS`.
+pub(crate) fn cluster_slots() -> Cmd {
+    let mut slots = cmd("CLUSTER");
+    slots.arg("SLOTS");
+    slots
+}
+
+/// Routes a command to the primary at `host:port`.
+pub(crate) fn to_node(host: &str, port: u16) -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port,
+    })
+}
+
 /// The primaries in a `CLUSTER SLOTS` reply: the first node of each range.
-fn primaries_of(slots: Value) -> RedisResult<Vec<(String, u16)>> {
+pub(crate) fn primaries_of(slots: Value) -> RedisResult<Vec<(String, u16)>> {
     let bad = || {
         redis::RedisError::from((
             redis::ErrorKind::UnexpectedReturnType,
@@ -63,51 +78,9 @@ fn primaries_of(slots: Value) -> RedisResult<Vec<(String, u16)>> {
     Ok(out)
 }
 
-impl Topology for Cluster {
-    type Node = (String, u16);
-
-    fn primaries(&self, conn: &mut ClusterConnection) -> RedisResult<Vec<(String, u16)>> {
-        primaries_of(cmd("CLUSTER").arg("SLOTS").query(conn)?)
-    }
-
-    fn query_node(
-        &self,
-        conn: &mut ClusterConnection,
-        (host, port): &(String, u16),
-        cmd: &Cmd,
-    ) -> RedisResult<Value> {
-        conn.route_command(
-            cmd,
-            RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                host: host.clone(),
-                port: *port,
-            }),
-        )
-    }
-}
-
-/// Rate-limit storage on a Redis (or Valkey) Cluster.
-///
-/// URI: `redis+cluster://[[user]:password@]host:port[,host:port...]` or
-/// `valkey+cluster://...`; the nodes given are the seeds from which the
-/// cluster's layout is learnt. Same options as [`RedisStorage`](crate::RedisStorage)
-/// except `db` (a Cluster has only database 0) and `ssl_ca_certs`.
-///
-/// Sliding window keys carry a hash tag so both buckets of a key share a
-/// slot; [`reset`](crate::Storage::reset) scans every primary.
-pub struct RedisClusterStorage {
-    ops: Ops<Cluster>,
-    target: String,
-}
-
-impl RedisClusterStorage {
-    /// Builds a storage from a URI string (options from its query string).
-    pub fn new(uri: &str) -> Result<Self> {
-        Self::from_uri(&StorageUri::parse(uri)?, &Options::new())
-    }
-
-    /// Builds a storage from a parsed URI and options.
-    pub fn from_uri(uri: &StorageUri, options: &Options) -> Result<Self> {
+impl Cluster {
+    /// The seeds and settings a URI names, and the target shown by `Debug`.
+    pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<(Self, String)> {
         let options = &merge_query(uri, options);
         options.reject_unknown(
             "redis cluster",
@@ -150,15 +123,55 @@ impl RedisClusterStorage {
         let client = builder
             .build()
             .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.raw)))?;
-        let ops = Ops::new(
-            Cluster {
-                client,
-                config: config.clone(),
-            },
-            &config,
-            "redis cluster",
-        );
-        Ok(RedisClusterStorage { ops, target })
+        Ok((Cluster { client, config }, target))
+    }
+}
+
+impl Topology for Cluster {
+    type Node = (String, u16);
+
+    fn primaries(&self, conn: &mut ClusterConnection) -> RedisResult<Vec<(String, u16)>> {
+        primaries_of(cluster_slots().query(conn)?)
+    }
+
+    fn query_node(
+        &self,
+        conn: &mut ClusterConnection,
+        (host, port): &(String, u16),
+        cmd: &Cmd,
+    ) -> RedisResult<Value> {
+        conn.route_command(cmd, to_node(host, *port))
+    }
+}
+
+/// Rate-limit storage on a Redis (or Valkey) Cluster.
+///
+/// URI: `redis+cluster://[[user]:password@]host:port[,host:port...]` or
+/// `valkey+cluster://...`; the nodes given are the seeds from which the
+/// cluster's layout is learnt. Same options as [`RedisStorage`](crate::RedisStorage)
+/// except `db` (a Cluster has only database 0) and `ssl_ca_certs`.
+///
+/// Sliding window keys carry a hash tag so both buckets of a key share a
+/// slot; [`reset`](crate::Storage::reset) scans every primary.
+pub struct RedisClusterStorage {
+    ops: Ops<Cluster>,
+    target: String,
+}
+
+impl RedisClusterStorage {
+    /// Builds a storage from a URI string (options from its query string).
+    pub fn new(uri: &str) -> Result<Self> {
+        Self::from_uri(&StorageUri::parse(uri)?, &Options::new())
+    }
+
+    /// Builds a storage from a parsed URI and options.
+    pub fn from_uri(uri: &StorageUri, options: &Options) -> Result<Self> {
+        let (cluster, target) = Cluster::from_uri(uri, options)?;
+        let config = cluster.config.clone();
+        Ok(RedisClusterStorage {
+            ops: Ops::new(cluster, &config, "redis cluster"),
+            target,
+        })
     }
 
     /// The key prefix.

@@ -5,7 +5,7 @@
 //! `{prefix}:{{key}}` (current) and `{prefix}:{{key}}/-1` (previous), the
 //! braces making both one Cluster hash slot.
 
-use redis::{cmd, Cmd, RedisResult, Value};
+use redis::{cmd, Cmd, ConnectionLike, RedisError, RedisResult, ScriptInvocation, Value};
 
 use super::config::RedisConfig;
 use super::pool::{Connector, Pool};
@@ -72,17 +72,102 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A pool of connections to one deployment plus the key layout.
-pub(crate) struct Ops<T: Topology> {
-    pool: Pool<T>,
+/// A call as the server sees it: one script or one plain command.
+pub(crate) enum Call {
+    Script(ScriptInvocation<'static>),
+    Cmd(Cmd),
+}
+
+impl Call {
+    /// Sends the call on a blocking connection.
+    pub(crate) fn query(&self, conn: &mut dyn ConnectionLike) -> RedisResult<Value> {
+        match self {
+            Call::Script(script) => script.invoke(conn),
+            Call::Cmd(cmd) => cmd.query(conn),
+        }
+    }
+
+    /// Sends the call on an asynchronous connection.
+    #[cfg(feature = "async")]
+    pub(crate) async fn query_async(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+    ) -> RedisResult<Value> {
+        match self {
+            Call::Script(script) => script.invoke_async(conn).await,
+            Call::Cmd(cmd) => cmd.query_async(conn).await,
+        }
+    }
+}
+
+/// The command `name` with `args`.
+fn command(name: &str, args: &[String]) -> Call {
+    let mut command = cmd(name);
+    command.arg(args);
+    Call::Cmd(command)
+}
+
+/// Turns the reply of a [`Call`] into the result of a storage operation.
+pub(crate) trait Reply<T>: FnOnce(Value) -> Result<T> + Send + 'static {}
+
+impl<T, F: FnOnce(Value) -> Result<T> + Send + 'static> Reply<T> for F {}
+
+/// One storage operation, validated and ready to send: either its answer is
+/// known without the server (a refused acquire), or it is a call and the way
+/// its reply becomes the answer. The blocking and the asynchronous storages
+/// build their operations here and differ only in how they send the call.
+pub(crate) enum Step<T, F: Reply<T>> {
+    Done(T),
+    Call(Call, F),
+}
+
+/// `PING`, the health check.
+pub(crate) fn ping() -> Cmd {
+    cmd("PING")
+}
+
+/// One `SCAN` step of [`Ops::reset`] over `pattern`.
+pub(crate) fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
+    let mut scan = cmd("SCAN");
+    scan.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(RESET_BATCH);
+    scan
+}
+
+/// The next cursor and the keys of a `SCAN` reply.
+pub(crate) fn scan_reply(reply: Value) -> RedisResult<(u64, Vec<Vec<u8>>)> {
+    Ok(redis::from_redis_value(reply)?)
+}
+
+/// `DEL` commands for `keys`, [`RESET_BATCH`] keys each (routed by key: a
+/// Cluster splits each per slot).
+pub(crate) fn del_cmds(keys: &[Vec<u8>]) -> impl Iterator<Item = Cmd> + '_ {
+    keys.chunks(RESET_BATCH).map(|batch| {
+        let mut del = cmd("DEL");
+        del.arg(batch);
+        del
+    })
+}
+
+/// The key layout and the operations of the Redis storages, independent of
+/// how calls reach the server.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
     prefix: String,
     backend: &'static str,
 }
 
-impl<T: Topology> Ops<T> {
-    pub(crate) fn new(topology: T, config: &RedisConfig, backend: &'static str) -> Self {
-        Ops {
-            pool: Pool::new(topology, config.max_connections, config.socket_timeout),
+/// Decodes a reply as `T`; a reply of another shape is a storage error.
+fn decode<T: redis::FromRedisValue>(backend: &'static str, reply: Value) -> Result<T> {
+    redis::from_redis_value(reply).map_err(|e| Error::storage(backend, RedisError::from(e)))
+}
+
+impl Layout {
+    pub(crate) fn new(config: &RedisConfig, backend: &'static str) -> Self {
+        Layout {
             prefix: config.key_prefix.clone(),
             backend,
         }
@@ -92,18 +177,15 @@ impl<T: Topology> Ops<T> {
         &self.prefix
     }
 
-    pub(crate) fn topology(&self) -> &T {
-        self.pool.connector()
+    /// The backend name errors carry (`redis`, `redis cluster`, ...).
+    #[cfg(feature = "async")]
+    pub(crate) fn backend(&self) -> &'static str {
+        self.backend
     }
 
-    pub(crate) fn idle_connections(&self) -> usize {
-        self.pool.idle()
-    }
-
-    pub(crate) fn run<R>(&self, f: impl FnOnce(&mut T::Conn) -> RedisResult<R>) -> Result<R> {
-        self.pool
-            .run(f)
-            .map_err(|e| Error::storage(self.backend, e))
+    /// A client error as this storage reports it.
+    pub(crate) fn error(&self, err: RedisError) -> Error {
+        Error::storage(self.backend, err)
     }
 
     /// `{prefix}:{key}`.
@@ -118,47 +200,231 @@ impl<T: Topology> Ops<T> {
         (current, previous)
     }
 
-    pub(crate) fn incr(&self, key: &str, expiry: u64, elastic: bool, amount: u64) -> Result<u64> {
+    /// The `SCAN MATCH` pattern of every key under the prefix.
+    pub(crate) fn reset_pattern(&self) -> String {
+        format!("{}:*", glob_escape(&self.prefix))
+    }
+
+    pub(crate) fn incr(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic: bool,
+        amount: u64,
+    ) -> Result<Step<u64, impl Reply<u64>>> {
         validate_key(key)?;
         validate_expiry(expiry)?;
         validate_amount(amount)?;
-        let key = self.key(key);
-        self.run(|c| {
-            scripts::INCR_EXPIRE
-                .key(&key)
-                .arg(expiry)
-                .arg(amount)
-                .arg(u8::from(elastic))
-                .invoke(c)
-        })
+        let mut call = scripts::INCR_EXPIRE.prepare_invoke();
+        call.key(self.key(key))
+            .arg(expiry)
+            .arg(amount)
+            .arg(u8::from(elastic));
+        let backend = self.backend;
+        Ok(Step::Call(Call::Script(call), move |reply| {
+            decode(backend, reply)
+        }))
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<Step<u64, impl Reply<u64>>> {
+        validate_key(key)?;
+        let backend = self.backend;
+        Ok(Step::Call(command("GET", &[self.key(key)]), move |reply| {
+            Ok(decode::<Option<u64>>(backend, reply)?.unwrap_or(0))
+        }))
+    }
+
+    pub(crate) fn get_expiry(&self, key: &str) -> Result<Step<f64, impl Reply<f64>>> {
+        validate_key(key)?;
+        let backend = self.backend;
+        Ok(Step::Call(
+            command("PTTL", &[self.key(key)]),
+            move |reply| {
+                let ttl_ms: i64 = decode(backend, reply)?;
+                Ok(if ttl_ms < 0 {
+                    0.0
+                } else {
+                    now() + ttl_ms as f64 / 1000.0
+                })
+            },
+        ))
+    }
+
+    /// Deletes the key and the sliding-window keys of the same name.
+    pub(crate) fn clear(&self, key: &str) -> Result<Step<(), impl Reply<()>>> {
+        validate_key(key)?;
+        let (current, previous) = self.sliding_keys(key);
+        let backend = self.backend;
+        Ok(Step::Call(
+            command("DEL", &[self.key(key), current, previous]),
+            move |reply| decode(backend, reply),
+        ))
+    }
+
+    pub(crate) fn acquire_entry(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<Step<bool, impl Reply<bool>>> {
+        let backend = self.backend;
+        let reply = move |reply| Ok(decode::<u8>(backend, reply)? == 1);
+        if !validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
+            return Ok(Step::Done(false));
+        }
+        let timestamp = format!("{:.6}", now());
+        let mut call = scripts::ACQUIRE_MOVING_WINDOW.prepare_invoke();
+        call.key(self.key(key))
+            .arg(timestamp)
+            .arg(limit)
+            .arg(expiry)
+            .arg(amount);
+        Ok(Step::Call(Call::Script(call), reply))
+    }
+
+    pub(crate) fn get_moving_window(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+    ) -> Result<Step<MovingWindow, impl Reply<MovingWindow>>> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_limit(limit, MAX_MOVING_WINDOW_LIMIT)?;
+        let now = now();
+        let start = format!("{:.6}", now - expiry as f64);
+        let mut call = scripts::MOVING_WINDOW.prepare_invoke();
+        call.key(self.key(key)).arg(start).arg(limit);
+        let backend = self.backend;
+        Ok(Step::Call(Call::Script(call), move |reply| {
+            let (count, oldest): (u64, String) = decode(backend, reply)?;
+            if count == 0 {
+                return Ok(MovingWindow { start: now, count });
+            }
+            let start = oldest.parse::<f64>().map_err(|_| {
+                Error::storage_msg(
+                    backend,
+                    format!("moving window entry `{oldest}` is not a timestamp"),
+                )
+            })?;
+            Ok(MovingWindow { start, count })
+        }))
+    }
+
+    pub(crate) fn get_sliding_window(
+        &self,
+        key: &str,
+        expiry: u64,
+    ) -> Result<Step<SlidingWindow, impl Reply<SlidingWindow>>> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        let (current, previous) = self.sliding_keys(key);
+        let mut call = scripts::SLIDING_WINDOW.prepare_invoke();
+        call.key(current).key(previous).arg(expiry);
+        let backend = self.backend;
+        Ok(Step::Call(Call::Script(call), move |reply| {
+            let (previous_count, previous_ttl, current_count, current_ttl): (u64, u64, u64, u64) =
+                decode(backend, reply)?;
+            Ok(SlidingWindow {
+                previous_count,
+                previous_expires_in: previous_ttl as f64 / 1000.0,
+                current_count,
+                current_expires_in: current_ttl as f64 / 1000.0,
+            })
+        }))
+    }
+
+    pub(crate) fn acquire_sliding_window_entry(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<Step<bool, impl Reply<bool>>> {
+        let backend = self.backend;
+        let reply = move |reply| Ok(decode::<u8>(backend, reply)? == 1);
+        if !validate_acquire(key, limit, MAX_AMOUNT, expiry, amount)? {
+            return Ok(Step::Done(false));
+        }
+        let (current, previous) = self.sliding_keys(key);
+        let mut call = scripts::ACQUIRE_SLIDING_WINDOW.prepare_invoke();
+        call.key(current)
+            .key(previous)
+            .arg(limit)
+            .arg(expiry)
+            .arg(amount);
+        Ok(Step::Call(Call::Script(call), reply))
+    }
+
+    pub(crate) fn clear_sliding_window(&self, key: &str) -> Result<Step<(), impl Reply<()>>> {
+        validate_key(key)?;
+        let (current, previous) = self.sliding_keys(key);
+        let backend = self.backend;
+        Ok(Step::Call(
+            command("DEL", &[current, previous]),
+            move |reply| decode(backend, reply),
+        ))
+    }
+}
+
+/// A pool of connections to one deployment plus the key layout.
+pub(crate) struct Ops<T: Topology> {
+    pool: Pool<T>,
+    layout: Layout,
+}
+
+impl<T: Topology> Ops<T> {
+    pub(crate) fn new(topology: T, config: &RedisConfig, backend: &'static str) -> Self {
+        Ops {
+            pool: Pool::new(topology, config.max_connections, config.socket_timeout),
+            layout: Layout::new(config, backend),
+        }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        self.layout.prefix()
+    }
+
+    pub(crate) fn topology(&self) -> &T {
+        self.pool.connector()
+    }
+
+    pub(crate) fn idle_connections(&self) -> usize {
+        self.pool.idle()
+    }
+
+    pub(crate) fn run<R>(&self, f: impl FnOnce(&mut T::Conn) -> RedisResult<R>) -> Result<R> {
+        self.pool.run(f).map_err(|e| self.layout.error(e))
+    }
+
+    /// Sends `step`'s call (if any) on a pooled connection.
+    fn perform<R, F: Reply<R>>(&self, step: Result<Step<R, F>>) -> Result<R> {
+        match step? {
+            Step::Done(answer) => Ok(answer),
+            Step::Call(call, reply) => reply(self.run(|c| call.query(c))?),
+        }
+    }
+
+    pub(crate) fn incr(&self, key: &str, expiry: u64, elastic: bool, amount: u64) -> Result<u64> {
+        self.perform(self.layout.incr(key, expiry, elastic, amount))
     }
 
     pub(crate) fn get(&self, key: &str) -> Result<u64> {
-        validate_key(key)?;
-        let key = self.key(key);
-        let count: Option<u64> = self.run(|c| cmd("GET").arg(&key).query(c))?;
-        Ok(count.unwrap_or(0))
+        self.perform(self.layout.get(key))
     }
 
     pub(crate) fn get_expiry(&self, key: &str) -> Result<f64> {
-        validate_key(key)?;
-        let key = self.key(key);
-        let ttl_ms: i64 = self.run(|c| cmd("PTTL").arg(&key).query(c))?;
-        Ok(if ttl_ms < 0 {
-            0.0
-        } else {
-            now() + ttl_ms as f64 / 1000.0
-        })
+        self.perform(self.layout.get_expiry(key))
     }
 
     pub(crate) fn check(&self) -> bool {
-        self.run(|c| cmd("PING").query::<()>(c)).is_ok()
+        self.run(|c| ping().query::<()>(c)).is_ok()
     }
 
     /// Deletes every key under the prefix, on every primary, with `SCAN`.
     pub(crate) fn reset(&self) -> Result<Option<u64>> {
-        self.delete_matching(&format!("{}:*", glob_escape(&self.prefix)))
-            .map(Some)
+        self.delete_matching(&self.layout.reset_pattern()).map(Some)
     }
 
     /// Deletes every key matching the `SCAN MATCH` `pattern`, on every
@@ -170,18 +436,10 @@ impl<T: Topology> Ops<T> {
             for node in topology.primaries(c)? {
                 let mut cursor = 0u64;
                 loop {
-                    let mut scan = cmd("SCAN");
-                    scan.arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(RESET_BATCH);
-                    let (next, keys): (u64, Vec<Vec<u8>>) =
-                        redis::from_redis_value(topology.query_node(c, &node, &scan)?)?;
-                    for batch in keys.chunks(RESET_BATCH) {
-                        // Routed by key: a Cluster splits it per slot.
-                        let n: u64 = cmd("DEL").arg(batch).query(c)?;
-                        deleted += n;
+                    let scan = scan_cmd(cursor, pattern);
+                    let (next, keys) = scan_reply(topology.query_node(c, &node, &scan)?)?;
+                    for del in del_cmds(&keys) {
+                        deleted += del.query::<u64>(c)?;
                     }
                     if next == 0 {
                         break;
@@ -193,12 +451,8 @@ impl<T: Topology> Ops<T> {
         })
     }
 
-    /// Deletes the key and the sliding-window keys of the same name.
     pub(crate) fn clear(&self, key: &str) -> Result<()> {
-        validate_key(key)?;
-        let (current, previous) = self.sliding_keys(key);
-        let key = self.key(key);
-        self.run(|c| cmd("DEL").arg(&key).arg(&current).arg(&previous).exec(c))
+        self.perform(self.layout.clear(key))
     }
 
     pub(crate) fn acquire_entry(
@@ -208,21 +462,7 @@ impl<T: Topology> Ops<T> {
         expiry: u64,
         amount: u64,
     ) -> Result<bool> {
-        if !validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
-            return Ok(false);
-        }
-        let key = self.key(key);
-        let timestamp = format!("{:.6}", now());
-        let admitted: u8 = self.run(|c| {
-            scripts::ACQUIRE_MOVING_WINDOW
-                .key(&key)
-                .arg(&timestamp)
-                .arg(limit)
-                .arg(expiry)
-                .arg(amount)
-                .invoke(c)
-        })?;
-        Ok(admitted == 1)
+        self.perform(self.layout.acquire_entry(key, limit, expiry, amount))
     }
 
     pub(crate) fn get_moving_window(
@@ -231,49 +471,11 @@ impl<T: Topology> Ops<T> {
         limit: u64,
         expiry: u64,
     ) -> Result<MovingWindow> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        validate_limit(limit, MAX_MOVING_WINDOW_LIMIT)?;
-        let key = self.key(key);
-        let now = now();
-        let start = format!("{:.6}", now - expiry as f64);
-        let (count, oldest): (u64, String) = self.run(|c| {
-            scripts::MOVING_WINDOW
-                .key(&key)
-                .arg(&start)
-                .arg(limit)
-                .invoke(c)
-        })?;
-        if count == 0 {
-            return Ok(MovingWindow { start: now, count });
-        }
-        let start = oldest.parse::<f64>().map_err(|_| {
-            Error::storage_msg(
-                self.backend,
-                format!("moving window entry `{oldest}` is not a timestamp"),
-            )
-        })?;
-        Ok(MovingWindow { start, count })
+        self.perform(self.layout.get_moving_window(key, limit, expiry))
     }
 
     pub(crate) fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        let (current, previous) = self.sliding_keys(key);
-        let (previous_count, previous_ttl, current_count, current_ttl): (u64, u64, u64, u64) = self
-            .run(|c| {
-                scripts::SLIDING_WINDOW
-                    .key(&current)
-                    .key(&previous)
-                    .arg(expiry)
-                    .invoke(c)
-            })?;
-        Ok(SlidingWindow {
-            previous_count,
-            previous_expires_in: previous_ttl as f64 / 1000.0,
-            current_count,
-            current_expires_in: current_ttl as f64 / 1000.0,
-        })
+        self.perform(self.layout.get_sliding_window(key, expiry))
     }
 
     pub(crate) fn acquire_sliding_window_entry(
@@ -283,26 +485,14 @@ impl<T: Topology> Ops<T> {
         expiry: u64,
         amount: u64,
     ) -> Result<bool> {
-        if !validate_acquire(key, limit, MAX_AMOUNT, expiry, amount)? {
-            return Ok(false);
-        }
-        let (current, previous) = self.sliding_keys(key);
-        let admitted: u8 = self.run(|c| {
-            scripts::ACQUIRE_SLIDING_WINDOW
-                .key(&current)
-                .key(&previous)
-                .arg(limit)
-                .arg(expiry)
-                .arg(amount)
-                .invoke(c)
-        })?;
-        Ok(admitted == 1)
+        self.perform(
+            self.layout
+                .acquire_sliding_window_entry(key, limit, expiry, amount),
+        )
     }
 
     pub(crate) fn clear_sliding_window(&self, key: &str) -> Result<()> {
-        validate_key(key)?;
-        let (current, previous) = self.sliding_keys(key);
-        self.run(|c| cmd("DEL").arg(&current).arg(&previous).exec(c))
+        self.perform(self.layout.clear_sliding_window(key))
     }
 }
 

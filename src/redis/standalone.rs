@@ -13,8 +13,8 @@ use crate::storage::{Options, StorageUri};
 
 /// Connects to one server.
 pub(crate) struct Standalone {
-    client: redis::Client,
-    config: RedisConfig,
+    pub(crate) client: redis::Client,
+    pub(crate) config: RedisConfig,
 }
 
 impl Connector for Standalone {
@@ -27,36 +27,9 @@ impl Connector for Standalone {
 
 impl SinglePrimary for Standalone {}
 
-/// Rate-limit storage on one Redis (or Valkey) server.
-///
-/// URIs: `redis://[[user]:password@]host[:port][/db]`, `rediss://...` (TLS,
-/// with option `ssl_ca_certs` for a private CA), `redis+unix:///path/to.sock`
-/// (database from option `db`), and the same with `valkey`, `valkeys`,
-/// `valkey+unix`. See the [module docs](crate::redis) for the options.
-///
-/// Construction does not connect; the first call does, and a failing server
-/// is reported by each call as an [`ErrorKind::Storage`](crate::ErrorKind::Storage)
-/// error within the configured timeouts.
-///
-/// ```no_run
-/// use limitstore::{RedisStorage, Storage};
-/// let storage = RedisStorage::new("redis://localhost:6379/0?key_prefix=myapp").unwrap();
-/// assert_eq!(storage.incr("k", 60, false, 1).unwrap(), 1);
-/// ```
-pub struct RedisStorage {
-    ops: Ops<Standalone>,
-    target: String,
-}
-
-impl RedisStorage {
-    /// Builds a storage from a URI string (options from its query string).
-    pub fn new(uri: &str) -> Result<Self> {
-        Self::from_uri(&StorageUri::parse(uri)?, &Options::new())
-    }
-
-    /// Builds a storage from a parsed URI and options (the options win over
-    /// the URI's query string and user info).
-    pub fn from_uri(uri: &StorageUri, options: &Options) -> Result<Self> {
+impl Standalone {
+    /// The server and settings a URI names, and the target shown by `Debug`.
+    pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<(Self, String)> {
         let options = &merge_query(uri, options);
         options.reject_unknown("redis", COMMON_OPTIONS)?;
         let (base, _) = uri.base_scheme();
@@ -125,15 +98,46 @@ impl RedisStorage {
         let client = config
             .client(addr)
             .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.raw)))?;
-        let ops = Ops::new(
-            Standalone {
-                client,
-                config: config.clone(),
-            },
-            &config,
-            "redis",
-        );
-        Ok(RedisStorage { ops, target })
+        Ok((Standalone { client, config }, target))
+    }
+}
+
+/// Rate-limit storage on one Redis (or Valkey) server.
+///
+/// URIs: `redis://[[user]:password@]host[:port][/db]`, `rediss://...` (TLS,
+/// with option `ssl_ca_certs` for a private CA), `redis+unix:///path/to.sock`
+/// (database from option `db`), and the same with `valkey`, `valkeys`,
+/// `valkey+unix`. See the [module docs](crate::redis) for the options.
+///
+/// Construction does not connect; the first call does, and a failing server
+/// is reported by each call as an [`ErrorKind::Storage`](crate::ErrorKind::Storage)
+/// error within the configured timeouts.
+///
+/// ```no_run
+/// use limitstore::{RedisStorage, Storage};
+/// let storage = RedisStorage::new("redis://localhost:6379/0?key_prefix=myapp").unwrap();
+/// assert_eq!(storage.incr("k", 60, false, 1).unwrap(), 1);
+/// ```
+pub struct RedisStorage {
+    ops: Ops<Standalone>,
+    target: String,
+}
+
+impl RedisStorage {
+    /// Builds a storage from a URI string (options from its query string).
+    pub fn new(uri: &str) -> Result<Self> {
+        Self::from_uri(&StorageUri::parse(uri)?, &Options::new())
+    }
+
+    /// Builds a storage from a parsed URI and options (the options win over
+    /// the URI's query string and user info).
+    pub fn from_uri(uri: &StorageUri, options: &Options) -> Result<Self> {
+        let (standalone, target) = Standalone::from_uri(uri, options)?;
+        let config = standalone.config.clone();
+        Ok(RedisStorage {
+            ops: Ops::new(standalone, &config, "redis"),
+            target,
+        })
     }
 
     /// The key prefix (`LIMITS` unless option `key_prefix` says otherwise).
