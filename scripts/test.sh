@@ -14,6 +14,8 @@ declare -A PACKAGES=(
   [redis-sentinel]=redis-sentinel
   [redis-benchmark]=redis-tools
   [openssl]=openssl
+  [etcd]=etcd-server
+  [protoc]=protobuf-compiler
 )
 # Build-time libraries, by package name.
 LIBRARIES=(libssl-dev pkg-config)

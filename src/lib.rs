@@ -6,6 +6,8 @@
 pub mod aio;
 pub mod clock;
 pub mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod item;
 pub mod memory;
 pub mod parse;
@@ -17,6 +19,8 @@ pub mod strategy;
 mod sync;
 pub mod write_behind;
 
+#[cfg(feature = "etcd")]
+pub use self::etcd::EtcdStorage;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};

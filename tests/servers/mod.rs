@@ -18,6 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+
 /// How long a server may take to answer `PING` after it was spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
