@@ -218,8 +218,15 @@ fn counters_written_by_python_limits_are_shared() {
     assert_eq!(st.get("ended").unwrap(), 0);
     assert_eq!(st.get_expiry("ended").unwrap(), 0.0);
     assert_eq!(st.incr("ended", 60, false, 1).unwrap(), 1);
+    // A value that is not `<count>:<window_end>` is a storage error, not a panic.
+    raw.put_with_lease(&format!("{prefix}/garbage"), "many:soon", 60);
+    assert_eq!(st.get("garbage").unwrap_err().kind(), ErrorKind::Storage);
+    assert_eq!(
+        st.incr("garbage", 60, false, 1).unwrap_err().kind(),
+        ErrorKind::Storage
+    );
     // reset() deletes everything under `{prefix}/` and says how much.
-    assert_eq!(st.reset().unwrap(), Some(2));
+    assert_eq!(st.reset().unwrap(), Some(3));
     assert!(raw.get(&format!("{prefix}/shared")).is_none());
 }
 
