@@ -15,6 +15,8 @@ declare -A PACKAGES=(
   [redis-benchmark]=redis-tools
   [openssl]=openssl
   [memcached]=memcached
+  [etcd]=etcd-server
+  [protoc]=protobuf-compiler
 )
 # Build-time libraries, by package name.
 LIBRARIES=(libssl-dev pkg-config)

@@ -6,6 +6,8 @@
 pub mod aio;
 pub mod clock;
 pub mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod item;
 #[cfg(feature = "memcached")]
 pub mod memcached;
@@ -19,6 +21,8 @@ pub mod strategy;
 mod sync;
 pub mod write_behind;
 
+#[cfg(feature = "etcd")]
+pub use self::etcd::EtcdStorage;
 #[cfg(feature = "memcached")]
 pub use self::memcached::MemcachedStorage;
 #[cfg(all(feature = "redis", feature = "async"))]

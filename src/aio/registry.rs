@@ -104,6 +104,10 @@ pub fn async_storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn
         "memcached" => Ok(Arc::new(Blocking::new(crate::memcached::from_uri(
             &parsed, &merged,
         )?))),
+        #[cfg(feature = "etcd")]
+        "etcd" => Ok(Arc::new(crate::etcd::EtcdStorage::from_uri(
+            &parsed, &merged,
+        )?)),
         other => Err(not_built(&base, other)),
     }
 }

@@ -146,6 +146,8 @@ pub fn storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn Stora
         "redis" => crate::redis::from_uri(&parsed, &merged),
         #[cfg(feature = "memcached")]
         "memcached" => crate::memcached::from_uri(&parsed, &merged),
+        #[cfg(feature = "etcd")]
+        "etcd" => crate::etcd::from_uri(&parsed, &merged),
         other => Err(not_built(base, other)),
     }
 }
@@ -163,7 +165,8 @@ mod tests {
                 Ok(_) => assert!(
                     *scheme == "memory"
                         || (cfg!(feature = "redis") && *backend == "redis")
-                        || (cfg!(feature = "memcached") && *backend == "memcached"),
+                        || (cfg!(feature = "memcached") && *backend == "memcached")
+                        || (cfg!(feature = "etcd") && *backend == "etcd"),
                     "{scheme}"
                 ),
                 Err(e) => {

@@ -20,6 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+
 /// How long a server may take to answer `PING` after it was spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,7 +38,7 @@ pub fn require(binary: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!(
             "`{binary}` is not installed, and CI=true requires every server test to run \
-             (Debian: apt-get install $(cat scripts/redis-test-deps.txt))"
+             (`bash scripts/test.sh` installs every server the tests start)"
         );
     }
     eprintln!("note: `{binary}` is not installed; skipping this test");
