@@ -8,6 +8,8 @@ pub mod clock;
 pub mod error;
 pub mod item;
 pub mod memory;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 pub mod parse;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -17,6 +19,8 @@ pub mod strategy;
 mod sync;
 pub mod write_behind;
 
+#[cfg(feature = "mongodb")]
+pub use self::mongodb::MongoDbStorage;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};

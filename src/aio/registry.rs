@@ -102,6 +102,8 @@ pub fn async_storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn
         "redis" => Ok(Arc::new(Blocking::new(crate::redis::from_uri(
             &parsed, &merged,
         )?))),
+        #[cfg(feature = "mongodb")]
+        "mongodb" => Ok(Arc::new(crate::mongodb::from_uri(&parsed, &merged)?)),
         other => Err(not_built(&base, other)),
     }
 }

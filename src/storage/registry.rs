@@ -144,6 +144,10 @@ pub fn storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn Stora
         )?)),
         #[cfg(feature = "redis")]
         "redis" => crate::redis::from_uri(&parsed, &merged),
+        #[cfg(feature = "mongodb")]
+        "mongodb" => Ok(Arc::new(crate::aio::Bridged::new(Arc::new(
+            crate::mongodb::from_uri(&parsed, &merged)?,
+        )))),
         other => Err(not_built(base, other)),
     }
 }
@@ -159,7 +163,9 @@ mod tests {
             match res {
                 // Remote storages connect lazily, so a compiled backend builds.
                 Ok(_) => assert!(
-                    *scheme == "memory" || (cfg!(feature = "redis") && *backend == "redis"),
+                    *scheme == "memory"
+                        || (cfg!(feature = "redis") && *backend == "redis")
+                        || (cfg!(feature = "mongodb") && *scheme == "mongodb"),
                     "{scheme}"
                 ),
                 Err(e) => {
