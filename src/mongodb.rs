@@ -491,8 +491,9 @@ impl AsyncMovingWindowSupport for MongoDbStorage {
                 Ok(_) => Ok(true),
                 // The filter refused the document, so the upsert tried to
                 // insert a second one with its `_id`; or a concurrent upsert
-                // inserted it first. The document exists now either way:
-                // the same update without upsert tells the two apart.
+                // inserted it first. The document exists now either way
+                // (short of a `clear` in between, which refuses this one
+                // call): the same update without upsert tells the two apart.
                 Err(e) if ops::is_duplicate_key(&e) => {
                     let result = inner
                         .windows

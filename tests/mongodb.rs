@@ -465,3 +465,73 @@ fn the_async_api_works_from_any_runtime() {
         assert_eq!(st.incr("k", 60, false, 1).unwrap(), 1);
     });
 }
+
+#[test]
+fn two_clients_racing_on_new_keys_admit_exactly_the_limit() {
+    require_mongo_or_skip!();
+    // Two storages are two clients (as two processes would be); 50 tasks on
+    // each hit the same new keys at once, so the inserts race too.
+    let server = shared();
+    let options = Options::new().with("database_name", unique_database("race"));
+    let uri = format!("async+{}", server.uri());
+    let clients: Vec<Arc<dyn AsyncStorage>> = (0..2)
+        .map(|_| async_storage_from_string(&uri, &options).unwrap())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let admitted = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let st = clients[i % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                let fixed = st.incr("fixed", 60, false, 1).await.unwrap() <= 5;
+                let moving = st
+                    .moving_window()
+                    .unwrap()
+                    .acquire_entry("moving", 5, 60, 1)
+                    .await
+                    .unwrap();
+                let sliding = st
+                    .sliding_window()
+                    .unwrap()
+                    .acquire_sliding_window_entry("sliding", 5, 60, 1)
+                    .await
+                    .unwrap();
+                [fixed, moving, sliding]
+            }));
+        }
+        let mut admitted = [0; 3];
+        for task in tasks {
+            for (n, ok) in admitted.iter_mut().zip(task.await.unwrap()) {
+                *n += usize::from(ok);
+            }
+        }
+        admitted
+    });
+    assert_eq!(admitted, [5, 5, 5]);
+    let st = &clients[0];
+    assert_eq!(raw(st.get("fixed")).unwrap(), 100);
+    let mw = st.moving_window().unwrap();
+    assert_eq!(raw(mw.get_moving_window("moving", 5, 60)).unwrap().count, 5);
+    let sw = st.sliding_window().unwrap();
+    assert_eq!(
+        raw(sw.get_sliding_window("sliding", 60))
+            .unwrap()
+            .current_count,
+        5
+    );
+}
+
+#[test]
+fn moving_window_limits_fit_in_one_document() {
+    let st = storage_from_string("mongodb://127.0.0.1:1", &Options::new()).unwrap();
+    let mw = st.moving_window().unwrap();
+    let too_many = limitstore::mongodb::MAX_WINDOW_ENTRIES + 1;
+    let e = mw.acquire_entry("k", too_many, 60, 1).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    let e = mw.get_moving_window("k", too_many, 60).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}

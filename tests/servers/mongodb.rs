@@ -28,9 +28,25 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The server, run by `python -c SCRIPT PORT TTL_SWEEP_SECONDS`. The
 /// `secantusd-py` command ignores the TTL sweep setting, so the script uses
 /// the Python API; it exits when its stdin closes.
+///
+/// It also fixes one SecantusDB 0.7.0b3 bug: a `findAndModify` upsert
+/// (`new: true`) that finds the document a concurrent upsert has just
+/// inserted applies its update but answers `value: null`. mongod answers
+/// with the document (it retries such an upsert as an update), and the
+/// storage relies on that; the patch hands back the post-image the server
+/// already captured.
 const SCRIPT: &str = r#"
 import os, sys, threading
 from secantus.server import SecantusDBServer
+import secantus.storage as _storage
+_update_matching = _storage.Storage.update_matching
+def _update_matching_with_post_image(self, *args, **kwargs):
+    result = _update_matching(self, *args, **kwargs)
+    if (kwargs.get("upsert") and kwargs.get("return_post_images")
+            and not result["did_upsert"] and result.get("post_images")):
+        result["did_upsert"] = True
+    return result
+_storage.Storage.update_matching = _update_matching_with_post_image
 server = SecantusDBServer(host="127.0.0.1", port=int(sys.argv[1]), storage_path=":memory:",
                           ttl_sweep_seconds=float(sys.argv[2]), enable_test_commands=False)
 def orphaned():
