@@ -165,6 +165,55 @@ struct Inner {
 }
 
 impl Inner {
+    /// `findAndModify` of the document `key` with the update pipeline
+    /// `pipeline()` (built afresh per attempt, for its `now`), upsert, and
+    /// the new document's `field`. An upsert that lost the race to insert
+    /// is retried: it then finds the winner's document.
+    async fn upsert(
+        &self,
+        collection: &Collection<Document>,
+        key: &str,
+        pipeline: impl Fn() -> Vec<Document>,
+        field: &str,
+    ) -> Result<Document> {
+        let mut attempt = 0;
+        loop {
+            let result = collection
+                .find_one_and_update(ops::by_id(key), pipeline())
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .projection(doc! { field: 1 })
+                .await;
+            match result {
+                Err(e) if ops::is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
+                Err(e) => return Err(storage_error(e)),
+                Ok(Some(doc)) => return Ok(doc),
+                Ok(None) => {
+                    return Err(Error::storage_msg(
+                        BACKEND,
+                        format!("the upsert of `{key}` returned no document"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The first document `pipeline` yields on the window collection.
+    async fn aggregate_one(&self, pipeline: Vec<Document>) -> Result<Option<Document>> {
+        let mut cursor = self
+            .windows
+            .aggregate(pipeline)
+            .await
+            .map_err(storage_error)?;
+        if !cursor.advance().await.map_err(storage_error)? {
+            return Ok(None);
+        }
+        cursor
+            .deserialize_current()
+            .map(Some)
+            .map_err(storage_error)
+    }
+
     async fn ensure_indexes(&self) -> Result<()> {
         self.indexes
             .get_or_try_init(|| async {
@@ -342,31 +391,12 @@ impl AsyncStorage for MongoDbStorage {
         let key = key.to_owned();
         let op = self.run(move |inner| async move {
             inner.ensure_indexes().await?;
-            let mut attempt = 0;
-            loop {
-                let pipeline = ops::incr_pipeline(DateTime::now(), expiry, elastic_expiry, amount);
-                let result = inner
-                    .counters
-                    .find_one_and_update(ops::by_id(&key), pipeline)
-                    .upsert(true)
-                    .return_document(ReturnDocument::After)
-                    .projection(doc! { "count": 1 })
-                    .await;
-                match result {
-                    Err(e) if ops::is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
-                    Err(e) => return Err(storage_error(e)),
-                    Ok(doc) => {
-                        return doc
-                            .as_ref()
-                            .map(|d| ops::number(d, "count"))
-                            .transpose()?
-                            .flatten()
-                            .ok_or_else(|| {
-                                Error::storage_msg(BACKEND, "the upsert returned no count")
-                            })
-                    }
-                }
-            }
+            let pipeline = || ops::incr_pipeline(DateTime::now(), expiry, elastic_expiry, amount);
+            let doc = inner
+                .upsert(&inner.counters, &key, pipeline, "count")
+                .await?;
+            ops::number(&doc, "count")?
+                .ok_or_else(|| Error::storage_msg(BACKEND, "the upsert returned no count"))
         });
         Box::pin(async move {
             checked?;
@@ -525,16 +555,9 @@ impl AsyncMovingWindowSupport for MongoDbStorage {
         let key = key.to_owned();
         let op = self.run(move |inner| async move {
             let now = unix_now();
-            let mut cursor = inner
-                .windows
-                .aggregate(ops::moving_window_pipeline(&key, limit, expiry, now))
-                .await
-                .map_err(storage_error)?;
-            let first = if cursor.advance().await.map_err(storage_error)? {
-                Some(cursor.deserialize_current().map_err(storage_error)?)
-            } else {
-                None
-            };
+            let first = inner
+                .aggregate_one(ops::moving_window_pipeline(&key, limit, expiry, now))
+                .await?;
             ops::moving_window_from(first, now)
         });
         Box::pin(async move {
@@ -554,16 +577,9 @@ impl AsyncSlidingWindowCounterSupport for MongoDbStorage {
         let key = key.to_owned();
         let op = self.run(move |inner| async move {
             let now = DateTime::now();
-            let mut cursor = inner
-                .windows
-                .aggregate(ops::sliding_view_pipeline(&key, now, expiry))
-                .await
-                .map_err(storage_error)?;
-            let first = if cursor.advance().await.map_err(storage_error)? {
-                Some(cursor.deserialize_current().map_err(storage_error)?)
-            } else {
-                None
-            };
+            let first = inner
+                .aggregate_one(ops::sliding_view_pipeline(&key, now, expiry))
+                .await?;
             ops::sliding_window_from(first, now, expiry)
         });
         Box::pin(async move {
@@ -583,29 +599,12 @@ impl AsyncSlidingWindowCounterSupport for MongoDbStorage {
         let key = key.to_owned();
         let op = self.run(move |inner| async move {
             inner.ensure_indexes().await?;
-            let mut attempt = 0;
-            loop {
-                let pipeline =
-                    ops::sliding_acquire_pipeline(DateTime::now(), limit, expiry, amount);
-                let result = inner
-                    .windows
-                    .find_one_and_update(ops::by_id(&key), pipeline)
-                    .upsert(true)
-                    .return_document(ReturnDocument::After)
-                    .projection(doc! { "_acquired": 1 })
-                    .await;
-                match result {
-                    Err(e) if ops::is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
-                    Err(e) => return Err(storage_error(e)),
-                    Ok(doc) => {
-                        return doc
-                            .and_then(|d| d.get_bool("_acquired").ok())
-                            .ok_or_else(|| {
-                                Error::storage_msg(BACKEND, "the upsert returned no `_acquired`")
-                            })
-                    }
-                }
-            }
+            let pipeline = || ops::sliding_acquire_pipeline(DateTime::now(), limit, expiry, amount);
+            let doc = inner
+                .upsert(&inner.windows, &key, pipeline, "_acquired")
+                .await?;
+            doc.get_bool("_acquired")
+                .map_err(|_| Error::storage_msg(BACKEND, "the upsert returned no `_acquired`"))
         });
         Box::pin(async move {
             if !checked? {
