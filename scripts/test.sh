@@ -27,6 +27,8 @@ done
 for pkg in "${LIBRARIES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# `python3 -m venv` (for the MongoDB test server below) needs ensurepip.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   SUDO=""
@@ -36,6 +38,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 step() { echo; echo "==> $*"; }
+
+# SecantusDB, a MongoDB-compatible server (Python, PyPI), which
+# tests/mongodb.rs starts; kept in an ignored virtual environment.
+SECANTUS_VENV=target/secantus-venv
+if ! "$SECANTUS_VENV/bin/python" -c 'import secantus.server' >/dev/null 2>&1; then
+  echo "==> installing secantusdb into $SECANTUS_VENV"
+  python3 -m venv "$SECANTUS_VENV"
+  "$SECANTUS_VENV/bin/pip" install -q --disable-pip-version-check secantusdb==0.7.0b3
+fi
+export LIMITSTORE_SECANTUS_PYTHON="$PWD/$SECANTUS_VENV/bin/python"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

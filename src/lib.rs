@@ -12,6 +12,8 @@ pub mod item;
 #[cfg(feature = "memcached")]
 pub mod memcached;
 pub mod memory;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 pub mod parse;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -25,6 +27,8 @@ pub mod write_behind;
 pub use self::etcd::EtcdStorage;
 #[cfg(feature = "memcached")]
 pub use self::memcached::MemcachedStorage;
+#[cfg(feature = "mongodb")]
+pub use self::mongodb::MongoDbStorage;
 #[cfg(all(feature = "redis", feature = "async"))]
 pub use self::redis::{AsyncRedisClusterStorage, AsyncRedisSentinelStorage, AsyncRedisStorage};
 #[cfg(feature = "redis")]

@@ -108,6 +108,8 @@ pub fn async_storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn
         "etcd" => Ok(Arc::new(crate::etcd::EtcdStorage::from_uri(
             &parsed, &merged,
         )?)),
+        #[cfg(feature = "mongodb")]
+        "mongodb" => Ok(Arc::new(crate::mongodb::from_uri(&parsed, &merged)?)),
         other => Err(not_built(&base, other)),
     }
 }

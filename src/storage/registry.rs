@@ -148,6 +148,10 @@ pub fn storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn Stora
         "memcached" => crate::memcached::from_uri(&parsed, &merged),
         #[cfg(feature = "etcd")]
         "etcd" => crate::etcd::from_uri(&parsed, &merged),
+        #[cfg(feature = "mongodb")]
+        "mongodb" => Ok(Arc::new(crate::aio::Bridged::new(Arc::new(
+            crate::mongodb::from_uri(&parsed, &merged)?,
+        )))),
         other => Err(not_built(base, other)),
     }
 }
@@ -166,7 +170,8 @@ mod tests {
                     *scheme == "memory"
                         || (cfg!(feature = "redis") && *backend == "redis")
                         || (cfg!(feature = "memcached") && *backend == "memcached")
-                        || (cfg!(feature = "etcd") && *backend == "etcd"),
+                        || (cfg!(feature = "etcd") && *backend == "etcd")
+                        || (cfg!(feature = "mongodb") && *scheme == "mongodb"),
                     "{scheme}"
                 ),
                 Err(e) => {

@@ -12,6 +12,8 @@
 #![allow(dead_code)]
 
 pub mod memcached;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -309,6 +311,7 @@ impl Server {
     }
 
     /// A plain `redis` crate connection to this server.
+    #[cfg(feature = "redis")]
     pub fn connection(&self) -> redis::Connection {
         let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
         let conn = client
@@ -355,6 +358,7 @@ pub struct Cluster {
     pub nodes: Vec<Server>,
 }
 
+#[cfg(feature = "redis")]
 impl Cluster {
     pub fn start() -> Cluster {
         let nodes: Vec<Server> = (0..3)
