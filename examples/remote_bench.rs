@@ -97,10 +97,8 @@ fn main() {
         (
             "acquire_sliding_window_entry",
             |s, k| {
-                s.sliding_window().is_some_and(|w| {
-                    w.acquire_sliding_window_entry(k, 1 << 40, 3600, 1)
-                        .is_ok()
-                })
+                s.sliding_window()
+                    .is_some_and(|w| w.acquire_sliding_window_entry(k, 1 << 40, 3600, 1).is_ok())
             },
             storage.sliding_window().is_some(),
         ),

@@ -372,6 +372,26 @@ impl MongoDbStorage {
     }
 }
 
+impl MongoDbStorage {
+    /// Runs `op` on the window collection (its TTL index ensured), on this
+    /// crate's runtime within the call timeout: for remotes built on this
+    /// storage, such as the write-behind sync target.
+    pub(crate) fn with_windows<T, F, Fut>(
+        &self,
+        op: F,
+    ) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        F: FnOnce(Collection<Document>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |inner| async move {
+            inner.ensure_indexes().await?;
+            op(inner.windows.clone()).await
+        })
+    }
+}
+
 /// Builds the storage a synchronous or `async+` MongoDB URI names.
 pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<MongoDbStorage> {
     MongoDbStorage::from_uri(uri, options)

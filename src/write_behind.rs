@@ -54,6 +54,8 @@
 
 mod histogram;
 mod memory_remote;
+#[cfg(feature = "mongodb")]
+mod mongodb_target;
 mod redis_target;
 mod state;
 mod stats;

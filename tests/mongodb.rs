@@ -535,3 +535,31 @@ fn moving_window_limits_fit_in_one_document() {
     let e = mw.get_moving_window("k", too_many, 60).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
+
+/// MongoDB as a write-behind remote: `$max` upserts per node, one query for
+/// the totals.
+mod write_behind_remote {
+    use super::*;
+
+    #[test]
+    fn batches_and_several_writers_total_exactly() {
+        require_mongo_or_skip!();
+        let server = shared();
+        let uri = format!("{}/?database_name={}", server.uri(), unique_database("wb"));
+        let remote = Arc::new(MongoDbStorage::new(&uri).unwrap());
+        common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "mo");
+        common::remote::several_writers_total_exactly(remote, "mo");
+    }
+
+    #[test]
+    fn writebehind_mongodb_uri() {
+        require_mongo_or_skip!();
+        let server = shared();
+        let options = Options::new()
+            .with("database_name", unique_database("wburi"))
+            .with("sync_interval", 0.0);
+        let node = storage_from_string(&format!("writebehind+{}", server.uri()), &options).unwrap();
+        assert_eq!(node.incr("wb", 60, false, 2).unwrap(), 2);
+        assert_eq!(node.incr("wb", 60, false, 3).unwrap(), 5);
+    }
+}

@@ -41,6 +41,10 @@ fn target_for(uri: &StorageUri, options: &Options) -> Result<Arc<dyn SyncTarget>
         "redis" | "rediss" | "redis+unix" | "valkey" | "valkeys" | "valkey+unix" => Ok(Arc::new(
             crate::redis::RedisStorage::from_uri(uri, options)?,
         )),
+        #[cfg(feature = "mongodb")]
+        "mongodb" | "mongodb+srv" => Ok(Arc::new(crate::mongodb::MongoDbStorage::from_uri(
+            uri, options,
+        )?)),
         #[cfg(feature = "redis")]
         "redis+cluster" | "valkey+cluster" => Ok(Arc::new(
             crate::redis::RedisClusterStorage::from_uri(uri, options)?,
@@ -49,16 +53,31 @@ fn target_for(uri: &StorageUri, options: &Options) -> Result<Arc<dyn SyncTarget>
         "redis+sentinel" | "valkey+sentinel" => Ok(Arc::new(
             crate::redis::RedisSentinelStorage::from_uri(uri, options)?,
         )),
-        other => Err(Error::configuration(format!(
-            "storage scheme `{other}` cannot be a write-behind remote in this build \
-             (supported: memory{})",
+        other => {
+            let mut supported = vec!["memory"];
             if cfg!(feature = "redis") {
-                ", redis, rediss, redis+unix, valkey, valkeys, valkey+unix, \
-                 redis+cluster, valkey+cluster, redis+sentinel, valkey+sentinel"
-            } else {
-                ""
+                supported.extend([
+                    "redis",
+                    "rediss",
+                    "redis+unix",
+                    "valkey",
+                    "valkeys",
+                    "valkey+unix",
+                    "redis+cluster",
+                    "valkey+cluster",
+                    "redis+sentinel",
+                    "valkey+sentinel",
+                ]);
             }
-        ))),
+            if cfg!(feature = "mongodb") {
+                supported.extend(["mongodb", "mongodb+srv"]);
+            }
+            Err(Error::configuration(format!(
+                "storage scheme `{other}` cannot be a write-behind remote in this build \
+                 (supported: {})",
+                supported.join(", ")
+            )))
+        }
     }
 }
 
