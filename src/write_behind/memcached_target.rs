@@ -85,6 +85,14 @@ fn server_error(server: &Server, e: MemcacheError) -> Error {
     Error::storage(&format!("{BACKEND} {}", server.name()), e)
 }
 
+/// The CAS token of a read item. (A token of 0 would make `cas` an
+/// unconditional `set`; the binary protocol always sends one.)
+fn cas_token(key: &str, token: Option<u64>) -> Result<u64> {
+    token
+        .filter(|&t| t != 0)
+        .ok_or_else(|| Error::storage_msg(BACKEND, format!("`{key}` was read without a CAS token")))
+}
+
 fn parse_total(key: &str, raw: &[u8]) -> Result<u64> {
     std::str::from_utf8(raw)
         .ok()
@@ -224,7 +232,7 @@ impl MemcachedStorage {
             current = match server.read(|c| c.get::<Item>(&w.slot))? {
                 None => None,
                 Some((raw, _, token)) => {
-                    Some((parse_total(&w.slot, &raw)?, token.unwrap_or_default()))
+                    Some((parse_total(&w.slot, &raw)?, cas_token(&w.slot, token)?))
                 }
             };
         }
@@ -244,7 +252,7 @@ impl MemcachedStorage {
         server: &Server,
         win: &mut Win,
         w: &Write,
-        r1: &HashMap<String, Item>,
+        r1: &mut HashMap<String, Item>,
     ) -> Result<()> {
         let members_exist = r1.contains_key(&win.members);
         if !members_exist {
@@ -265,6 +273,11 @@ impl MemcachedStorage {
                     // this window's.
                     server.call(|c| c.touch(&registry, w.exptime))?;
                 }
+                // As the server has it now, for later windows of the batch.
+                r1.entry(registry)
+                    .or_insert_with(|| (Vec::new(), 0, None))
+                    .0
+                    .extend_from_slice(entry.as_bytes());
             }
         }
         self.add_or_append(
@@ -354,7 +367,7 @@ impl MemcachedStorage {
         for w in &writes {
             let win = &mut wins[w.win];
             if !win.nodes.contains(&w.node) {
-                self.join(server, win, w, &r1)?;
+                self.join(server, win, w, &mut r1)?;
                 // The item exists now, for the next node of this window.
                 r1.entry(win.members.clone())
                     .or_insert_with(|| (Vec::new(), 0, None));
@@ -362,7 +375,7 @@ impl MemcachedStorage {
             let current = match r1.get(&w.slot) {
                 None => None,
                 Some((raw, _, token)) => {
-                    Some((parse_total(&w.slot, raw)?, token.unwrap_or_default()))
+                    Some((parse_total(&w.slot, raw)?, cas_token(&w.slot, *token)?))
                 }
             };
             self.raise(server, w, current)?;
