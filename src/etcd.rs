@@ -139,6 +139,8 @@ struct Inner {
     lease: LeaseClient,
     maintenance: MaintenanceClient,
     stripes: Box<[tokio::sync::Mutex<()>]>,
+    /// Leases of write-behind slots, by the Unix second at which they end.
+    wb_leases: parking_lot::Mutex<std::collections::HashMap<u64, i64>>,
 }
 
 impl EtcdStorage {
@@ -169,6 +171,7 @@ impl EtcdStorage {
                 lease: client.lease_client(),
                 maintenance: client.maintenance_client(),
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+                wb_leases: Default::default(),
                 config,
             }),
         })
@@ -188,6 +191,26 @@ impl EtcdStorage {
     /// [`ErrorKind::ConcurrentUpdate`].
     pub fn max_retries(&self) -> u32 {
         self.inner.config.max_retries
+    }
+
+    /// The KV client, for the write-behind remote.
+    pub(crate) fn kv_client(&self) -> KvClient {
+        self.inner.kv.clone()
+    }
+
+    /// The lease client, for the write-behind remote.
+    pub(crate) fn lease_client(&self) -> LeaseClient {
+        self.inner.lease.clone()
+    }
+
+    /// The longest wait for one reply.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.config.request_timeout
+    }
+
+    /// The write-behind remote's leases, by the Unix second they end at.
+    pub(crate) fn wb_leases(&self) -> &parking_lot::Mutex<std::collections::HashMap<u64, i64>> {
+        &self.inner.wb_leases
     }
 }
 
@@ -259,7 +282,7 @@ fn spawn<T: Send + 'static>(
     })
 }
 
-fn is_lease_not_found(e: &etcd_client::Error) -> bool {
+pub(crate) fn is_lease_not_found(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("lease not found"))
 }
 

@@ -138,12 +138,12 @@ use crate::storage::{
     SlidingWindowCounterSupport, Storage, StorageUri, TimestampedSlidingWindow, MAX_AMOUNT,
 };
 use config::MemcachedConfig;
-use server::Server;
+pub(crate) use server::Server;
 
 /// Memcached's longest key, in bytes.
 const MAX_MEMCACHED_KEY: usize = 250;
 /// Expiries above this many seconds are absolute Unix times for Memcached.
-const MAX_RELATIVE_EXPIRY: u64 = 30 * 24 * 3600;
+pub(crate) const MAX_RELATIVE_EXPIRY: u64 = 30 * 24 * 3600;
 /// How often a fixed-window increment starts over when its key keeps
 /// vanishing between commands (eviction), before giving up.
 const MAX_ATTEMPTS: usize = 4;
@@ -239,7 +239,7 @@ impl MemcachedStorage {
         &self.config.key_prefix
     }
 
-    fn route(&self, key: &str) -> &Server {
+    pub(crate) fn route(&self, key: &str) -> &Server {
         if self.servers.len() == 1 {
             return &self.servers[0];
         }
@@ -254,7 +254,7 @@ impl MemcachedStorage {
 
     /// The Memcached key of a logical key: the prefixed key itself when
     /// Memcached accepts it, its hash otherwise.
-    fn mkey(&self, key: &str) -> String {
+    pub(crate) fn mkey(&self, key: &str) -> String {
         let full = format!("{}{key}", self.config.key_prefix);
         let valid = !full.is_empty()
             && full.len() <= MAX_MEMCACHED_KEY

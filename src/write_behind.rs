@@ -30,14 +30,27 @@
 //! tells pending keys, lag, syncs and errors.
 //!
 //! **Remotes.** [`MemoryRemote`] (in-process, with injectable latency and
-//! failures) and, with the `redis` feature, [`RedisStorage`](crate::RedisStorage)
-//! (one Lua script per batch; slots are the fields of the hash
-//! `{key_prefix}:wb:{key}/{window}`).
+//! failures); with the `redis` feature, [`RedisStorage`](crate::RedisStorage),
+//! [`RedisClusterStorage`](crate::RedisClusterStorage) and
+//! [`RedisSentinelStorage`](crate::RedisSentinelStorage) (one Lua script per
+//! batch, per hash slot on a Cluster; slots are the fields of the hash
+//! `{key_prefix}:wb:{key}/{window}`); with the `etcd` feature,
+//! `EtcdStorage` (a few transactions per batch; slots
+//! are keys `{key_prefix}/wb/{key}/{window}/{node}` on a lease); with the
+//! `memcached` feature, `MemcachedStorage`
+//! (compare-and-swap per slot item and a membership item per window; exact
+//! unless Memcached evicts live items, see
+//! its `SyncTarget` implementation); with the `mongodb` feature,
+//! `MongoDbStorage` (a `$max` upsert per report, run concurrently, and one
+//! query for the totals; one document per key and window with a field per
+//! node).
 //!
 //! **URIs.** `writebehind+<scheme>://...` wraps the remote the inner URI
 //! names: `writebehind+memory://` a fresh [`MemoryRemote`],
 //! `writebehind+redis://host:port` (and `rediss`, `redis+unix`, the `valkey`
-//! aliases) a Redis server. The node's options are `sync_interval`
+//! aliases, `redis+cluster`, `redis+sentinel`) Redis,
+//! `writebehind+etcd://host:port` etcd, `writebehind+memcached://host:port`
+//! Memcached, `writebehind+mongodb://host:port` MongoDB. The node's options are `sync_interval`
 //! (seconds), `node_id`, `batch_size`, `failure_policy` (`open`/`closed`)
 //! and `grace` (seconds); every other option goes to the remote
 //! (`key_prefix`, `socket_timeout`, ... for Redis; `latency` for memory).
@@ -52,7 +65,9 @@
 //! assert!(!limiter.hit(&item, &["user"], 1).unwrap());
 //! ```
 
+mod etcd_target;
 mod histogram;
+mod memcached_target;
 mod memory_remote;
 #[cfg(feature = "mongodb")]
 mod mongodb_target;

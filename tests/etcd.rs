@@ -464,3 +464,176 @@ fn works_from_any_runtime_and_no_runtime() {
     assert!(limiter.hit(&item, &["u"], 2).unwrap());
     assert!(!limiter.hit(&item, &["u"], 1).unwrap());
 }
+
+/// The etcd storage as the remote of write-behind nodes.
+mod write_behind_remote {
+    use super::*;
+    use limitstore::write_behind::{Report, SyncTarget};
+
+    fn remote(etcd: &Etcd, prefix: &str) -> Arc<EtcdStorage> {
+        Arc::new(EtcdStorage::new(&format!("{}?key_prefix={prefix}", etcd.url())).unwrap())
+    }
+
+    fn report<'a>(key: &'a str, window: u64, node: &'a str, total: u64) -> Report<'a> {
+        Report {
+            key,
+            window,
+            expiry: 24 * 3600,
+            node,
+            total,
+        }
+    }
+
+    #[test]
+    fn batches_answer_per_key_and_repeat_harmlessly() {
+        require_or_skip!("etcd");
+        let etcd = shared_etcd();
+        let remote = remote(&etcd, &unique_prefix("wb-batch"));
+        common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "etcd");
+    }
+
+    #[test]
+    fn several_writers_total_exactly() {
+        require_or_skip!("etcd");
+        let etcd = shared_etcd();
+        let remote = remote(&etcd, &unique_prefix("wb-writers"));
+        common::remote::several_writers_total_exactly(remote, "etcd");
+    }
+
+    /// Batches larger than one transaction, a slot repeated in a batch, keys
+    /// with `/`, and the slots' layout: padded values on a lease that ends a
+    /// window after the window.
+    #[test]
+    fn large_batches_repeats_and_layout() {
+        require_or_skip!("etcd");
+        let etcd = shared_etcd();
+        let prefix = unique_prefix("wb-layout");
+        let remote = remote(&etcd, &prefix);
+        let window = (unix_now() / (24.0 * 3600.0)) as u64;
+        let keys: Vec<String> = (0..150).map(|i| format!("k{i}")).collect();
+        let mut batch: Vec<Report<'_>> = keys.iter().map(|k| report(k, window, "a", 2)).collect();
+        // A stale report of a slot already in the batch changes nothing.
+        batch.push(report(&keys[0], window, "a", 1));
+        batch.push(report(&keys[0], window, "b", 5));
+        let got = remote.sync(&batch).unwrap();
+        assert_eq!(got.len(), 152);
+        assert!(got[..150].iter().skip(1).all(|&t| t == 2), "{got:?}");
+        assert_eq!(got[150], 2);
+        assert_eq!(got[151], 7);
+        // A transaction filled to the limit around a nested put.
+        let mut batch = vec![report("full", window, "a", 1)];
+        batch.extend(keys[1..127].iter().map(|k| report(k, window, "r", 0)));
+        let got = remote.sync(&batch).unwrap();
+        assert_eq!(got[0], 1);
+        assert!(got[1..].iter().all(|&t| t == 2));
+        // Key `x` and key `x/5` stay apart: clearing one keeps the other.
+        let got = remote
+            .sync(&[report("x", window, "a", 1), report("x/5", window, "a", 4)])
+            .unwrap();
+        assert_eq!(got, vec![1, 4]);
+        assert_eq!(
+            remote.sync(&[report("x", window, "r", 0)]).unwrap(),
+            vec![1]
+        );
+
+        let raw = Raw::new(&etcd);
+        let kv = raw
+            .get(&format!("{prefix}/wb/k0/{window}/b"))
+            .expect("slot of b");
+        assert_eq!(kv.value_str().unwrap(), "00000000000000000005");
+        let (ttl, _) = raw.ttl(kv.lease());
+        let end = ((window + 2) * 24 * 3600) as f64;
+        assert!(
+            (ttl as f64 - (end - unix_now())).abs() < 5.0,
+            "lease ttl {ttl}"
+        );
+        assert!(raw.get(&format!("{prefix}/wb/x%2F5/{window}/a")).is_some());
+
+        // Past their end, a window's slots are only read.
+        assert_eq!(remote.sync(&[report("old", 3, "a", 9)]).unwrap(), vec![0]);
+        assert!(raw.get(&format!("{prefix}/wb/old/3/a")).is_none());
+
+        SyncTarget::clear(&*remote, "x").unwrap();
+        assert_eq!(
+            remote
+                .sync(&[report("x", window, "r", 0), report("x/5", window, "r", 0)])
+                .unwrap(),
+            vec![0, 4]
+        );
+        assert!(SyncTarget::check(&*remote));
+        assert!(SyncTarget::reset(&*remote).unwrap().unwrap() >= 150);
+        assert_eq!(
+            remote.sync(&[report("k1", window, "r", 0)]).unwrap(),
+            vec![0]
+        );
+    }
+
+    /// A cached lease that the server no longer has is replaced: the sync
+    /// is sent again on a new lease.
+    #[test]
+    fn a_lost_lease_is_replaced() {
+        require_or_skip!("etcd");
+        let etcd = shared_etcd();
+        let prefix = unique_prefix("wb-lease");
+        let remote = remote(&etcd, &prefix);
+        let window = (unix_now() / (24.0 * 3600.0)) as u64;
+        assert_eq!(
+            remote.sync(&[report("k", window, "a", 2)]).unwrap(),
+            vec![2]
+        );
+        let raw = Raw::new(&etcd);
+        let lease = raw
+            .get(&format!("{prefix}/wb/k/{window}/a"))
+            .unwrap()
+            .lease();
+        let mut c = raw.client.clone();
+        raw.rt.block_on(c.lease_revoke(lease)).unwrap();
+        // Revoking deleted the slot; the node's next report restores it.
+        assert_eq!(
+            remote.sync(&[report("k", window, "a", 3)]).unwrap(),
+            vec![3]
+        );
+        let kv = raw.get(&format!("{prefix}/wb/k/{window}/a")).unwrap();
+        assert_ne!(kv.lease(), lease);
+    }
+
+    /// A down server is an error within the request timeout, not a hang.
+    #[test]
+    fn a_down_server_is_an_error() {
+        let remote =
+            EtcdStorage::new("etcd://127.0.0.1:1?request_timeout=0.5&connect_timeout=0.5").unwrap();
+        let start = Instant::now();
+        let e = remote.sync(&[report("k", 1, "a", 1)]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+        assert!(!SyncTarget::check(&remote));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    /// `writebehind+etcd://`: write-through nodes see each other's hits.
+    #[test]
+    fn writebehind_etcd_uri() {
+        require_or_skip!("etcd");
+        let etcd = shared_etcd();
+        let prefix = unique_prefix("wb-uri");
+        let node = |id: &str| {
+            storage_from_string(
+                &format!(
+                    "writebehind+{}?sync_interval=0&node_id={id}&key_prefix={prefix}",
+                    etcd.url()
+                ),
+                &Options::new(),
+            )
+            .unwrap()
+        };
+        let (a, b) = (node("a"), node("b"));
+        assert_eq!(a.incr("wb", 60, false, 2).unwrap(), 2);
+        assert_eq!(b.incr("wb", 60, false, 3).unwrap(), 5);
+        assert_eq!(a.incr("wb", 60, false, 1).unwrap(), 6);
+        let e = storage_from_string(
+            &format!("writebehind+{}?colour=blue", etcd.url()),
+            &Options::new(),
+        )
+        .unwrap_err();
+        assert!(e.is_configuration(), "{e}");
+    }
+}

@@ -444,3 +444,178 @@ fn hung_server_times_out() {
     assert!((2..=3).contains(&n), "{n}");
     assert_eq!(st.get("k").unwrap(), n);
 }
+
+/// The Memcached storage as the remote of write-behind nodes.
+mod write_behind_remote {
+    use super::*;
+    use limitstore::write_behind::{Report, SyncTarget};
+
+    fn report<'a>(key: &'a str, window: u64, node: &'a str, total: u64) -> Report<'a> {
+        Report {
+            key,
+            window,
+            expiry: 24 * 3600,
+            node,
+            total,
+        }
+    }
+
+    fn window_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / (24 * 3600)
+    }
+
+    #[test]
+    fn one_server() {
+        require_or_skip!("memcached");
+        let server = Memcached::tcp();
+        let remote = Arc::new(storage(&server, ""));
+        common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "mc");
+        common::remote::several_writers_total_exactly(remote, "mc");
+    }
+
+    #[test]
+    fn sharded_servers() {
+        require_or_skip!("memcached");
+        let (a, b) = (Memcached::tcp(), Memcached::tcp());
+        let remote = Arc::new(
+            MemcachedStorage::new(&format!("memcached://{},{}", a.location(), b.location()))
+                .unwrap(),
+        );
+        common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "mc-sh");
+        common::remote::several_writers_total_exactly(remote, "mc-sh");
+        // The slots live on both servers.
+        assert!(a.curr_items() > 10 && b.curr_items() > 10);
+    }
+
+    /// The items a window keeps, stale reports, keys with `/`, clear and
+    /// reset.
+    #[test]
+    fn layout_stale_reports_clear_and_reset() {
+        require_or_skip!("memcached");
+        let server = Memcached::tcp();
+        let remote = storage(&server, "?key_prefix=p:");
+        let w = window_now();
+        let got = remote
+            .sync(&[
+                report("k", w, "a", 3),
+                report("k", w, "b,2", 4),
+                report("k", w, "a", 1),
+                report("k/1", w, "a", 5),
+            ])
+            .unwrap();
+        assert_eq!(got, vec![7, 7, 7, 5]);
+        assert_eq!(
+            server.get(&format!("p:wb/k/{w}/node/a")).as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            server.get(&format!("p:wb/k/{w}/node/b%2C2")).as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            server.get(&format!("p:wb/k/{w}/nodes")).as_deref(),
+            Some("a,b%2C2,")
+        );
+        assert_eq!(
+            server.get("p:wb/k/windows").as_deref(),
+            Some(format!("{w}:86400,").as_str())
+        );
+        assert!(server.get(&format!("p:wb/k%2F1/{w}/node/a")).is_some());
+        // Sent again, or a stale total: nothing changes.
+        assert_eq!(remote.sync(&[report("k", w, "a", 2)]).unwrap(), vec![7]);
+        assert_eq!(
+            server.get(&format!("p:wb/k/{w}/node/a")).as_deref(),
+            Some("3")
+        );
+        // A reader creates nothing.
+        assert_eq!(remote.sync(&[report("new", w, "r", 0)]).unwrap(), vec![0]);
+        assert!(server.get(&format!("p:wb/new/{w}/nodes")).is_none());
+        // Past their end, a window's items are only read.
+        assert_eq!(remote.sync(&[report("old", 3, "a", 9)]).unwrap(), vec![0]);
+        assert!(server.get("p:wb/old/3/node/a").is_none());
+        // Another window of the key joins the registry.
+        assert_eq!(remote.sync(&[report("k", w + 1, "a", 1)]).unwrap(), vec![1]);
+        assert_eq!(
+            server.get("p:wb/k/windows").as_deref(),
+            Some(format!("{w}:86400,{}:86400,", w + 1).as_str())
+        );
+
+        SyncTarget::clear(&remote, "k").unwrap();
+        assert!(server.get(&format!("p:wb/k/{w}/node/a")).is_none());
+        assert!(server.get(&format!("p:wb/k/{}/nodes", w + 1)).is_none());
+        assert!(server.get("p:wb/k/windows").is_none());
+        let got = remote
+            .sync(&[report("k", w, "r", 0), report("k/1", w, "r", 0)])
+            .unwrap();
+        assert_eq!(got, vec![0, 5]);
+        // After a clear, a node's lower total counts from scratch.
+        assert_eq!(remote.sync(&[report("k", w, "a", 1)]).unwrap(), vec![1]);
+
+        assert!(SyncTarget::check(&remote));
+        let e = SyncTarget::reset(&remote).unwrap_err();
+        assert!(e.is_configuration(), "{e}");
+        let flushing = storage(&server, "?key_prefix=p:&flush_on_reset=true");
+        assert_eq!(SyncTarget::reset(&flushing).unwrap(), None);
+        assert_eq!(remote.sync(&[report("k/1", w, "r", 0)]).unwrap(), vec![0]);
+    }
+
+    /// A membership item that vanished (evicted) is re-created by the next
+    /// report of each node.
+    #[test]
+    fn a_lost_membership_item_is_rebuilt() {
+        require_or_skip!("memcached");
+        let server = Memcached::tcp();
+        let remote = storage(&server, "");
+        let w = window_now();
+        remote
+            .sync(&[report("k", w, "a", 2), report("k", w, "b", 3)])
+            .unwrap();
+        server
+            .command(&format!("delete wb/k/{w}/nodes\r\n"), "\r\n")
+            .unwrap();
+        assert_eq!(remote.sync(&[report("k", w, "r", 0)]).unwrap(), vec![0]);
+        assert_eq!(remote.sync(&[report("k", w, "a", 2)]).unwrap(), vec![2]);
+        assert_eq!(remote.sync(&[report("k", w, "b", 3)]).unwrap(), vec![5]);
+    }
+
+    /// A down server is a storage error within the connect timeout.
+    #[test]
+    fn a_down_server_is_an_error() {
+        let remote = MemcachedStorage::new("memcached://127.0.0.1:1?connect_timeout=0.5").unwrap();
+        let (res, took) = timed(|| remote.sync(&[report("k", 1, "a", 1)]));
+        assert_eq!(res.unwrap_err().kind(), ErrorKind::Storage);
+        assert!(!SyncTarget::check(&remote));
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+
+    /// `writebehind+memcached://`: write-through nodes see each other's hits.
+    #[test]
+    fn writebehind_memcached_uri() {
+        require_or_skip!("memcached");
+        let server = Memcached::tcp();
+        let node = |id: &str| {
+            storage_from_string(
+                &format!(
+                    "writebehind+{}?sync_interval=0&node_id={id}&timeout=1",
+                    server.uri()
+                ),
+                &Options::new(),
+            )
+            .unwrap()
+        };
+        let (a, b) = (node("a"), node("b"));
+        assert_eq!(a.incr("wb", 60, false, 2).unwrap(), 2);
+        assert_eq!(b.incr("wb", 60, false, 3).unwrap(), 5);
+        assert_eq!(a.incr("wb", 60, false, 1).unwrap(), 6);
+        let e = storage_from_string(
+            &format!("writebehind+{}?colour=blue", server.uri()),
+            &Options::new(),
+        )
+        .unwrap_err();
+        assert!(e.is_configuration(), "{e}");
+    }
+}

@@ -53,6 +53,10 @@ fn target_for(uri: &StorageUri, options: &Options) -> Result<Arc<dyn SyncTarget>
         "redis+sentinel" | "valkey+sentinel" => Ok(Arc::new(
             crate::redis::RedisSentinelStorage::from_uri(uri, options)?,
         )),
+        #[cfg(feature = "etcd")]
+        "etcd" => Ok(Arc::new(crate::EtcdStorage::from_uri(uri, options)?)),
+        #[cfg(feature = "memcached")]
+        "memcached" => Ok(Arc::new(crate::MemcachedStorage::from_uri(uri, options)?)),
         other => {
             let mut supported = vec!["memory"];
             if cfg!(feature = "redis") {
@@ -71,6 +75,12 @@ fn target_for(uri: &StorageUri, options: &Options) -> Result<Arc<dyn SyncTarget>
             }
             if cfg!(feature = "mongodb") {
                 supported.extend(["mongodb", "mongodb+srv"]);
+            }
+            if cfg!(feature = "etcd") {
+                supported.push("etcd");
+            }
+            if cfg!(feature = "memcached") {
+                supported.push("memcached");
             }
             Err(Error::configuration(format!(
                 "storage scheme `{other}` cannot be a write-behind remote in this build \
@@ -147,17 +157,20 @@ pub(crate) fn handle_from_uri(uri: &StorageUri, options: &Options) -> Result<Wri
 
 /// Builds the remote a write-behind node reconciles through from a storage
 /// URI: `memory://` is a fresh [`MemoryRemote`] (option `latency`, in
-/// seconds, injects a round-trip delay); `redis://` and its single-server
-/// variants are a [`RedisStorage`](crate::RedisStorage) (with the
-/// `redis` feature). Schemes whose storage cannot act as a [`SyncTarget`]
-/// are configuration errors.
+/// seconds, injects a round-trip delay); `redis://` and its variants are a
+/// [`RedisStorage`](crate::RedisStorage), a Cluster or a Sentinel
+/// deployment (with the `redis` feature); `etcd://` an
+/// `EtcdStorage` (feature `etcd`); `memcached://` a
+/// `MemcachedStorage` (feature `memcached`).
+/// Schemes whose storage cannot act as a [`SyncTarget`] are configuration
+/// errors.
 ///
 /// ```
 /// use limitstore::Options;
 /// use limitstore::write_behind::sync_target_from_string;
 /// let remote = sync_target_from_string("memory://?latency=0.0001", &Options::new()).unwrap();
 /// assert!(remote.check());
-/// assert!(sync_target_from_string("etcd://localhost:2379", &Options::new()).unwrap_err().is_configuration());
+/// assert!(sync_target_from_string("nosuch://localhost:1", &Options::new()).unwrap_err().is_configuration());
 /// ```
 pub fn sync_target_from_string(uri: &str, options: &Options) -> Result<Arc<dyn SyncTarget>> {
     let parsed = StorageUri::parse(uri)?;
@@ -195,7 +208,7 @@ mod tests {
     fn bad_wrapper_uris_are_configuration_errors() {
         for bad in [
             "writebehind+nosuch://",
-            "writebehind+etcd://localhost:2379",
+            "writebehind+nosuch://localhost:1",
             "writebehind+memory://?latency=soon",
             "writebehind+memory://host:1",
             "writebehind+memory://?sync_interval=soon",
