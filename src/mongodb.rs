@@ -75,7 +75,7 @@
 //! ```
 
 mod config;
-mod ops;
+pub(crate) mod ops;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -112,9 +112,9 @@ pub const MAX_WINDOW_ENTRIES: u64 = 1 << 19;
 
 /// How many times an upsert that lost the race to insert a new document is
 /// retried (each retry finds the document the winner inserted).
-const UPSERT_RETRIES: usize = 3;
+pub(crate) const UPSERT_RETRIES: usize = 3;
 
-fn storage_error(e: mongodb::error::Error) -> Error {
+pub(crate) fn storage_error(e: mongodb::error::Error) -> Error {
     Error::storage(BACKEND, e)
 }
 

@@ -9,12 +9,10 @@ use super::target::{Report, SyncTarget};
 use crate::aio::bridge::block_on;
 use crate::aio::AsyncStorage;
 use crate::error::{Error, Result};
-use crate::mongodb::MongoDbStorage;
+use crate::mongodb::ops::{self, is_duplicate_key};
+use crate::mongodb::{storage_error, MongoDbStorage, UPSERT_RETRIES};
 
 const BACKEND: &str = "mongodb";
-
-/// Upserts that lose the race to insert a new document are retried this often.
-const UPSERT_RETRIES: usize = 3;
 
 /// The `_id` of the document of one key and window.
 fn doc_id(key: &str, window: u64) -> String {
@@ -40,25 +38,10 @@ fn node_field(node: &str) -> String {
 fn sum_nodes(document: &Document) -> u64 {
     match document.get("nodes") {
         Some(Bson::Document(nodes)) => nodes
-            .values()
-            .map(|v| match v {
-                Bson::Int64(n) => (*n).max(0) as u64,
-                Bson::Int32(n) => (*n).max(0) as u64,
-                Bson::Double(n) if n.is_finite() => n.max(0.0) as u64,
-                _ => 0,
-            })
+            .keys()
+            .filter_map(|node| ops::number(nodes, node).ok().flatten())
             .sum(),
         _ => 0,
-    }
-}
-
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    const DUPLICATE_KEY: i32 = 11000;
-    match error.kind.as_ref() {
-        ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
-        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
-        _ => false,
     }
 }
 
@@ -127,7 +110,7 @@ impl SyncTarget for MongoDbStorage {
                             Err(e) if is_duplicate_key(&e) && attempt < UPSERT_RETRIES => {
                                 attempt += 1
                             }
-                            Err(e) => return Err(Error::storage(BACKEND, e)),
+                            Err(e) => return Err(storage_error(e)),
                             Ok(_) => return Ok(()),
                         }
                     }
@@ -140,16 +123,10 @@ impl SyncTarget for MongoDbStorage {
                 .find(doc! { "_id": { "$in": &wanted } })
                 .projection(doc! { "nodes": 1 })
                 .await
-                .map_err(|e| Error::storage(BACKEND, e))?;
+                .map_err(storage_error)?;
             let mut totals = HashMap::new();
-            while cursor
-                .advance()
-                .await
-                .map_err(|e| Error::storage(BACKEND, e))?
-            {
-                let document: Document = cursor
-                    .deserialize_current()
-                    .map_err(|e| Error::storage(BACKEND, e))?;
+            while cursor.advance().await.map_err(storage_error)? {
+                let document: Document = cursor.deserialize_current().map_err(storage_error)?;
                 if let Ok(id) = document.get_str("_id") {
                     totals.insert(id.to_owned(), sum_nodes(&document));
                 }
@@ -173,7 +150,7 @@ impl SyncTarget for MongoDbStorage {
                 .delete_many(doc! { "key": key, "_id": { "$regex": "^limitstore-wb/" } })
                 .await
                 .map(drop)
-                .map_err(|e| Error::storage(BACKEND, e))
+                .map_err(storage_error)
         }))?
     }
 
