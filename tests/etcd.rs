@@ -615,25 +615,14 @@ mod write_behind_remote {
         require_or_skip!("etcd");
         let etcd = shared_etcd();
         let prefix = unique_prefix("wb-uri");
-        let node = |id: &str| {
-            storage_from_string(
-                &format!(
+        common::remote::write_through_nodes_share_hits(
+            |id| {
+                format!(
                     "writebehind+{}?sync_interval=0&node_id={id}&key_prefix={prefix}",
                     etcd.url()
-                ),
-                &Options::new(),
-            )
-            .unwrap()
-        };
-        let (a, b) = (node("a"), node("b"));
-        assert_eq!(a.incr("wb", 60, false, 2).unwrap(), 2);
-        assert_eq!(b.incr("wb", 60, false, 3).unwrap(), 5);
-        assert_eq!(a.incr("wb", 60, false, 1).unwrap(), 6);
-        let e = storage_from_string(
+                )
+            },
             &format!("writebehind+{}?colour=blue", etcd.url()),
-            &Options::new(),
-        )
-        .unwrap_err();
-        assert!(e.is_configuration(), "{e}");
+        );
     }
 }

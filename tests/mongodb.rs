@@ -555,11 +555,14 @@ mod write_behind_remote {
     fn writebehind_mongodb_uri() {
         require_mongo_or_skip!();
         let server = shared();
-        let options = Options::new()
-            .with("database_name", unique_database("wburi"))
-            .with("sync_interval", 0.0);
-        let node = storage_from_string(&format!("writebehind+{}", server.uri()), &options).unwrap();
-        assert_eq!(node.incr("wb", 60, false, 2).unwrap(), 2);
-        assert_eq!(node.incr("wb", 60, false, 3).unwrap(), 5);
+        let base = format!(
+            "writebehind+{}/?database_name={}",
+            server.uri(),
+            unique_database("wburi")
+        );
+        common::remote::write_through_nodes_share_hits(
+            |id| format!("{base}&sync_interval=0&node_id={id}"),
+            &format!("{base}&colour=blue"),
+        );
     }
 }

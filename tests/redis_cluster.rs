@@ -128,8 +128,9 @@ mod write_behind_remote {
         require_or_skip!("redis-server");
         let cluster = Cluster::start();
         let uri = cluster.url().replacen("redis+", "writebehind+redis+", 1);
-        let node = storage_from_string(&format!("{uri}?sync_interval=0"), &Options::new()).unwrap();
-        assert_eq!(node.incr("wb", 60, false, 2).unwrap(), 2);
-        assert_eq!(node.incr("wb", 60, false, 3).unwrap(), 5);
+        common::remote::write_through_nodes_share_hits(
+            |id| format!("{uri}?sync_interval=0&node_id={id}"),
+            &format!("{uri}?colour=blue"),
+        );
     }
 }

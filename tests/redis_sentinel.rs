@@ -180,10 +180,8 @@ fn write_behind_remote_totals_exactly() {
     let remote = std::sync::Arc::new(RedisSentinelStorage::new(&uri).unwrap());
     common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "se");
     common::remote::several_writers_total_exactly(remote, "se");
-    let node = storage_from_string(
-        &format!("writebehind+{uri}?sync_interval=0"),
-        &Options::new(),
-    )
-    .unwrap();
-    assert_eq!(node.incr("wb", 60, false, 2).unwrap(), 2);
+    common::remote::write_through_nodes_share_hits(
+        |id| format!("writebehind+{uri}?sync_interval=0&node_id={id}"),
+        &format!("writebehind+{uri}?colour=blue"),
+    );
 }

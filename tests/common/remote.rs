@@ -105,3 +105,18 @@ pub fn several_writers_total_exactly(remote: Arc<dyn SyncTarget>, tag: &str) {
         .sum();
     assert_eq!(remote_total, accepted);
 }
+
+/// `writebehind+…` URIs at `sync_interval=0`: two write-through nodes see
+/// each other's hits, and an option neither the node nor the remote knows is
+/// a configuration error. `uri(node_id)` is a node's URI (query included);
+/// `bad` is one with an unknown option.
+pub fn write_through_nodes_share_hits(uri: impl Fn(&str) -> String, bad: &str) {
+    use limitstore::{storage_from_string, Options};
+    let node = |id: &str| storage_from_string(&uri(id), &Options::new()).unwrap();
+    let (a, b) = (node("a"), node("b"));
+    assert_eq!(a.incr("wb", 60, false, 2).unwrap(), 2);
+    assert_eq!(b.incr("wb", 60, false, 3).unwrap(), 5);
+    assert_eq!(a.incr("wb", 60, false, 1).unwrap(), 6);
+    let e = storage_from_string(bad, &Options::new()).unwrap_err();
+    assert!(e.is_configuration(), "{e}");
+}
