@@ -211,29 +211,9 @@ impl Memcached {
         self.child.as_ref().expect("memcached not running").id()
     }
 
-    /// Sends a signal (`STOP`, `CONT`, ...) with `kill(1)`.
+    /// Sends a signal (`STOP`, `CONT`, ...); see [`super::send_signal`].
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        if signal == "STOP" {
-            // A stop takes effect once every thread of the server has seen
-            // it; wait for that, so no request sent afterwards is served.
-            let stat = format!("/proc/{}/stat", self.pid());
-            super::wait_until("the server to stop", Duration::from_secs(5), || {
-                std::fs::read_to_string(&stat)
-                    .ok()
-                    .and_then(|s| {
-                        s.rsplit(')')
-                            .next()
-                            .map(|r| r.trim_start().starts_with('T'))
-                    })
-                    .unwrap_or(false)
-            });
-        }
+        super::send_signal(self.pid(), signal);
     }
 
     /// Kills the server (SIGKILL) and waits until its pid has exited.

@@ -73,6 +73,31 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Sends `signal` (`STOP`, `CONT`, ...) to `pid` with `kill(1)`. A `STOP`
+/// takes effect once every thread of the process has seen it: this waits
+/// until the process is stopped, so no request sent afterwards is served.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    if signal == "STOP" {
+        let stat = format!("/proc/{pid}/stat");
+        wait_until("the server to stop", Duration::from_secs(5), || {
+            std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .map(|r| r.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        });
+    }
+}
+
 /// A directory removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -300,14 +325,9 @@ impl Server {
         self.child.as_ref().expect("server not running").id()
     }
 
-    /// Sends a signal (`STOP`, `CONT`, ...) with `kill(1)`.
+    /// Sends a signal (`STOP`, `CONT`, ...); see [`send_signal`].
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        send_signal(self.pid(), signal);
     }
 
     /// A plain `redis` crate connection to this server.

@@ -199,14 +199,9 @@ impl MongoServer {
         self.child.as_ref().expect("server not running").id()
     }
 
-    /// Sends a signal (`STOP`, `CONT`, ...) with `kill(1)`.
+    /// Sends a signal (`STOP`, `CONT`, ...); see [`super::send_signal`].
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        super::send_signal(self.pid(), signal);
     }
 
     /// Kills the server (SIGKILL) and waits until its pid has exited.
