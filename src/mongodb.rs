@@ -198,6 +198,16 @@ impl Inner {
         }
     }
 
+    /// The counter document of `key` if its window has not ended, with
+    /// `field` only.
+    async fn live_counter(&self, key: &str, field: &str) -> Result<Option<Document>> {
+        self.counters
+            .find_one(ops::live(key, DateTime::now()))
+            .projection(doc! { field: 1 })
+            .await
+            .map_err(storage_error)
+    }
+
     /// The first document `pipeline` yields on the window collection.
     async fn aggregate_one(&self, pipeline: Vec<Document>) -> Result<Option<Document>> {
         let mut cursor = self
@@ -428,12 +438,7 @@ impl AsyncStorage for MongoDbStorage {
         let checked = validate_key(key);
         let key = key.to_owned();
         let op = self.run(move |inner| async move {
-            let doc = inner
-                .counters
-                .find_one(ops::live(&key, DateTime::now()))
-                .projection(doc! { "count": 1 })
-                .await
-                .map_err(storage_error)?;
+            let doc = inner.live_counter(&key, "count").await?;
             Ok(match doc {
                 Some(d) => ops::number(&d, "count")?.unwrap_or(0),
                 None => 0,
@@ -449,12 +454,7 @@ impl AsyncStorage for MongoDbStorage {
         let checked = validate_key(key);
         let key = key.to_owned();
         let op = self.run(move |inner| async move {
-            let doc = inner
-                .counters
-                .find_one(ops::live(&key, DateTime::now()))
-                .projection(doc! { "expireAt": 1 })
-                .await
-                .map_err(storage_error)?;
+            let doc = inner.live_counter(&key, "expireAt").await?;
             ops::expiry_from(doc)
         });
         Box::pin(async move {
