@@ -72,8 +72,8 @@ fn storage() -> MemoryStorage {
 
 type Hit<'a> = &'a (dyn Fn(&String) -> bool + Sync);
 
-/// Times `hit` over `ids` on `threads` threads, each walking the identifiers
-/// from its own offset; returns the slowest thread's time.
+/// Times `hit` over `ids` on `threads` threads, each walking its own copy
+/// of the identifiers from its own offset; returns the slowest thread's time.
 fn run(ids: &[String], threads: usize, iters: u64, hit: Hit<'_>) -> Duration {
     if threads == 1 {
         let mut i = 0usize;
@@ -88,6 +88,11 @@ fn run(ids: &[String], threads: usize, iters: u64, hit: Hit<'_>) -> Duration {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
+                    // Each thread walks its own copy of the identifiers, as
+                    // each request brings its own: threads reading one shared
+                    // string would share its cache line with whatever the
+                    // allocator put beside it.
+                    let ids = ids.to_vec();
                     let mut i = t * ids.len() / threads;
                     let start = Instant::now();
                     for _ in 0..iters {

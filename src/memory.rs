@@ -13,7 +13,9 @@
 //! [`Storage::clear`] removes them too.
 
 mod cell;
+mod hot;
 mod ring;
+mod stripe;
 mod table;
 
 use std::time::Duration;
@@ -28,7 +30,9 @@ use crate::storage::{
     MAX_MOVING_WINDOW_LIMIT,
 };
 use cell::{FixedWindowCell, SlidingWindowCell, MAX_SLIDING_LIMIT};
+use hot::contended;
 use ring::Ring;
+use stripe::thread_stripe;
 use table::{default_shards, Expiring, Table};
 
 const NANOS: u64 = 1_000_000_000;
@@ -263,6 +267,38 @@ impl<C: Clock> Storage for MemoryStorage<C> {
             })
     }
 
+    #[inline]
+    fn incr_within(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        let now = self.clock.now();
+        let (now_ms, window_ms) = (now / NANOS_PER_MS, expiry * 1000);
+        let hash = self.hash(key);
+        let stripe = thread_stripe();
+        self.counters
+            .upsert(hash, now, FixedWindowCell::new, |cell| {
+                let hit =
+                    cell.incr_within(stripe, now_ms, window_ms, elastic_expiry, amount, limit)?;
+                if let Some(shared) = hit.shared {
+                    if contended(hash as u64, now_ms, shared, amount) {
+                        cell.make_hot(now_ms);
+                    }
+                }
+                Ok(hit.admitted)
+            })
+            .map_err(|_: cell::Overflow| {
+                Error::invalid_argument(format!("counter `{key}` would overflow adding {amount}"))
+            })
+    }
+
     fn get(&self, key: &str) -> Result<u64> {
         validate_key(key)?;
         let now = self.clock.now();
@@ -404,5 +440,50 @@ impl<C: Clock> SlidingWindowCounterSupport for MemoryStorage<C> {
         validate_key(key)?;
         self.sliding.remove(self.hash(key));
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(limitstore_loom)))]
+mod tests {
+    use super::*;
+
+    impl<C: Clock> MemoryStorage<C> {
+        fn is_hot(&self, key: &str) -> bool {
+            let now = self.clock.now();
+            self.counters
+                .read(self.hash(key), now, FixedWindowCell::is_hot)
+                .unwrap_or(false)
+        }
+    }
+
+    #[test]
+    fn a_key_that_threads_hit_together_gets_leases_and_gives_them_back() {
+        let storage = MemoryStorage::new();
+        let key = "LIMITER/hot/1000000000/1/minute";
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !storage.is_hot(key) {
+            assert!(std::time::Instant::now() < deadline, "never became hot");
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        for _ in 0..50_000 {
+                            storage
+                                .incr_within(key, 60, false, 1, 1_000_000_000)
+                                .unwrap();
+                        }
+                    });
+                }
+            });
+        }
+        // Every hit is counted, leases or not.
+        let count = storage.get(key).unwrap();
+        storage
+            .incr_within(key, 60, false, 1, 1_000_000_000)
+            .unwrap();
+        assert_eq!(storage.get(key).unwrap(), count + 1);
+        assert_eq!(storage.incr(key, 60, false, 2).unwrap(), count + 3);
+        storage.clear(key).unwrap();
+        assert!(!storage.is_hot(key));
+        assert_eq!(storage.get(key).unwrap(), 0);
     }
 }

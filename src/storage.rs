@@ -123,6 +123,25 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// pushes the expiry out to `expiry` seconds from now.
     fn incr(&self, key: &str, expiry: u64, elastic_expiry: bool, amount: u64) -> Result<u64>;
 
+    /// Adds `amount` to the counter at `key` as [`incr`](Storage::incr)
+    /// does, and says whether the new count is at most `limit`. This is the
+    /// fixed window strategy's hit.
+    ///
+    /// The default calls `incr`. A storage that knows the limit can do better:
+    /// the memory engine lets threads hitting one hot key admit from
+    /// per-thread leases of the count instead of all writing one counter,
+    /// never admitting past `limit`.
+    fn incr_within(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        Ok(self.incr(key, expiry, elastic_expiry, amount)? <= limit)
+    }
+
     /// The counter at `key`; 0 if absent or expired.
     fn get(&self, key: &str) -> Result<u64>;
 

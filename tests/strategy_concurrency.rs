@@ -77,3 +77,43 @@ fn moving_window_admits_exactly_the_limit() {
 fn sliding_window_counter_admits_exactly_the_limit() {
     exactly_five(Strategy::SlidingWindowCounter);
 }
+
+/// Threads hammering one key with a large limit: the memory engine soon
+/// serves the key from per-thread leases, and still admits exactly the limit
+/// and counts every hit.
+fn hot_key_admits_exactly_the_limit(strategy: Strategy) {
+    const HOT_THREADS: usize = 4;
+    const HITS: usize = 100_000;
+    const LIMIT: u64 = 150_000;
+    let storage = Arc::new(MemoryStorage::new());
+    let limiter = limiter_for(strategy, storage.clone() as Arc<dyn Storage>).unwrap();
+    let item = parse(&format!("{LIMIT}/minute")).unwrap();
+    let barrier = Barrier::new(HOT_THREADS);
+    let admitted = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..HOT_THREADS {
+            s.spawn(|| {
+                barrier.wait();
+                let mine = (0..HITS)
+                    .filter(|_| limiter.hit(&item, &["hot"], 1).unwrap())
+                    .count();
+                admitted.fetch_add(mine, Ordering::Relaxed);
+            });
+        }
+    });
+    assert_eq!(admitted.into_inner() as u64, LIMIT, "{strategy}");
+    let key = item.key_for(&["hot"]);
+    assert_eq!(storage.get(&key).unwrap(), (HOT_THREADS * HITS) as u64);
+    let stats = limiter.get_window_stats(&item, &["hot"]).unwrap();
+    assert_eq!(stats.remaining, 0, "{strategy}");
+}
+
+#[test]
+fn fixed_window_hot_key_admits_exactly_the_limit() {
+    hot_key_admits_exactly_the_limit(Strategy::FixedWindow);
+}
+
+#[test]
+fn fixed_window_elastic_expiry_hot_key_admits_exactly_the_limit() {
+    hot_key_admits_exactly_the_limit(Strategy::FixedWindowElasticExpiry);
+}

@@ -4,6 +4,7 @@
 //! fields that must change together (a count and the window it belongs to)
 //! always do, and a hit on an existing key never takes a lock.
 
+use super::hot::{blocks, lease_size, Block, Phase};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
 /// Counts above this are refused (2^47), so that no increment, even racing
@@ -54,8 +55,9 @@ fn older(a: u64, b: u64) -> bool {
 
 /// A fixed-window counter in two 64-bit words:
 ///
-/// - `window` = `[generation: 16 | expiry: 48]`, the expiry in milliseconds
-///   on the clock's time line;
+/// - `window` = `[generation: 16 | hot: 6 | expiry: 42]`, the expiry in
+///   milliseconds on the clock's time line (42 bits: 139 years), `hot` the
+///   slot of the counter's lease block (see [`hot`](super::hot)), 0 for none;
 /// - `count` = `[generation: 16 | count: 48]`.
 ///
 /// A new window is claimed by a compare-and-swap of `window` to the next
@@ -64,10 +66,42 @@ fn older(a: u64, b: u64) -> bool {
 /// `fetch_add` on `count`, whose returned generation says which window the
 /// hit landed in: the one it saw or a newer one, both live. `count` never runs
 /// ahead of `window`.
+///
+/// A hot counter also has leases in its block: `count` then includes the
+/// tokens leased and not yet used, which reads subtract.
 #[derive(Debug)]
 pub(crate) struct FixedWindowCell {
     window: AtomicU64,
     count: AtomicU64,
+}
+
+const EXPIRY_BITS: u32 = 42;
+const EXPIRY_MASK: u64 = (1 << EXPIRY_BITS) - 1;
+const HOT_MASK: u64 = 0x3F;
+
+#[inline]
+fn expiry(window: u64) -> u64 {
+    window & EXPIRY_MASK
+}
+
+#[inline]
+fn hot_slot(window: u64) -> u64 {
+    (window >> EXPIRY_BITS) & HOT_MASK
+}
+
+#[inline]
+fn pack_window(generation: u64, hot: u64, expiry: u64) -> u64 {
+    ((generation & GEN_MASK) << GEN_SHIFT) | ((hot & HOT_MASK) << EXPIRY_BITS) | expiry
+}
+
+/// What a hit limited by a count came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LimitedHit {
+    /// Whether the count stayed within the limit.
+    pub(crate) admitted: bool,
+    /// The shared count after the hit, when the hit went through it on a
+    /// counter without leases (what tells a hot counter from a quiet one).
+    pub(crate) shared: Option<u64>,
 }
 
 impl FixedWindowCell {
@@ -76,6 +110,36 @@ impl FixedWindowCell {
             window: AtomicU64::new(0),
             count: AtomicU64::new(0),
         }
+    }
+
+    /// The live window at `now_ms`, claiming the next one (ending at
+    /// `fresh_expiry`) if the current one is over; also whether this call
+    /// claimed it.
+    #[inline]
+    fn live(&self, now_ms: u64, fresh_expiry: u64) -> (u64, bool) {
+        loop {
+            let w = self.window.load(Ordering::Acquire);
+            if expiry(w) > now_ms {
+                return (w, false);
+            }
+            let next = pack_window(generation(w) + 1, hot_slot(w), fresh_expiry);
+            if self
+                .window
+                .compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                if hot_slot(next) != 0 {
+                    blocks().block(hot_slot(next)).renew(generation(next));
+                }
+                return (next, true);
+            }
+        }
+    }
+
+    /// The end of a window starting at `now_ms`.
+    #[inline]
+    fn fresh_expiry(now_ms: u64, window_ms: u64) -> u64 {
+        now_ms.saturating_add(window_ms).min(EXPIRY_MASK)
     }
 
     /// Adds `amount` at `now_ms`; starts a new window of `window_ms` if the
@@ -91,37 +155,172 @@ impl FixedWindowCell {
         if amount > MAX_COUNT {
             return Err(Overflow);
         }
-        let fresh_expiry = now_ms.saturating_add(window_ms).min(LOW_MASK);
+        let fresh_expiry = Self::fresh_expiry(now_ms, window_ms);
         loop {
-            let w = self.window.load(Ordering::Acquire);
-            let mut gen = generation(w);
-            let expired = low(w) <= now_ms;
-            if expired {
-                // Claim the next window.
-                gen = (gen + 1) & GEN_MASK;
-                if self
-                    .window
-                    .compare_exchange(
-                        w,
-                        pack(gen, fresh_expiry),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_err()
-                {
-                    continue;
-                }
-            }
+            let (w, claimed) = self.live(now_ms, fresh_expiry);
+            let gen = generation(w);
             let total = match self.add(gen, amount) {
                 Added::Total(total) => total,
                 Added::Overflow => return Err(Overflow),
                 Added::Retry => continue,
             };
-            if elastic && !expired {
+            if elastic && !claimed {
                 self.extend(gen, fresh_expiry);
             }
-            return Ok(total);
+            return Ok(match hot_slot(w) {
+                0 => total,
+                slot => total.saturating_sub(blocks().block(slot).outstanding(gen)),
+            });
         }
+    }
+
+    /// Adds `amount` at `now_ms` as [`incr`](Self::incr) does and says
+    /// whether the count is within `limit`. A hot counter admits from this
+    /// thread's lease (`stripe`) where it can.
+    #[inline]
+    pub(crate) fn incr_within(
+        &self,
+        stripe: usize,
+        now_ms: u64,
+        window_ms: u64,
+        elastic: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<LimitedHit, Overflow> {
+        if amount > MAX_COUNT {
+            return Err(Overflow);
+        }
+        let fresh_expiry = Self::fresh_expiry(now_ms, window_ms);
+        loop {
+            let (w, claimed) = self.live(now_ms, fresh_expiry);
+            let gen = generation(w);
+            let slot = hot_slot(w);
+            let admitted = if slot == 0 {
+                match self.add(gen, amount) {
+                    Added::Total(total) => {
+                        if elastic && !claimed {
+                            self.extend(gen, fresh_expiry);
+                        }
+                        return Ok(LimitedHit {
+                            admitted: total <= limit,
+                            shared: Some(total),
+                        });
+                    }
+                    Added::Overflow => return Err(Overflow),
+                    Added::Retry => continue,
+                }
+            } else {
+                match self.leased(blocks().block(slot), stripe, gen, amount, limit) {
+                    Some(Ok(admitted)) => admitted,
+                    Some(Err(overflow)) => return Err(overflow),
+                    None => continue,
+                }
+            };
+            if elastic && !claimed {
+                self.extend(gen, fresh_expiry);
+            }
+            return Ok(LimitedHit {
+                admitted,
+                shared: None,
+            });
+        }
+    }
+
+    /// A hit on a hot counter in window `gen`: from `stripe`'s lease or a
+    /// new one while the window is leasing, from the shared count once it is
+    /// drained (see [`hot`](super::hot)). `None`: the window moved on, try
+    /// again.
+    #[inline]
+    fn leased(
+        &self,
+        block: &Block,
+        stripe: usize,
+        gen: u64,
+        amount: u64,
+        limit: u64,
+    ) -> Option<Result<bool, Overflow>> {
+        if block.take(stripe, gen, amount) {
+            return Some(Ok(true));
+        }
+        if block.phase(gen) != Phase::Drained {
+            let c = self.count.load(Ordering::Acquire);
+            if generation(c) != gen {
+                self.follow(gen);
+                return None;
+            }
+            let lease = lease_size(limit, low(c), amount, block.len());
+            if lease == 0 {
+                if let Some(tokens) = block.drain(gen) {
+                    self.give_back(gen, tokens);
+                    block.drained(gen);
+                }
+                return None;
+            }
+            if !block.begin_lease(gen) {
+                return None;
+            }
+            // `low(c) + amount + lease <= limit <= MAX_COUNT`: no carry.
+            let taken = self
+                .count
+                .compare_exchange(
+                    c,
+                    pack(gen, low(c) + amount + lease),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok();
+            if taken {
+                block.deposit(stripe, gen, lease);
+            }
+            block.handed_over();
+            return taken.then_some(Ok(true));
+        }
+        match self.add(gen, amount) {
+            Added::Total(total) => Some(Ok(total <= limit)),
+            Added::Overflow => Some(Err(Overflow)),
+            Added::Retry => None,
+        }
+    }
+
+    /// Takes `tokens` taken back from leases of window `gen` off the count.
+    fn give_back(&self, gen: u64, tokens: u64) {
+        let mut c = self.count.load(Ordering::Acquire);
+        while tokens > 0 && generation(c) == gen {
+            match self.count.compare_exchange(
+                c,
+                pack(gen, low(c).saturating_sub(tokens)),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => c = actual,
+            }
+        }
+    }
+
+    /// Gives this counter a lease block if it has none and a block is free.
+    pub(crate) fn make_hot(&self, now_ms: u64) {
+        let w = self.window.load(Ordering::Acquire);
+        if hot_slot(w) != 0 || expiry(w) <= now_ms {
+            return;
+        }
+        let Some(slot) = blocks().claim(generation(w)) else {
+            return;
+        };
+        let hot = pack_window(generation(w), slot, expiry(w));
+        if self
+            .window
+            .compare_exchange(w, hot, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            blocks().release(slot);
+        }
+    }
+
+    /// Whether this counter has a lease block.
+    #[cfg(test)]
+    pub(crate) fn is_hot(&self) -> bool {
+        hot_slot(self.window.load(Ordering::Acquire)) != 0
     }
 
     /// Adds `amount` to the count of window generation `gen`.
@@ -165,12 +364,12 @@ impl FixedWindowCell {
     /// Sets the expiry of window generation `gen` to `expiry` (elastic
     /// expiry: a full window from the latest hit, as `limits` does), unless
     /// the window has moved on.
-    fn extend(&self, gen: u64, expiry: u64) {
+    fn extend(&self, gen: u64, new_expiry: u64) {
         let mut w = self.window.load(Ordering::Acquire);
-        while generation(w) == gen && low(w) != expiry {
+        while generation(w) == gen && expiry(w) != new_expiry {
             match self.window.compare_exchange(
                 w,
-                pack(gen, expiry),
+                pack_window(gen, hot_slot(w), new_expiry),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -194,26 +393,40 @@ impl FixedWindowCell {
     #[inline]
     pub(crate) fn get(&self, now_ms: u64) -> u64 {
         let w = self.window.load(Ordering::Acquire);
-        if low(w) <= now_ms {
+        if expiry(w) <= now_ms {
             return 0;
         }
         let c = self.count.load(Ordering::Acquire);
-        if generation(c) == generation(w) {
-            low(c)
-        } else {
-            0
+        if generation(c) != generation(w) {
+            return 0;
+        }
+        match hot_slot(w) {
+            0 => low(c),
+            slot => low(c).saturating_sub(blocks().block(slot).outstanding(generation(w))),
         }
     }
 
     /// When the window ends (clock milliseconds), if it has not yet.
     pub(crate) fn expiry_ms(&self, now_ms: u64) -> Option<u64> {
-        let expires = low(self.window.load(Ordering::Acquire));
+        let expires = expiry(self.window.load(Ordering::Acquire));
         (expires > now_ms).then_some(expires)
     }
 
     /// When this cell stops holding anything, in clock milliseconds.
     pub(crate) fn expires_at_ms(&self) -> u64 {
-        low(self.window.load(Ordering::Acquire))
+        expiry(self.window.load(Ordering::Acquire))
+    }
+}
+
+/// A counter dropped from its table gives its lease block back; nobody else
+/// can reach it by then (the table drops entries under its exclusive lock).
+#[cfg(not(limitstore_loom))]
+impl Drop for FixedWindowCell {
+    fn drop(&mut self) {
+        let slot = hot_slot(*self.window.get_mut());
+        if slot != 0 {
+            blocks().release(slot);
+        }
     }
 }
 
@@ -351,6 +564,7 @@ impl SlidingWindowCell {
 
 #[cfg(all(test, not(limitstore_loom)))]
 mod tests {
+    use super::super::hot;
     use super::*;
 
     const S: u64 = 1_000_000_000;
@@ -396,6 +610,71 @@ mod tests {
             assert_eq!(c.incr(w * 10, 10, false, 3), Ok(3), "window {w}");
             assert_eq!(c.incr(w * 10 + 5, 10, false, 1), Ok(4));
         }
+    }
+
+    #[test]
+    fn a_hot_counter_admits_exactly_its_limit_and_counts_every_hit() {
+        let c = FixedWindowCell::new();
+        c.incr_within(0, 0, 10_000, false, 1, 1000).unwrap();
+        c.make_hot(0);
+        assert!(c.is_hot());
+        let mut admitted = 1;
+        for i in 1..1500u64 {
+            // Alternate stripes as two threads would.
+            let hit = c
+                .incr_within(i as usize, 1, 10_000, false, 1, 1000)
+                .unwrap();
+            admitted += u64::from(hit.admitted);
+            assert_eq!(c.get(1), i + 1, "leases are not counts");
+        }
+        assert_eq!(admitted, 1000);
+        // A new window starts from nothing and leases again.
+        let hit = c.incr_within(0, 10_000, 10_000, false, 1, 1000).unwrap();
+        assert!(hit.admitted);
+        assert_eq!(c.get(10_000), 1);
+        assert_eq!(c.incr(10_000, 10_000, false, 4), Ok(5));
+        assert_eq!(c.expiry_ms(10_000), Some(20_000));
+    }
+
+    #[test]
+    fn a_hot_counter_keeps_elastic_expiry_and_gives_its_block_back() {
+        let in_use = || hot::blocks().in_use();
+        let c = FixedWindowCell::new();
+        c.incr_within(0, 0, 10_000, true, 1, 1 << 20).unwrap();
+        c.make_hot(0);
+        assert!(c.is_hot());
+        c.incr_within(1, 4_000, 10_000, true, 1, 1 << 20).unwrap();
+        assert_eq!(c.expiry_ms(4_000), Some(14_000));
+        assert!(c.is_hot(), "extending the window keeps the block");
+        let before = in_use();
+        drop(c);
+        assert!(in_use() < before || before == 0);
+    }
+
+    #[test]
+    fn threads_on_a_hot_counter_never_admit_past_the_limit() {
+        let c = std::sync::Arc::new(FixedWindowCell::new());
+        c.incr_within(0, 0, 60_000, false, 1, 50_000).unwrap();
+        c.make_hot(0);
+        let admitted: u64 = (0..4)
+            .map(|t| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    (0..20_000)
+                        .filter(|_| {
+                            c.incr_within(t, 1, 60_000, false, 1, 50_000)
+                                .unwrap()
+                                .admitted
+                        })
+                        .count() as u64
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(admitted + 1, 50_000);
+        assert_eq!(c.get(1), 80_001);
     }
 
     #[test]
@@ -468,6 +747,33 @@ mod loom_tests {
             seen.sort_unstable();
             assert_eq!(seen, vec![1, 2, 3]);
             assert_eq!(c.get(10_001), 3);
+        });
+    }
+
+    /// Two threads hitting a hot counter twice each, after a first hit, at a
+    /// limit of 4: the first to go leases a token, the next finds the limit
+    /// too near and drains the window, the rest go to the shared count.
+    /// Exactly 4 of the 5 hits are admitted in every interleaving, and all 5
+    /// are counted.
+    #[test]
+    fn hot_leases_admit_exactly_the_limit() {
+        loom::model(|| {
+            let c = Arc::new(FixedWindowCell::new());
+            c.incr_within(0, 0, 10_000, false, 1, 4).unwrap();
+            c.make_hot(0);
+            let handles: Vec<_> = (0..2)
+                .map(|t| {
+                    let c = c.clone();
+                    thread::spawn(move || {
+                        (0..2)
+                            .filter(|_| c.incr_within(t, 1, 10_000, false, 1, 4).unwrap().admitted)
+                            .count()
+                    })
+                })
+                .collect();
+            let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(admitted + 1, 4);
+            assert_eq!(c.get(1), 5);
         });
     }
 

@@ -1,11 +1,13 @@
 //! A sharded hash table bounded by a TLRU policy.
 //!
 //! Keys are 128-bit hashes of the user's key. Each shard is a
-//! `parking_lot::RwLock<hashbrown::HashMap>` padded to its own cache lines;
-//! the high 64 bits of the hash pick the shard. Lookups of existing keys take the
-//! shard's shared lock only, and the values are atomic cells, so hits on
-//! existing keys never wait for each other. Creating a key takes one shard's
-//! exclusive lock.
+//! `hashbrown::HashMap` behind a `crossbeam` `ShardedLock`; the high 64 bits
+//! of the hash pick the shard. Lookups of existing keys take the shard's
+//! shared lock only, and the values are atomic cells, so hits on existing
+//! keys never wait for each other. A `ShardedLock` keeps one reader lock per
+//! thread slot, so threads reading the same shard at a high rate do not pass
+//! one reader count back and forth. Creating a key takes one shard's
+//! exclusive lock (every slot's).
 //!
 //! Bound: each shard holds at most `max_entries / shards` entries. Inserting
 //! into a full shard first drops that shard's expired entries; if none
@@ -14,11 +16,12 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::PoisonError;
 
-use crossbeam_utils::CachePadded;
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
-use parking_lot::RwLock;
+
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 
 /// A value that knows when it stops holding anything.
 pub(crate) trait Expiring {
@@ -88,7 +91,7 @@ impl<V> Slot<V> {
 type Map<V> = HashMap<Key, Slot<V>, BuildHasherDefault<PassThrough>>;
 
 pub(crate) struct Table<V> {
-    shards: Box<[CachePadded<RwLock<Map<V>>>]>,
+    shards: Box<[ShardedLock<Map<V>>]>,
     /// `shards.len() - 1`; the shard is picked by the hash's high 64 bits.
     mask: usize,
     shard_capacity: usize,
@@ -122,7 +125,7 @@ impl<V: Expiring> Table<V> {
         }
         Table {
             shards: (0..shards)
-                .map(|_| CachePadded::new(RwLock::new(Map::default())))
+                .map(|_| ShardedLock::new(Map::default()))
                 .collect(),
             mask: shards - 1,
             shard_capacity: (max_entries / shards).max(1),
@@ -130,14 +133,14 @@ impl<V: Expiring> Table<V> {
     }
 
     #[inline]
-    fn shard(&self, key: u128) -> &RwLock<Map<V>> {
+    fn shard(&self, key: u128) -> &ShardedLock<Map<V>> {
         &self.shards[((key >> 64) as usize) & self.mask]
     }
 
     /// Applies `f` to the value at `key`, if present.
     #[inline]
     pub(crate) fn read<R>(&self, key: u128, now: u64, f: impl FnOnce(&V) -> R) -> Option<R> {
-        let guard = self.shard(key).read();
+        let guard = read(self.shard(key));
         let slot = guard.get(&Key::from(key))?;
         slot.touch(now);
         Some(f(&slot.value))
@@ -154,13 +157,13 @@ impl<V: Expiring> Table<V> {
     ) -> R {
         let shard = self.shard(key);
         {
-            let guard = shard.read();
+            let guard = read(shard);
             if let Some(slot) = guard.get(&Key::from(key)) {
                 slot.touch(now);
                 return f(&slot.value);
             }
         }
-        let mut guard = shard.write();
+        let mut guard = write(shard);
         if !guard.contains_key(&Key::from(key)) && guard.len() >= self.shard_capacity {
             evict(&mut guard, now, self.shard_capacity);
         }
@@ -183,7 +186,7 @@ impl<V: Expiring> Table<V> {
     ) -> R {
         let shard = self.shard(key);
         {
-            let guard = shard.read();
+            let guard = read(shard);
             if let Some(slot) = guard.get(&Key::from(key)) {
                 if !stale(&slot.value) {
                     slot.touch(now);
@@ -191,7 +194,7 @@ impl<V: Expiring> Table<V> {
                 }
             }
         }
-        let mut guard = shard.write();
+        let mut guard = write(shard);
         if !guard.contains_key(&Key::from(key)) && guard.len() >= self.shard_capacity {
             evict(&mut guard, now, self.shard_capacity);
         }
@@ -214,7 +217,7 @@ impl<V: Expiring> Table<V> {
 
     /// Removes `key`; returns whether it was present.
     pub(crate) fn remove(&self, key: u128) -> bool {
-        self.shard(key).write().remove(&Key::from(key)).is_some()
+        write(self.shard(key)).remove(&Key::from(key)).is_some()
     }
 
     /// Removes everything; returns how many entries were still live at `now`.
@@ -222,7 +225,7 @@ impl<V: Expiring> Table<V> {
         self.shards
             .iter()
             .map(|s| {
-                let mut g = s.write();
+                let mut g = write(s);
                 let live = g.values().filter(|v| v.value.expires_at(now) > now).count();
                 g.clear();
                 g.shrink_to_fit();
@@ -236,7 +239,7 @@ impl<V: Expiring> Table<V> {
         self.shards
             .iter()
             .map(|s| {
-                let mut g = s.write();
+                let mut g = write(s);
                 let before = g.len();
                 g.retain(|_, v| v.value.expires_at(now) > now);
                 before - g.len()
@@ -246,13 +249,25 @@ impl<V: Expiring> Table<V> {
 
     /// Entries held, expired or not.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+        self.shards.iter().map(|s| read(s).len()).sum()
     }
 
     /// Most entries the table will hold.
     pub(crate) fn capacity(&self) -> usize {
         self.shard_capacity * self.shards.len()
     }
+}
+
+/// Shared access to a shard. Nothing panics while holding a shard's lock
+/// in a way that leaves the map broken, so a poisoned lock is used as is.
+#[inline]
+fn read<V>(shard: &ShardedLock<Map<V>>) -> ShardedLockReadGuard<'_, Map<V>> {
+    shard.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Exclusive access to a shard (see [`read`] on poisoning).
+fn write<V>(shard: &ShardedLock<Map<V>>) -> ShardedLockWriteGuard<'_, Map<V>> {
+    shard.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Makes room in a full shard: expired entries first, then the least

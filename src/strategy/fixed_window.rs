@@ -74,10 +74,9 @@ impl<S: Storage + ?Sized> FixedWindowRateLimiter<S> {
         }
         let amount = item.amount();
         let expiry = item.get_expiry();
-        let count = with_key(item, identifiers, |key| {
-            self.storage.incr(key, expiry, elastic, cost)
-        })?;
-        Ok(count <= amount)
+        with_key(item, identifiers, |key| {
+            self.storage.incr_within(key, expiry, elastic, cost, amount)
+        })
     }
 
     fn test_impl(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {

@@ -1,0 +1,515 @@
+//! Striped leases for hot fixed-window counters.
+//!
+//! A counter that many threads hit at once would have every hit write the
+//! same cache line. Once a counter is seen to be hot, it is given a *block*:
+//! one lease word per stripe (see [`stripe`](super::stripe)), each on its own
+//! cache line. A thread then admits hits from its stripe's lease, writing only
+//! its own line, and goes back to the shared count only to take a new lease.
+//!
+//! Leases keep the limit exact. A lease is taken from the shared count by
+//! compare-and-swap, only while the count plus the lease stays within the
+//! limit (so leased tokens are counted before they are used), and only while
+//! the limit is far away. While leases are given, no hit is refused. The
+//! first hit that finds the limit too near for a lease *drains* the window:
+//! it stops new leases, waits for leases being handed over, takes back every
+//! unused token and gives it back to the shared count. From then on the
+//! window's hits all go to the shared count, which is exact, as on a counter
+//! without leases. So admissions never pass the limit (leased tokens are
+//! counted), and no hit is refused while a token is unused.
+//!
+//! There are at most [`SLOTS`] blocks per process; a counter keeps its block
+//! until it is dropped from its table, and a counter that finds no free block
+//! simply stays on the shared count.
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Blocks in the process: the slot numbers `1..=SLOTS` fit in 6 bits of a
+/// counter's window word (0 meaning none).
+#[cfg(not(limitstore_loom))]
+pub(crate) const SLOTS: usize = 63;
+#[cfg(limitstore_loom)]
+pub(crate) const SLOTS: usize = 2;
+
+/// A lease is at most the room left under the limit divided by this many
+/// times the stripes. Model checking leases from much less room, so that a
+/// few hits reach the limit.
+#[cfg(not(limitstore_loom))]
+const LEASE_SHARE: u64 = 4;
+#[cfg(limitstore_loom)]
+const LEASE_SHARE: u64 = 1;
+
+/// The largest lease a stripe takes at once.
+const MAX_LEASE: u64 = 4096;
+
+const GEN_SHIFT: u32 = 48;
+const REM_MASK: u64 = (1 << GEN_SHIFT) - 1;
+const GEN_MASK: u64 = 0xFFFF;
+
+#[inline]
+fn generation(word: u64) -> u64 {
+    word >> GEN_SHIFT
+}
+
+#[inline]
+fn remaining(word: u64) -> u64 {
+    word & REM_MASK
+}
+
+#[inline]
+fn pack(generation: u64, remaining: u64) -> u64 {
+    ((generation & GEN_MASK) << GEN_SHIFT) | (remaining & REM_MASK)
+}
+
+/// Whether generation `a` is older than `b` (16-bit wrapping).
+#[inline]
+fn older(a: u64, b: u64) -> bool {
+    let d = b.wrapping_sub(a) & GEN_MASK;
+    d != 0 && d < 0x8000
+}
+
+/// How many tokens to lease when the count is `count`, a hit costs `amount`
+/// and the limit is `limit`: a share of the room left that every stripe could
+/// take several times over, or 0 when the limit is too near for leases.
+#[inline]
+pub(crate) fn lease_size(limit: u64, count: u64, amount: u64, stripes: usize) -> u64 {
+    let room = limit.saturating_sub(count.saturating_add(amount));
+    (room / (LEASE_SHARE * stripes as u64)).min(MAX_LEASE)
+}
+
+/// Where a window of a hot counter stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Hits are admitted from leases, or take new ones.
+    Leasing,
+    /// A hit is taking every lease back; the others wait for it.
+    Draining,
+    /// No lease is left: hits go to the shared count.
+    Drained,
+}
+
+const LEASING: u64 = 0;
+const DRAINING: u64 = 1;
+const DRAINED: u64 = 2;
+
+/// One lease word per stripe: `[generation: 16 | tokens: 48]`, the
+/// generation being the window the tokens were leased in; and the phase of
+/// the current window.
+#[derive(Debug)]
+pub(crate) struct Block {
+    stripes: Box<[CachePadded<AtomicU64>]>,
+    /// `[generation: 16 | phase]`; a window other than `generation` is leasing.
+    phase: CachePadded<AtomicU64>,
+    /// Leases taken from the shared count and not yet in their stripe.
+    handing_over: CachePadded<AtomicU64>,
+}
+
+impl Block {
+    fn new(stripes: usize) -> Self {
+        Block {
+            stripes: (0..stripes.next_power_of_two())
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            phase: CachePadded::new(AtomicU64::new(0)),
+            handing_over: CachePadded::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The phase of window `gen`.
+    #[inline]
+    pub(crate) fn phase(&self, gen: u64) -> Phase {
+        let p = self.phase.load(Ordering::SeqCst);
+        match (generation(p) == gen, remaining(p)) {
+            (true, DRAINING) => Phase::Draining,
+            (true, DRAINED) => Phase::Drained,
+            _ => Phase::Leasing,
+        }
+    }
+
+    /// Announces a lease about to be taken in window `gen`; false (and
+    /// nothing announced) once the window drains. A `true` must be followed
+    /// by [`handed_over`](Self::handed_over).
+    pub(crate) fn begin_lease(&self, gen: u64) -> bool {
+        self.handing_over.fetch_add(1, Ordering::SeqCst);
+        if self.phase(gen) == Phase::Leasing {
+            return true;
+        }
+        self.handing_over.fetch_sub(1, Ordering::SeqCst);
+        false
+    }
+
+    /// Ends what [`begin_lease`](Self::begin_lease) announced.
+    pub(crate) fn handed_over(&self) {
+        self.handing_over.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Drains window `gen` (see the module's documentation): the one caller
+    /// that starts it gets `Some` with the unused tokens it took back, which
+    /// it must return to the shared count and then call
+    /// [`drained`](Self::drained); any other caller waits until the window
+    /// is drained and gets `None`.
+    pub(crate) fn drain(&self, gen: u64) -> Option<u64> {
+        let mut p = self.phase.load(Ordering::SeqCst);
+        loop {
+            if generation(p) == gen && remaining(p) != LEASING {
+                break;
+            }
+            match self.phase.compare_exchange(
+                p,
+                pack(gen, DRAINING),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => {
+                    // Leases announced before the phase changed are handed
+                    // over before their tokens are taken back; later ones
+                    // see the phase and give up.
+                    let mut spins = 0u32;
+                    while self.handing_over.load(Ordering::SeqCst) != 0 {
+                        backoff(&mut spins);
+                    }
+                    return Some(self.reclaim(gen));
+                }
+                Err(actual) => p = actual,
+            }
+        }
+        let mut spins = 0u32;
+        while self.phase(gen) == Phase::Draining {
+            backoff(&mut spins);
+        }
+        None
+    }
+
+    /// Marks window `gen` drained: its tokens are back in the shared count.
+    pub(crate) fn drained(&self, gen: u64) {
+        let _ = self.phase.compare_exchange(
+            pack(gen, DRAINING),
+            pack(gen, DRAINED),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Stripes in this block (a power of two).
+    pub(crate) fn len(&self) -> usize {
+        self.stripes.len()
+    }
+
+    #[inline]
+    fn stripe(&self, stripe: usize) -> &AtomicU64 {
+        &self.stripes[stripe & (self.stripes.len() - 1)]
+    }
+
+    /// Spends `amount` tokens of `stripe`'s lease in window `gen`; false if
+    /// it holds fewer.
+    #[inline]
+    pub(crate) fn take(&self, stripe: usize, gen: u64, amount: u64) -> bool {
+        let word = self.stripe(stripe);
+        let mut v = word.load(Ordering::Acquire);
+        while generation(v) == gen && remaining(v) >= amount {
+            match word.compare_exchange(v, v - amount, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(actual) => v = actual,
+            }
+        }
+        false
+    }
+
+    /// Adds `tokens` leased in window `gen` to `stripe`'s lease; tokens of
+    /// a window the stripe has already left behind are dropped.
+    pub(crate) fn deposit(&self, stripe: usize, gen: u64, tokens: u64) {
+        let word = self.stripe(stripe);
+        let mut v = word.load(Ordering::Acquire);
+        loop {
+            let new = if generation(v) == gen {
+                pack(gen, remaining(v) + tokens)
+            } else if older(generation(v), gen) {
+                pack(gen, tokens)
+            } else {
+                return;
+            };
+            match word.compare_exchange(v, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(actual) => v = actual,
+            }
+        }
+    }
+
+    /// Takes back every unused token leased in window `gen`; returns how many.
+    fn reclaim(&self, gen: u64) -> u64 {
+        let mut total = 0;
+        for word in self.stripes.iter() {
+            let mut v = word.load(Ordering::Acquire);
+            while generation(v) == gen && remaining(v) > 0 {
+                match word.compare_exchange(v, pack(gen, 0), Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        total += remaining(v);
+                        break;
+                    }
+                    Err(actual) => v = actual,
+                }
+            }
+        }
+        total
+    }
+
+    /// Tokens leased in window `gen` and not yet used.
+    pub(crate) fn outstanding(&self, gen: u64) -> u64 {
+        self.stripes
+            .iter()
+            .map(|w| w.load(Ordering::Acquire))
+            .filter(|v| generation(*v) == gen)
+            .map(remaining)
+            .sum()
+    }
+
+    /// Moves the phase and every stripe still on an older window to window
+    /// `gen`, leasing and empty, so that no lease or phase outlives its window
+    /// long enough for the 16-bit generation to come round to it again.
+    pub(crate) fn renew(&self, gen: u64) {
+        let p = self.phase.load(Ordering::SeqCst);
+        if older(generation(p), gen) {
+            let _ = self.phase.compare_exchange(
+                p,
+                pack(gen, LEASING),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+        for word in self.stripes.iter() {
+            let mut v = word.load(Ordering::Acquire);
+            while older(generation(v), gen) {
+                match word.compare_exchange(v, pack(gen, 0), Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(actual) => v = actual,
+                }
+            }
+        }
+    }
+
+    /// Empties every stripe at window `gen`; only for a block nobody uses.
+    fn reset(&self, gen: u64) {
+        for word in self.stripes.iter() {
+            word.store(pack(gen, 0), Ordering::Release);
+        }
+        self.phase.store(pack(gen, LEASING), Ordering::SeqCst);
+        self.handing_over.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Waits a little longer each time: spins first, then yields the processor
+/// (the hit being waited for may have been preempted).
+fn backoff(spins: &mut u32) {
+    #[cfg(limitstore_loom)]
+    loom::thread::yield_now();
+    #[cfg(not(limitstore_loom))]
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+    *spins = spins.saturating_add(1);
+}
+
+/// The process's blocks and which are in use.
+#[derive(Debug)]
+pub(crate) struct Blocks {
+    used: AtomicU64,
+    blocks: Box<[Block]>,
+}
+
+impl Blocks {
+    pub(crate) fn new(stripes: usize) -> Self {
+        Blocks {
+            used: AtomicU64::new(0),
+            blocks: (0..SLOTS).map(|_| Block::new(stripes)).collect(),
+        }
+    }
+
+    /// Takes a free block, emptied at window `gen`; returns its slot number
+    /// (`1..=SLOTS`), or `None` when every block is in use.
+    pub(crate) fn claim(&self, gen: u64) -> Option<u64> {
+        let mut used = self.used.load(Ordering::Acquire);
+        loop {
+            let free = !used & ((1u64 << SLOTS) - 1);
+            if free == 0 {
+                return None;
+            }
+            let bit = free.trailing_zeros();
+            match self.used.compare_exchange(
+                used,
+                used | (1 << bit),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let slot = u64::from(bit) + 1;
+                    self.block(slot).reset(gen);
+                    return Some(slot);
+                }
+                Err(actual) => used = actual,
+            }
+        }
+    }
+
+    /// Gives back the block of `slot`, which nobody may use any more.
+    pub(crate) fn release(&self, slot: u64) {
+        self.used.fetch_and(!(1 << (slot - 1)), Ordering::AcqRel);
+    }
+
+    /// The block of `slot` (`1..=SLOTS`).
+    #[inline]
+    pub(crate) fn block(&self, slot: u64) -> &Block {
+        &self.blocks[(slot - 1) as usize]
+    }
+
+    /// Blocks in use.
+    #[cfg(test)]
+    pub(crate) fn in_use(&self) -> u32 {
+        self.used.load(Ordering::Acquire).count_ones()
+    }
+}
+
+/// Hits by other threads that one thread must see land on a counter between
+/// its own hits, within one millisecond, before it calls the counter hot
+/// (about 100 000 hits a second from others).
+const HOT_HITS: u64 = 100;
+
+/// What a thread last saw of a counter.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    key: u64,
+    ms: u64,
+    /// The shared count after the first of this thread's hits in `ms`.
+    base: u64,
+    /// The amounts of this thread's later hits in `ms`.
+    mine: u64,
+}
+
+/// Counters tracked per thread, by the low bits of the key.
+const SEEN: usize = 8;
+
+std::thread_local! {
+    static RECENT: [std::cell::Cell<Seen>; SEEN] = Default::default();
+}
+
+/// Whether the counter with key hash `key`, whose shared count this thread's
+/// hit of `amount` at `now_ms` left at `shared`, is hot: other threads'
+/// hits keep landing on it between this thread's own. Costs a thread-local
+/// read and write; shares nothing.
+#[inline]
+pub(crate) fn contended(key: u64, now_ms: u64, shared: u64, amount: u64) -> bool {
+    RECENT
+        .try_with(|recent| {
+            let cell = &recent[(key as usize) & (SEEN - 1)];
+            let mut seen = cell.get();
+            if seen.key != key || seen.ms != now_ms || shared < seen.base {
+                cell.set(Seen {
+                    key,
+                    ms: now_ms,
+                    base: shared,
+                    mine: 0,
+                });
+                return false;
+            }
+            seen.mine += amount;
+            let others = (shared - seen.base).saturating_sub(seen.mine);
+            if others >= HOT_HITS {
+                cell.set(Seen::default());
+                return true;
+            }
+            cell.set(seen);
+            false
+        })
+        .unwrap_or(false)
+}
+
+/// The process's blocks, made on first use.
+#[cfg(not(limitstore_loom))]
+pub(crate) fn blocks() -> &'static Blocks {
+    static BLOCKS: std::sync::OnceLock<Blocks> = std::sync::OnceLock::new();
+    BLOCKS.get_or_init(|| Blocks::new(super::stripe::stripes()))
+}
+
+#[cfg(limitstore_loom)]
+loom::lazy_static! {
+    static ref BLOCKS: Blocks = Blocks::new(2);
+}
+
+/// The blocks of this model-checking run.
+#[cfg(limitstore_loom)]
+pub(crate) fn blocks() -> &'static Blocks {
+    &BLOCKS
+}
+
+#[cfg(all(test, not(limitstore_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_taken_deposited_and_reclaimed_per_window() {
+        let b = Block::new(4);
+        assert!(!b.take(0, 1, 1));
+        b.deposit(0, 1, 10);
+        b.deposit(1, 1, 5);
+        assert!(b.take(0, 1, 4));
+        assert!(!b.take(1, 1, 6));
+        assert_eq!(b.outstanding(1), 11);
+        // A lease of an older window is dropped, and does not count.
+        b.deposit(2, 0, 7);
+        assert_eq!(b.outstanding(1), 11);
+        b.renew(2);
+        assert_eq!(b.outstanding(1), 0);
+        b.deposit(3, 1, 9);
+        assert_eq!(b.outstanding(2), 0);
+        b.deposit(3, 2, 9);
+        assert_eq!(b.drain(2), Some(9));
+        assert_eq!(b.phase(2), Phase::Draining);
+        b.drained(2);
+        assert_eq!((b.phase(2), b.phase(3)), (Phase::Drained, Phase::Leasing));
+        assert!(!b.begin_lease(2));
+        assert_eq!(b.drain(2), None);
+        assert_eq!(b.outstanding(2), 0);
+        assert!(b.begin_lease(3));
+        b.handed_over();
+    }
+
+    #[test]
+    fn leases_shrink_to_nothing_near_the_limit() {
+        assert_eq!(lease_size(1 << 40, 0, 1, 8), MAX_LEASE);
+        assert_eq!(lease_size(100, 0, 1, 2), 12);
+        assert_eq!(lease_size(100, 92, 1, 2), 0);
+        assert_eq!(lease_size(5, 10, 1, 2), 0);
+        assert_eq!(lease_size(u64::MAX, u64::MAX, u64::MAX, 64), 0);
+    }
+
+    #[test]
+    fn a_counter_is_hot_when_others_hit_between_this_threads_hits() {
+        let key = 0xABCD;
+        // Alone: this thread's own hits never make it hot.
+        for n in 1..1000 {
+            assert!(!contended(key, 5, n, 1));
+        }
+        // Others add 10 between each of this thread's hits.
+        let mut shared = 2000;
+        let mut hot = false;
+        for _ in 0..20 {
+            shared += 11;
+            hot |= contended(key, 5, shared, 1);
+        }
+        assert!(hot);
+        // A new millisecond starts over.
+        assert!(!contended(key, 6, shared + 500, 1));
+    }
+
+    #[test]
+    fn blocks_are_claimed_until_none_is_left() {
+        let blocks = Blocks::new(2);
+        let slots: Vec<u64> = (0..SLOTS).map(|_| blocks.claim(3).unwrap()).collect();
+        assert!(blocks.claim(3).is_none());
+        blocks.release(slots[5]);
+        assert_eq!(blocks.claim(3), Some(slots[5]));
+        assert_eq!(blocks.in_use(), SLOTS as u32);
+    }
+}
