@@ -32,23 +32,23 @@ enum Added {
 pub(crate) struct Overflow;
 
 #[inline]
-fn generation(word: u64) -> u64 {
+pub(super) fn generation(word: u64) -> u64 {
     word >> GEN_SHIFT
 }
 
 #[inline]
-fn low(word: u64) -> u64 {
+pub(super) fn low(word: u64) -> u64 {
     word & LOW_MASK
 }
 
 #[inline]
-fn pack(generation: u64, low: u64) -> u64 {
+pub(super) fn pack(generation: u64, low: u64) -> u64 {
     ((generation & GEN_MASK) << GEN_SHIFT) | (low & LOW_MASK)
 }
 
 /// Whether generation `a` is older than `b` (16-bit wrapping).
 #[inline]
-fn older(a: u64, b: u64) -> bool {
+pub(super) fn older(a: u64, b: u64) -> bool {
     let d = b.wrapping_sub(a) & GEN_MASK;
     d != 0 && d < 0x8000
 }
@@ -318,7 +318,7 @@ impl FixedWindowCell {
     }
 
     /// Whether this counter has a lease block.
-    #[cfg(test)]
+    #[cfg(all(test, not(limitstore_loom)))]
     pub(crate) fn is_hot(&self) -> bool {
         hot_slot(self.window.load(Ordering::Acquire)) != 0
     }

@@ -23,6 +23,7 @@
 
 use crossbeam_utils::CachePadded;
 
+use super::cell::{generation, low as remaining, older, pack};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Blocks in the process: the slot numbers `1..=SLOTS` fit in 6 bits of a
@@ -42,32 +43,6 @@ const LEASE_SHARE: u64 = 1;
 
 /// The largest lease a stripe takes at once.
 const MAX_LEASE: u64 = 4096;
-
-const GEN_SHIFT: u32 = 48;
-const REM_MASK: u64 = (1 << GEN_SHIFT) - 1;
-const GEN_MASK: u64 = 0xFFFF;
-
-#[inline]
-fn generation(word: u64) -> u64 {
-    word >> GEN_SHIFT
-}
-
-#[inline]
-fn remaining(word: u64) -> u64 {
-    word & REM_MASK
-}
-
-#[inline]
-fn pack(generation: u64, remaining: u64) -> u64 {
-    ((generation & GEN_MASK) << GEN_SHIFT) | (remaining & REM_MASK)
-}
-
-/// Whether generation `a` is older than `b` (16-bit wrapping).
-#[inline]
-fn older(a: u64, b: u64) -> bool {
-    let d = b.wrapping_sub(a) & GEN_MASK;
-    d != 0 && d < 0x8000
-}
 
 /// How many tokens to lease when the count is `count`, a hit costs `amount`
 /// and the limit is `limit`: a share of the room left that every stripe could
@@ -365,7 +340,7 @@ impl Blocks {
     }
 
     /// Blocks in use.
-    #[cfg(test)]
+    #[cfg(all(test, not(limitstore_loom)))]
     pub(crate) fn in_use(&self) -> u32 {
         self.used.load(Ordering::Acquire).count_ones()
     }

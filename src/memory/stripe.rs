@@ -4,12 +4,12 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 /// How many stripes striped state keeps: the machine's hardware threads
 /// rounded up to a power of two, between 2 and 64.
+#[cfg(not(limitstore_loom))]
 pub(crate) fn stripes() -> usize {
-    static STRIPES: OnceLock<usize> = OnceLock::new();
+    static STRIPES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *STRIPES.get_or_init(|| {
         let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
         threads.next_power_of_two().clamp(2, 64)
