@@ -240,6 +240,32 @@ impl<C: Clock> MemoryStorage<C> {
             + self.sliding.purge_expired(now)
     }
 
+    /// Checks a fixed-window hit's arguments, then applies `hit` to the
+    /// counter at `key` (created if absent) with the key's hash, the clock's
+    /// milliseconds and the window's; an overflow becomes an invalid argument.
+    #[inline]
+    fn hit_counter<R>(
+        &self,
+        key: &str,
+        expiry: u64,
+        amount: u64,
+        hit: impl FnOnce(&FixedWindowCell, u128, u64, u64) -> std::result::Result<R, cell::Overflow>,
+    ) -> Result<R> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        let now = self.clock.now();
+        let (now_ms, window_ms) = (now / NANOS_PER_MS, expiry * 1000);
+        let hash = self.hash(key);
+        self.counters
+            .upsert(hash, now, FixedWindowCell::new, |cell| {
+                hit(cell, hash, now_ms, window_ms)
+            })
+            .map_err(|_| {
+                Error::invalid_argument(format!("counter `{key}` would overflow adding {amount}"))
+            })
+    }
+
     fn sliding_now(&self, now: u64) -> u64 {
         self.unix_base.saturating_add(now)
     }
@@ -253,18 +279,9 @@ fn expiry_nanos(expiry: u64) -> u64 {
 impl<C: Clock> Storage for MemoryStorage<C> {
     #[inline]
     fn incr(&self, key: &str, expiry: u64, elastic_expiry: bool, amount: u64) -> Result<u64> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        validate_amount(amount)?;
-        let now = self.clock.now();
-        let (now_ms, window_ms) = (now / NANOS_PER_MS, expiry * 1000);
-        self.counters
-            .upsert(self.hash(key), now, FixedWindowCell::new, |cell| {
-                cell.incr(now_ms, window_ms, elastic_expiry, amount)
-            })
-            .map_err(|_| {
-                Error::invalid_argument(format!("counter `{key}` would overflow adding {amount}"))
-            })
+        self.hit_counter(key, expiry, amount, |cell, _, now_ms, window_ms| {
+            cell.incr(now_ms, window_ms, elastic_expiry, amount)
+        })
     }
 
     #[inline]
@@ -276,27 +293,16 @@ impl<C: Clock> Storage for MemoryStorage<C> {
         amount: u64,
         limit: u64,
     ) -> Result<bool> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        validate_amount(amount)?;
-        let now = self.clock.now();
-        let (now_ms, window_ms) = (now / NANOS_PER_MS, expiry * 1000);
-        let hash = self.hash(key);
         let stripe = thread_stripe();
-        self.counters
-            .upsert(hash, now, FixedWindowCell::new, |cell| {
-                let hit =
-                    cell.incr_within(stripe, now_ms, window_ms, elastic_expiry, amount, limit)?;
-                if let Some(shared) = hit.shared {
-                    if contended(hash as u64, now_ms, shared, amount) {
-                        cell.make_hot(now_ms);
-                    }
+        self.hit_counter(key, expiry, amount, |cell, hash, now_ms, window_ms| {
+            let hit = cell.incr_within(stripe, now_ms, window_ms, elastic_expiry, amount, limit)?;
+            if let Some(shared) = hit.shared {
+                if contended(hash as u64, now_ms, shared, amount) {
+                    cell.make_hot(now_ms);
                 }
-                Ok(hit.admitted)
-            })
-            .map_err(|_: cell::Overflow| {
-                Error::invalid_argument(format!("counter `{key}` would overflow adding {amount}"))
-            })
+            }
+            Ok(hit.admitted)
+        })
     }
 
     fn get(&self, key: &str) -> Result<u64> {
