@@ -68,6 +68,22 @@ pub trait AsyncStorage: Send + Sync + std::fmt::Debug {
         amount: u64,
     ) -> BoxFuture<'a, Result<u64>>;
 
+    /// See [`Storage::incr_within`](crate::Storage::incr_within): adds
+    /// `amount` as [`incr`](AsyncStorage::incr) does and says whether the new
+    /// count is at most `limit`. The default awaits `incr`; the memory
+    /// engine answers from its hot-key leases.
+    fn incr_within<'a>(
+        &'a self,
+        key: &'a str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let count = self.incr(key, expiry, elastic_expiry, amount);
+        Box::pin(async move { Ok(count.await? <= limit) })
+    }
+
     /// See [`Storage::get`](crate::Storage::get).
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>>;
 

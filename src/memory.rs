@@ -462,10 +462,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_key_that_threads_hit_together_gets_leases_and_gives_them_back() {
-        let storage = MemoryStorage::new();
-        let key = "LIMITER/hot/1000000000/1/minute";
+    /// Hits `key` from two threads with `hit` until it is hot; then checks
+    /// every hit is still counted and `clear` gives its block back.
+    fn becomes_hot_and_gives_back(
+        storage: &MemoryStorage,
+        key: &str,
+        hit: impl Fn(&MemoryStorage, &str) -> bool + Sync,
+    ) {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !storage.is_hot(key) {
             assert!(std::time::Instant::now() < deadline, "never became hot");
@@ -473,9 +476,7 @@ mod tests {
                 for _ in 0..2 {
                     s.spawn(|| {
                         for _ in 0..50_000 {
-                            storage
-                                .incr_within(key, 60, false, 1, 1_000_000_000)
-                                .unwrap();
+                            assert!(hit(storage, key));
                         }
                     });
                 }
@@ -483,13 +484,34 @@ mod tests {
         }
         // Every hit is counted, leases or not.
         let count = storage.get(key).unwrap();
-        storage
-            .incr_within(key, 60, false, 1, 1_000_000_000)
-            .unwrap();
+        assert!(hit(storage, key));
         assert_eq!(storage.get(key).unwrap(), count + 1);
         assert_eq!(storage.incr(key, 60, false, 2).unwrap(), count + 3);
         storage.clear(key).unwrap();
         assert!(!storage.is_hot(key));
         assert_eq!(storage.get(key).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_key_that_threads_hit_together_gets_leases_and_gives_them_back() {
+        becomes_hot_and_gives_back(&MemoryStorage::new(), "LIMITER/hot/1/minute", |s, key| {
+            s.incr_within(key, 60, false, 1, 1_000_000_000).unwrap()
+        });
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn the_async_api_gets_leases_too() {
+        use crate::aio::AsyncStorage;
+        use std::task::{Context, Poll, Waker};
+
+        becomes_hot_and_gives_back(&MemoryStorage::new(), "LIMITER/hot/1/minute", |s, key| {
+            // The memory engine's futures are ready at their first poll.
+            let mut hit = AsyncStorage::incr_within(s, key, 60, false, 1, 1_000_000_000);
+            match hit.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(admitted) => admitted.unwrap(),
+                Poll::Pending => panic!("a memory future was not ready"),
+            }
+        });
     }
 }

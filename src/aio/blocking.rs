@@ -82,6 +82,18 @@ impl<S: Storage + ?Sized + 'static> AsyncStorage for Blocking<S> {
         self.run(move |s| s.incr(&key, expiry, elastic_expiry, amount))
     }
 
+    fn incr_within<'a>(
+        &'a self,
+        key: &'a str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let key = key.to_owned();
+        self.run(move |s| s.incr_within(&key, expiry, elastic_expiry, amount, limit))
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>> {
         let key = key.to_owned();
         self.run(move |s| s.get(&key))

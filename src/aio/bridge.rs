@@ -97,6 +97,20 @@ impl<A: AsyncStorage + ?Sized> Storage for Bridged<A> {
         block_on(self.inner.incr(key, expiry, elastic_expiry, amount))?
     }
 
+    fn incr_within(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        block_on(
+            self.inner
+                .incr_within(key, expiry, elastic_expiry, amount, limit),
+        )?
+    }
+
     fn get(&self, key: &str) -> Result<u64> {
         block_on(self.inner.get(key))?
     }

@@ -29,6 +29,24 @@ macro_rules! answer_in_place {
                 ready(Storage::incr(self, key, expiry, elastic_expiry, amount))
             }
 
+            fn incr_within<'a>(
+                &'a self,
+                key: &'a str,
+                expiry: u64,
+                elastic_expiry: bool,
+                amount: u64,
+                limit: u64,
+            ) -> BoxFuture<'a, Result<bool>> {
+                ready(Storage::incr_within(
+                    self,
+                    key,
+                    expiry,
+                    elastic_expiry,
+                    amount,
+                    limit,
+                ))
+            }
+
             fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>> {
                 ready(Storage::get(self, key))
             }

@@ -177,8 +177,9 @@ async fn fixed_hit<S: AsyncStorage + ?Sized>(
         return Ok(false);
     }
     let key = item.key_for(identifiers);
-    let count = storage.incr(&key, item.get_expiry(), elastic, cost).await?;
-    Ok(count <= item.amount())
+    storage
+        .incr_within(&key, item.get_expiry(), elastic, cost, item.amount())
+        .await
 }
 
 async fn fixed_test<S: AsyncStorage + ?Sized>(

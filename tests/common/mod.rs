@@ -26,6 +26,7 @@ macro_rules! storage_suite {
     ($make:expr) => {
         $crate::storage_suite!(@tests $make;
             incr_adds_amounts,
+            incr_within_counts_and_compares_with_the_limit,
             keys_are_independent,
             counter_expires_after_its_window,
             get_expiry_reports_the_window_end,
@@ -43,6 +44,7 @@ macro_rules! storage_suite {
             sliding_window_weights_the_previous_window,
             clear_sliding_window_removes_both_buckets,
             concurrent_incr_counts_every_hit,
+            concurrent_incr_within_is_exact,
             concurrent_acquire_entry_is_exact,
             concurrent_sliding_window_is_exact,
         );

@@ -53,6 +53,26 @@ pub fn incr_adds_amounts(s: &Subject) {
     assert_eq!(st.get("incr").unwrap(), 11);
 }
 
+pub fn incr_within_counts_and_compares_with_the_limit(s: &Subject) {
+    let st = &s.storage;
+    assert!(st.incr_within("within", 1, false, 2, 3).unwrap());
+    assert!(st.incr_within("within", 1, false, 1, 3).unwrap());
+    // Over the limit: refused, and still counted, as `incr` counts.
+    assert!(!st.incr_within("within", 1, false, 1, 3).unwrap());
+    assert_eq!(st.get("within").unwrap(), 4);
+    assert_eq!(st.incr("within", 1, false, 1).unwrap(), 5);
+    // An amount larger than the whole limit is refused.
+    assert!(!st.incr_within("within-big", 1, false, 4, 3).unwrap());
+    assert_eq!(
+        kind(st.incr_within("within", 0, false, 1, 3)),
+        ErrorKind::InvalidArgument
+    );
+    // The window ends as `incr`'s does, and the next hit starts a new one.
+    s.pass(1.0);
+    assert!(st.incr_within("within", 1, false, 3, 3).unwrap());
+    assert_eq!(st.get("within").unwrap(), 3);
+}
+
 pub fn keys_are_independent(s: &Subject) {
     let st = &s.storage;
     st.incr("a", 10, false, 3).unwrap();
@@ -365,6 +385,13 @@ pub fn concurrent_incr_counts_every_hit(s: &Subject) {
     let admitted = hammer(|| st.incr("conc-incr", 60, false, 1).unwrap() <= 5);
     assert_eq!(admitted, 5);
     assert_eq!(st.get("conc-incr").unwrap(), THREADS as u64);
+}
+
+pub fn concurrent_incr_within_is_exact(s: &Subject) {
+    let st = &s.storage;
+    let admitted = hammer(|| st.incr_within("conc-within", 60, false, 1, 5).unwrap());
+    assert_eq!(admitted, 5);
+    assert_eq!(st.get("conc-within").unwrap(), THREADS as u64);
 }
 
 pub fn concurrent_acquire_entry_is_exact(s: &Subject) {
