@@ -47,8 +47,14 @@ impl ErrorKind {
 /// let err = storage_from_string("nosuchdb://localhost", &Options::new()).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Configuration);
 /// ```
+///
+/// It is one pointer wide, so a `Result<bool>` comes back from a hit in
+/// registers.
 #[derive(Clone)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Clone)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
@@ -60,11 +66,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Builds an error of `kind` with a human-readable message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             message: message.into(),
             source: None,
-        }
+        }))
     }
 
     /// A configuration error (unknown scheme, bad option, bad URI, missing capability).
@@ -82,11 +88,11 @@ impl Error {
     where
         E: StdError + Send + Sync + 'static,
     {
-        Error {
+        Error(Box::new(Inner {
             kind: ErrorKind::Storage,
             message: format!("{backend}: {source}"),
             source: Some(Arc::new(source)),
-        }
+        }))
     }
 
     /// A storage error without an underlying error value (for example a reply
@@ -97,35 +103,36 @@ impl Error {
 
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message, without the kind prefix.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// True for [`ErrorKind::Configuration`].
     pub fn is_configuration(&self) -> bool {
-        self.kind == ErrorKind::Configuration
+        self.0.kind == ErrorKind::Configuration
     }
 
     /// True for [`ErrorKind::Storage`].
     pub fn is_storage(&self) -> bool {
-        self.kind == ErrorKind::Storage
+        self.0.kind == ErrorKind::Storage
     }
 
     /// The backend's own error, if this error wraps one.
     pub fn storage_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
-        self.source.as_deref()
+        self.0.source.as_deref()
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("message", &self.message);
-        if let Some(s) = &self.source {
+        d.field("kind", &self.0.kind)
+            .field("message", &self.0.message);
+        if let Some(s) = &self.0.source {
             d.field("source", s);
         }
         d.finish()
@@ -134,13 +141,14 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.as_str(), self.message)
+        write!(f, "{}: {}", self.0.kind.as_str(), self.0.message)
     }
 }
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
     }
@@ -149,6 +157,12 @@ impl StdError for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_are_two_words() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert!(std::mem::size_of::<Result<bool>>() <= 2 * std::mem::size_of::<usize>());
+    }
 
     #[test]
     fn storage_error_keeps_its_source() {
