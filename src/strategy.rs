@@ -205,7 +205,7 @@ fn validate_cost(cost: u64) -> Result<()> {
 }
 
 std::thread_local! {
-    static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static KEY_BUFFER: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
 }
 
 /// Keys longer than this are not kept in the per-thread buffer after use.
@@ -213,25 +213,24 @@ const KEY_BUFFER_KEEP: usize = 4096;
 
 /// Runs `f` on the key of `item` and `identifiers`, built in a per-thread
 /// buffer that is reused from call to call, so that building a key does not
-/// allocate once the buffer has grown to fit. If the buffer is already in use
-/// (a storage calling back into a limiter on the same thread), or the thread
-/// is being torn down, a fresh string is used instead.
+/// allocate once the buffer has grown to fit. The buffer is taken out of its
+/// slot while `f` runs: a storage calling back into a limiter on the same
+/// thread, or a thread being torn down, finds the slot empty and builds its
+/// key in a fresh string.
+///
+/// `f` is called here, not inside a thread-local closure, so its result
+/// comes straight back to the caller.
 #[inline]
-fn with_key<R>(item: &RateLimitItem, identifiers: &[&str], f: impl Fn(&str) -> R) -> R {
-    KEY_BUFFER
-        .try_with(|cell| {
-            let mut buffer = cell.try_borrow_mut().ok()?;
-            buffer.clear();
-            item.write_key(identifiers, &mut buffer);
-            let r = f(&buffer);
-            if buffer.capacity() > KEY_BUFFER_KEEP {
-                *buffer = String::new();
-            }
-            Some(r)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| f(&item.key_for(identifiers)))
+fn with_key<R>(item: &RateLimitItem, identifiers: &[&str], f: impl FnOnce(&str) -> R) -> R {
+    let mut buffer = KEY_BUFFER.try_with(|slot| slot.take()).unwrap_or_default();
+    buffer.clear();
+    item.write_key(identifiers, &mut buffer);
+    let r = f(&buffer);
+    if buffer.capacity() <= KEY_BUFFER_KEEP {
+        // Fails only while the thread is torn down; the string is then dropped.
+        let _ = KEY_BUFFER.try_with(|slot| slot.set(buffer));
+    }
+    r
 }
 
 #[cfg(test)]
@@ -258,7 +257,12 @@ mod tests {
         let long = "x".repeat(KEY_BUFFER_KEEP * 2);
         let key = with_key(&item, &[&long], str::len);
         assert_eq!(key, item.key_for(&[&long]).len());
-        let capacity = KEY_BUFFER.with(|b| b.borrow().capacity());
+        let capacity = KEY_BUFFER.with(|slot| {
+            let buffer = slot.take();
+            let capacity = buffer.capacity();
+            slot.set(buffer);
+            capacity
+        });
         assert!(capacity <= KEY_BUFFER_KEEP, "{capacity}");
     }
 
