@@ -11,6 +11,11 @@
 //!   hits are mostly refusals and the 100k keys' mostly admissions (a moving
 //!   window keeps one timestamp per admitted hit: 100 slots per key).
 //!
+//! - `hit_parts/*`: one thread, one hot key: what a fixed-window `hit`
+//!   spends its time on, part by part (building the `limits`-layout key,
+//!   hashing it, a shard's read lock and unlock, the storage call with the
+//!   key already built, the whole `hit`), beside `governor`'s `check_key`.
+//!
 //! `N` is the machine's hardware threads (at least 2). Multi-threaded rows
 //! report the time per hit of the slowest thread, each thread doing the
 //! same number of hits, so throughput scaling is `N × t(1) / t(N)`.
@@ -218,6 +223,42 @@ fn every_strategy(c: &mut Criterion) {
     }
 }
 
+fn hit_parts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hit_parts");
+    let item = item();
+    let id = identifiers(1).remove(0);
+    let key = item.key_for(&[&id]);
+    group.bench_function("key_build", |b| {
+        let mut buffer = String::new();
+        b.iter(|| {
+            buffer.clear();
+            item.write_key(&[black_box(&id)], &mut buffer);
+            black_box(buffer.len())
+        })
+    });
+    group.bench_function("key_hash_xxh3_128", |b| {
+        b.iter(|| xxhash_rust::xxh3::xxh3_128_with_seed(black_box(key.as_bytes()), 7))
+    });
+    group.bench_function("shard_read_lock", |b| {
+        let lock = crossbeam_utils::sync::ShardedLock::new(0u64);
+        b.iter(|| *black_box(&lock).read().expect("not poisoned"))
+    });
+    let memory = storage();
+    group.bench_function("storage_incr_within", |b| {
+        b.iter(|| memory.incr_within(black_box(&key), 1, false, 1, item.amount()))
+    });
+    let limiter = FixedWindowRateLimiter::new(Arc::new(storage()));
+    group.bench_function("limitstore_hit", |b| {
+        b.iter(|| limiter.hit(&item, &[black_box(&id)], 1))
+    });
+    let governor: DefaultKeyedRateLimiter<String> =
+        Governor::keyed(Quota::per_second(NonZeroU32::MAX));
+    group.bench_function("governor_check_key", |b| {
+        b.iter(|| governor.check_key(black_box(&id)).is_ok())
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -228,6 +269,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = fixed_window_vs_peers, every_strategy
+    targets = fixed_window_vs_peers, every_strategy, hit_parts
 }
 criterion_main!(benches);
