@@ -48,8 +48,8 @@ impl ErrorKind {
 /// assert_eq!(err.kind(), ErrorKind::Configuration);
 /// ```
 ///
-/// It is one pointer wide, so a `Result<bool>` comes back from a hit in
-/// registers.
+/// It is one pointer wide (its contents are boxed), so the `Result<bool>`
+/// of a hit is two words.
 #[derive(Clone)]
 pub struct Error(Box<Inner>);
 
