@@ -169,7 +169,7 @@ impl FixedWindowCell {
             }
             return Ok(match hot_slot(w) {
                 0 => total,
-                slot => total.saturating_sub(blocks().block(slot).outstanding(gen)),
+                slot => blocks().block(slot).count(total, gen),
             });
         }
     }
@@ -275,8 +275,21 @@ impl FixedWindowCell {
             block.handed_over();
             return taken.then_some(Ok(true));
         }
+        // Drained: no token is leased, and the shared count only grows until
+        // the window ends. Once it has reached the limit, this hit is refused
+        // whatever it races, and is counted on its stripe.
+        let c = self.count.load(Ordering::Acquire);
+        if generation(c) == gen && low(c) >= limit && amount < FAST_AMOUNT {
+            match block.refuse(stripe, gen, amount) {
+                Some(true) => return Some(Ok(false)),
+                Some(false) => {}
+                None => return None,
+            }
+        }
         match self.add(gen, amount) {
-            Added::Total(total) => Some(Ok(total <= limit)),
+            // Hits refused on the stripes count too (a caller with a lower
+            // limit on the same key may have refused some).
+            Added::Total(total) => Some(Ok(total + block.refused(gen) <= limit)),
             Added::Overflow => Some(Err(Overflow)),
             Added::Retry => None,
         }
@@ -402,7 +415,7 @@ impl FixedWindowCell {
         }
         match hot_slot(w) {
             0 => low(c),
-            slot => low(c).saturating_sub(blocks().block(slot).outstanding(generation(w))),
+            slot => blocks().block(slot).count(low(c), generation(w)),
         }
     }
 
@@ -637,6 +650,44 @@ mod tests {
     }
 
     #[test]
+    fn a_hot_counter_over_its_limit_counts_refusals_on_its_stripes() {
+        let c = FixedWindowCell::new();
+        c.incr_within(0, 0, 10_000, false, 1, 10).unwrap();
+        c.make_hot(0);
+        for i in 1..10u64 {
+            assert!(
+                c.incr_within(i as usize, 1, 10_000, false, 1, 10)
+                    .unwrap()
+                    .admitted
+            );
+        }
+        // The limit is reached: the next hit drains the window and is refused.
+        assert!(!c.incr_within(0, 1, 10_000, false, 1, 10).unwrap().admitted);
+        let shared = c.count.load(Ordering::Acquire);
+        for i in 0..100usize {
+            assert!(!c.incr_within(i, 1, 10_000, false, 2, 10).unwrap().admitted);
+        }
+        assert_eq!(
+            c.count.load(Ordering::Acquire),
+            shared,
+            "refusals left the shared count alone"
+        );
+        assert_eq!(c.get(1), 211);
+        assert_eq!(c.incr(1, 10_000, false, 1), Ok(212));
+        // A caller with a higher limit on the same key sees the refusals.
+        assert!(!c.incr_within(0, 1, 10_000, false, 1, 212).unwrap().admitted);
+        assert!(c.incr_within(0, 1, 10_000, false, 1, 214).unwrap().admitted);
+        assert_eq!(c.get(1), 214);
+        // The next window starts from nothing.
+        assert!(
+            c.incr_within(1, 10_000, 10_000, false, 1, 10)
+                .unwrap()
+                .admitted
+        );
+        assert_eq!(c.get(10_000), 1);
+    }
+
+    #[test]
     fn a_hot_counter_keeps_elastic_expiry_and_gives_its_block_back() {
         let in_use = || hot::blocks().in_use();
         let c = FixedWindowCell::new();
@@ -774,6 +825,33 @@ mod loom_tests {
             let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
             assert_eq!(admitted + 1, 4);
             assert_eq!(c.get(1), 5);
+        });
+    }
+
+    /// A hot counter over its limit of 2, drained: two threads refused on
+    /// their stripes race a hit with a limit of 10 on the shared count.
+    /// Every hit is counted, the refused ones stay refused, and the other
+    /// is admitted.
+    #[test]
+    fn hot_refusals_on_stripes_are_counted() {
+        loom::model(|| {
+            let c = Arc::new(FixedWindowCell::new());
+            c.incr_within(0, 0, 10_000, false, 1, 2).unwrap();
+            c.make_hot(0);
+            assert!(c.incr_within(0, 1, 10_000, false, 1, 2).unwrap().admitted);
+            assert!(!c.incr_within(0, 1, 10_000, false, 1, 2).unwrap().admitted);
+            let refused: Vec<_> = (0..2)
+                .map(|t| {
+                    let c = c.clone();
+                    thread::spawn(move || c.incr_within(t, 1, 10_000, false, 1, 2).unwrap())
+                })
+                .collect();
+            let other = c.incr_within(1, 1, 10_000, false, 1, 10).unwrap();
+            for hit in refused {
+                assert!(!hit.join().unwrap().admitted);
+            }
+            assert!(other.admitted);
+            assert_eq!(c.get(1), 6);
         });
     }
 

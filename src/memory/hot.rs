@@ -17,6 +17,13 @@
 //! without leases. So admissions never pass the limit (leased tokens are
 //! counted), and no hit is refused while a token is unused.
 //!
+//! A hot counter that is over its limit refuses every hit until its window
+//! ends, and every refused hit still counts. Once the window is drained and
+//! its shared count has reached the limit, the count can only grow, so a
+//! hit is refused whatever it races: it is counted on its stripe's
+//! *refused* word, on the same cache line as its lease, instead of on the
+//! shared count. Reads add the refused words up.
+//!
 //! There are at most [`SLOTS`] blocks per process; a counter keeps its block
 //! until it is dropped from its table, and a counter that finds no free block
 //! simply stays on the shared count.
@@ -68,12 +75,25 @@ const LEASING: u64 = 0;
 const DRAINING: u64 = 1;
 const DRAINED: u64 = 2;
 
-/// One lease word per stripe: `[generation: 16 | tokens: 48]`, the
-/// generation being the window the tokens were leased in; and the phase of
-/// the current window.
+/// A stripe's words, on one cache line: both `[generation: 16 | n: 48]`,
+/// the generation being the window they count in.
+#[derive(Debug)]
+struct Stripe {
+    /// Tokens leased and not yet used.
+    lease: AtomicU64,
+    /// Refused hits counted here instead of on the shared count.
+    refused: AtomicU64,
+}
+
+/// The most a stripe's refused word holds; past it, refusals go to the
+/// shared count. With at most 64 stripes the refused words hold at most
+/// 2^46 together, so no sum of them and a count carries out of 48 bits.
+const MAX_REFUSED: u64 = 1 << 40;
+
+/// One [`Stripe`] per stripe, and the phase of the current window.
 #[derive(Debug)]
 pub(crate) struct Block {
-    stripes: Box<[CachePadded<AtomicU64>]>,
+    stripes: Box<[CachePadded<Stripe>]>,
     /// `[generation: 16 | phase]`; a window other than `generation` is leasing.
     phase: CachePadded<AtomicU64>,
     /// Leases taken from the shared count and not yet in their stripe.
@@ -84,7 +104,12 @@ impl Block {
     fn new(stripes: usize) -> Self {
         Block {
             stripes: (0..stripes.next_power_of_two())
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .map(|_| {
+                    CachePadded::new(Stripe {
+                        lease: AtomicU64::new(0),
+                        refused: AtomicU64::new(0),
+                    })
+                })
                 .collect(),
             phase: CachePadded::new(AtomicU64::new(0)),
             handing_over: CachePadded::new(AtomicU64::new(0)),
@@ -172,7 +197,7 @@ impl Block {
     }
 
     #[inline]
-    fn stripe(&self, stripe: usize) -> &AtomicU64 {
+    fn stripe(&self, stripe: usize) -> &Stripe {
         &self.stripes[stripe & (self.stripes.len() - 1)]
     }
 
@@ -180,7 +205,7 @@ impl Block {
     /// it holds fewer.
     #[inline]
     pub(crate) fn take(&self, stripe: usize, gen: u64, amount: u64) -> bool {
-        let word = self.stripe(stripe);
+        let word = &self.stripe(stripe).lease;
         let mut v = word.load(Ordering::Acquire);
         while generation(v) == gen && remaining(v) >= amount {
             match word.compare_exchange(v, v - amount, Ordering::AcqRel, Ordering::Acquire) {
@@ -194,7 +219,7 @@ impl Block {
     /// Adds `tokens` leased in window `gen` to `stripe`'s lease; tokens of
     /// a window the stripe has already left behind are dropped.
     pub(crate) fn deposit(&self, stripe: usize, gen: u64, tokens: u64) {
-        let word = self.stripe(stripe);
+        let word = &self.stripe(stripe).lease;
         let mut v = word.load(Ordering::Acquire);
         loop {
             let new = if generation(v) == gen {
@@ -214,7 +239,7 @@ impl Block {
     /// Takes back every unused token leased in window `gen`; returns how many.
     fn reclaim(&self, gen: u64) -> u64 {
         let mut total = 0;
-        for word in self.stripes.iter() {
+        for word in self.stripes.iter().map(|s| &s.lease) {
             let mut v = word.load(Ordering::Acquire);
             while generation(v) == gen && remaining(v) > 0 {
                 match word.compare_exchange(v, pack(gen, 0), Ordering::AcqRel, Ordering::Acquire) {
@@ -231,12 +256,54 @@ impl Block {
 
     /// Tokens leased in window `gen` and not yet used.
     pub(crate) fn outstanding(&self, gen: u64) -> u64 {
+        self.sum(gen, |s| &s.lease)
+    }
+
+    /// The count of window `gen` whose shared count is `shared`: less the
+    /// tokens leased and unused, plus the hits refused on the stripes.
+    pub(crate) fn count(&self, shared: u64, gen: u64) -> u64 {
+        shared.saturating_sub(self.outstanding(gen)) + self.refused(gen)
+    }
+
+    /// Hits of window `gen` counted on the stripes' refused words.
+    pub(crate) fn refused(&self, gen: u64) -> u64 {
+        self.sum(gen, |s| &s.refused)
+    }
+
+    /// What the stripes' `word`s hold for window `gen`.
+    fn sum(&self, gen: u64, word: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
         self.stripes
             .iter()
-            .map(|w| w.load(Ordering::Acquire))
+            .map(|s| word(s).load(Ordering::Acquire))
             .filter(|v| generation(*v) == gen)
             .map(remaining)
             .sum()
+    }
+
+    /// Counts a refused hit of `amount` in window `gen` on `stripe`'s
+    /// refused word: `Some(true)` if counted, `Some(false)` if the word is
+    /// full (count it on the shared count), `None` if the stripe has moved
+    /// on to a newer window (the hit's window is over: look again).
+    #[inline]
+    pub(crate) fn refuse(&self, stripe: usize, gen: u64, amount: u64) -> Option<bool> {
+        let word = &self.stripe(stripe).refused;
+        let mut v = word.load(Ordering::Acquire);
+        loop {
+            let new = if generation(v) == gen {
+                remaining(v) + amount
+            } else if older(generation(v), gen) {
+                amount
+            } else {
+                return None;
+            };
+            if new > MAX_REFUSED {
+                return Some(false);
+            }
+            match word.compare_exchange(v, pack(gen, new), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(true),
+                Err(actual) => v = actual,
+            }
+        }
     }
 
     /// Moves the phase and every stripe still on an older window to window
@@ -252,7 +319,7 @@ impl Block {
                 Ordering::SeqCst,
             );
         }
-        for word in self.stripes.iter() {
+        for word in self.stripes.iter().flat_map(|s| [&s.lease, &s.refused]) {
             let mut v = word.load(Ordering::Acquire);
             while older(generation(v), gen) {
                 match word.compare_exchange(v, pack(gen, 0), Ordering::AcqRel, Ordering::Acquire) {
@@ -265,8 +332,9 @@ impl Block {
 
     /// Empties every stripe at window `gen`; only for a block nobody uses.
     fn reset(&self, gen: u64) {
-        for word in self.stripes.iter() {
-            word.store(pack(gen, 0), Ordering::Release);
+        for stripe in self.stripes.iter() {
+            stripe.lease.store(pack(gen, 0), Ordering::Release);
+            stripe.refused.store(pack(gen, 0), Ordering::Release);
         }
         self.phase.store(pack(gen, LEASING), Ordering::SeqCst);
         self.handing_over.store(0, Ordering::SeqCst);
@@ -448,6 +516,31 @@ mod tests {
         assert_eq!(b.outstanding(2), 0);
         assert!(b.begin_lease(3));
         b.handed_over();
+    }
+
+    #[test]
+    fn refusals_are_counted_per_stripe_and_window() {
+        let b = Block::new(2);
+        assert_eq!(b.refuse(0, 1, 3), Some(true));
+        assert_eq!(b.refuse(1, 1, 2), Some(true));
+        assert_eq!(b.refuse(0, 1, 1), Some(true));
+        assert_eq!(b.refused(1), 6);
+        // Unused leases come off the count, refusals go on it.
+        b.deposit(1, 1, 4);
+        assert_eq!(b.count(10, 1), 10 - 4 + 6);
+        // A full word sends the refusal to the shared count.
+        assert_eq!(b.refuse(1, 1, MAX_REFUSED), Some(false));
+        assert_eq!(b.refused(1), 6);
+        // A stripe already in a newer window: the hit's window is over.
+        assert_eq!(b.refuse(0, 2, 1), Some(true));
+        assert_eq!(b.refuse(0, 1, 1), None);
+        assert_eq!((b.refused(1), b.refused(2)), (2, 1));
+        // A new window starts every refused word afresh.
+        b.renew(3);
+        assert_eq!((b.refused(1), b.refused(2), b.refused(3)), (0, 0, 0));
+        b.refuse(1, 3, 5);
+        b.reset(4);
+        assert_eq!((b.refused(3), b.refused(4)), (0, 0));
     }
 
     #[test]
