@@ -227,8 +227,9 @@ impl FixedWindowCell {
     }
 
     /// A hit on a hot counter in window `gen`: from `stripe`'s lease or a
-    /// new one while the window is leasing, from the shared count once it is
-    /// drained (see [`hot`](super::hot)). `None`: the window moved on, try
+    /// new one while the window is leasing; once it is drained, on the shared
+    /// count, or, when that has reached the limit, refused and counted on
+    /// `stripe` (see [`hot`](super::hot)). `None`: the window moved on, try
     /// again.
     #[inline]
     fn leased(

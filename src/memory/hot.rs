@@ -255,7 +255,7 @@ impl Block {
     }
 
     /// Tokens leased in window `gen` and not yet used.
-    pub(crate) fn outstanding(&self, gen: u64) -> u64 {
+    fn outstanding(&self, gen: u64) -> u64 {
         self.sum(gen, |s| &s.lease)
     }
 
