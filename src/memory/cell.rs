@@ -802,6 +802,14 @@ mod loom_tests {
         });
     }
 
+    /// A counter with one hit in a window from 0 to 10 s at `limit`, made hot.
+    fn hot_cell(limit: u64) -> Arc<FixedWindowCell> {
+        let c = Arc::new(FixedWindowCell::new());
+        c.incr_within(0, 0, 10_000, false, 1, limit).unwrap();
+        c.make_hot(0);
+        c
+    }
+
     /// Two threads hitting a hot counter twice each, after a first hit, at a
     /// limit of 4: the first to go leases a token, the next finds the limit
     /// too near and drains the window, the rest go to the shared count.
@@ -810,9 +818,7 @@ mod loom_tests {
     #[test]
     fn hot_leases_admit_exactly_the_limit() {
         loom::model(|| {
-            let c = Arc::new(FixedWindowCell::new());
-            c.incr_within(0, 0, 10_000, false, 1, 4).unwrap();
-            c.make_hot(0);
+            let c = hot_cell(4);
             let handles: Vec<_> = (0..2)
                 .map(|t| {
                     let c = c.clone();
@@ -836,9 +842,7 @@ mod loom_tests {
     #[test]
     fn hot_refusals_on_stripes_are_counted() {
         loom::model(|| {
-            let c = Arc::new(FixedWindowCell::new());
-            c.incr_within(0, 0, 10_000, false, 1, 2).unwrap();
-            c.make_hot(0);
+            let c = hot_cell(2);
             assert!(c.incr_within(0, 1, 10_000, false, 1, 2).unwrap().admitted);
             assert!(!c.incr_within(0, 1, 10_000, false, 1, 2).unwrap().admitted);
             let refused: Vec<_> = (0..2)
