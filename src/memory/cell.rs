@@ -152,26 +152,16 @@ impl FixedWindowCell {
         elastic: bool,
         amount: u64,
     ) -> Result<u64, Overflow> {
-        if amount > MAX_COUNT {
-            return Err(Overflow);
-        }
-        let fresh_expiry = Self::fresh_expiry(now_ms, window_ms);
-        loop {
-            let (w, claimed) = self.live(now_ms, fresh_expiry);
-            let gen = generation(w);
-            let total = match self.add(gen, amount) {
-                Added::Total(total) => total,
-                Added::Overflow => return Err(Overflow),
-                Added::Retry => continue,
-            };
-            if elastic && !claimed {
-                self.extend(gen, fresh_expiry);
+        self.in_live_window(now_ms, window_ms, elastic, amount, |w, gen| {
+            match self.add(gen, amount) {
+                Added::Total(total) => Some(Ok(match hot_slot(w) {
+                    0 => total,
+                    slot => blocks().block(slot).count(total, gen),
+                })),
+                Added::Overflow => Some(Err(Overflow)),
+                Added::Retry => None,
             }
-            return Ok(match hot_slot(w) {
-                0 => total,
-                slot => blocks().block(slot).count(total, gen),
-            });
-        }
+        })
     }
 
     /// Adds `amount` at `now_ms` as [`incr`](Self::incr) does and says
@@ -187,6 +177,45 @@ impl FixedWindowCell {
         amount: u64,
         limit: u64,
     ) -> Result<LimitedHit, Overflow> {
+        self.in_live_window(
+            now_ms,
+            window_ms,
+            elastic,
+            amount,
+            |w, gen| match hot_slot(w) {
+                0 => match self.add(gen, amount) {
+                    Added::Total(total) => Some(Ok(LimitedHit {
+                        admitted: total <= limit,
+                        shared: Some(total),
+                    })),
+                    Added::Overflow => Some(Err(Overflow)),
+                    Added::Retry => None,
+                },
+                slot => self
+                    .leased(blocks().block(slot), stripe, gen, amount, limit)
+                    .map(|hit| {
+                        hit.map(|admitted| LimitedHit {
+                            admitted,
+                            shared: None,
+                        })
+                    }),
+            },
+        )
+    }
+
+    /// Applies `hit(window word, generation)` to the live window at
+    /// `now_ms` (claiming the next one, of `window_ms`, if the current one is
+    /// over) until it stops asking to look again (`None`); then, with
+    /// `elastic`, moves the window's end to `now_ms + window_ms`.
+    #[inline]
+    fn in_live_window<R>(
+        &self,
+        now_ms: u64,
+        window_ms: u64,
+        elastic: bool,
+        amount: u64,
+        hit: impl Fn(u64, u64) -> Option<Result<R, Overflow>>,
+    ) -> Result<R, Overflow> {
         if amount > MAX_COUNT {
             return Err(Overflow);
         }
@@ -194,35 +223,14 @@ impl FixedWindowCell {
         loop {
             let (w, claimed) = self.live(now_ms, fresh_expiry);
             let gen = generation(w);
-            let slot = hot_slot(w);
-            let admitted = if slot == 0 {
-                match self.add(gen, amount) {
-                    Added::Total(total) => {
-                        if elastic && !claimed {
-                            self.extend(gen, fresh_expiry);
-                        }
-                        return Ok(LimitedHit {
-                            admitted: total <= limit,
-                            shared: Some(total),
-                        });
-                    }
-                    Added::Overflow => return Err(Overflow),
-                    Added::Retry => continue,
-                }
-            } else {
-                match self.leased(blocks().block(slot), stripe, gen, amount, limit) {
-                    Some(Ok(admitted)) => admitted,
-                    Some(Err(overflow)) => return Err(overflow),
-                    None => continue,
-                }
+            let Some(done) = hit(w, gen) else {
+                continue;
             };
+            let r = done?;
             if elastic && !claimed {
                 self.extend(gen, fresh_expiry);
             }
-            return Ok(LimitedHit {
-                admitted,
-                shared: None,
-            });
+            return Ok(r);
         }
     }
 
