@@ -289,16 +289,14 @@ impl FixedWindowCell {
         // whatever it races, and is counted on its stripe.
         let c = self.count.load(Ordering::Acquire);
         if generation(c) == gen && low(c) >= limit && amount < FAST_AMOUNT {
-            match block.refuse(stripe, gen, amount) {
+            match block.refuse(stripe, gen, amount, limit) {
                 Some(true) => return Some(Ok(false)),
                 Some(false) => {}
                 None => return None,
             }
         }
         match self.add(gen, amount) {
-            // Hits refused on the stripes count too (a caller with a lower
-            // limit on the same key may have refused some).
-            Added::Total(total) => Some(Ok(total + block.refused(gen) <= limit)),
+            Added::Total(total) => Some(Ok(block.admits(gen, total, amount, limit))),
             Added::Overflow => Some(Err(Overflow)),
             Added::Retry => None,
         }
@@ -737,6 +735,39 @@ mod tests {
         assert_eq!(c.get(1), 80_001);
     }
 
+    /// Many rounds of threads racing for the last tokens of a hot counter:
+    /// a hit refused on its stripe right after another hit took the last
+    /// token must not be counted before that hit, or the limit is missed.
+    #[test]
+    fn threads_racing_for_the_last_tokens_get_exactly_the_limit() {
+        for round in 0..1000 {
+            let c = std::sync::Arc::new(FixedWindowCell::new());
+            c.incr_within(0, 0, 60_000, false, 1, 1_000).unwrap();
+            c.make_hot(0);
+            let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let admitted: u64 = (0..4)
+                .map(|t| {
+                    let (c, start) = (c.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        (0..400)
+                            .filter(|_| {
+                                c.incr_within(t, 1, 60_000, false, 1, 1_000)
+                                    .unwrap()
+                                    .admitted
+                            })
+                            .count() as u64
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .sum();
+            assert_eq!(admitted + 1, 1_000, "round {round}");
+            assert_eq!(c.get(1), 1_601, "round {round}");
+        }
+    }
+
     #[test]
     fn sliding_window_weights_the_previous_bucket() {
         let c = SlidingWindowCell::new();
@@ -840,6 +871,34 @@ mod loom_tests {
             let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
             assert_eq!(admitted + 1, 4);
             assert_eq!(c.get(1), 5);
+        });
+    }
+
+    /// A hot counter of limit 3, drained with one token left: two threads
+    /// race for it. Exactly one is admitted, in every interleaving loom
+    /// runs, and both are counted. Loom 0.7 remembers one last load per
+    /// atomic, so it never runs a refusal's load and swap between the other
+    /// hit's add and its read of the refusals; the unit test
+    /// `threads_racing_for_the_last_tokens_get_exactly_the_limit` covers
+    /// that order.
+    #[test]
+    fn hot_last_token_goes_to_exactly_one_thread() {
+        loom::model(|| {
+            let c = hot_cell(3);
+            assert!(c.incr_within(0, 1, 10_000, false, 1, 3).unwrap().admitted);
+            let handles: Vec<_> = (0..2)
+                .map(|t| {
+                    let c = c.clone();
+                    thread::spawn(move || c.incr_within(t, 1, 10_000, false, 1, 3).unwrap())
+                })
+                .collect();
+            let admitted = handles
+                .into_iter()
+                .map(|h| h.join().unwrap().admitted)
+                .filter(|ok| *ok)
+                .count();
+            assert_eq!(admitted, 1);
+            assert_eq!(c.get(1), 4);
         });
     }
 

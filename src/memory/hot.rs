@@ -22,7 +22,13 @@
 //! its shared count has reached the limit, the count can only grow, so a
 //! hit is refused whatever it races: it is counted on its stripe's
 //! *refused* word, on the same cache line as its lease, instead of on the
-//! shared count. Reads add the refused words up.
+//! shared count. Reads add the refused words up. A hit that does go to the
+//! shared count counts the refused hits before it only: a hit is refused on
+//! a stripe once the shared count has reached its limit, so a refusal whose
+//! limit is above what the shared count was before this hit came after it.
+//! The block keeps the lowest limit refused on the stripes in the window for
+//! that: with one limit per key, the usual case, a hit within the limit
+//! never has a refusal before it.
 //!
 //! There are at most [`SLOTS`] blocks per process; a counter keeps its block
 //! until it is dropped from its table, and a counter that finds no free block
@@ -90,10 +96,18 @@ struct Stripe {
 /// 2^46 together, so no sum of them and a count carries out of 48 bits.
 const MAX_REFUSED: u64 = 1 << 40;
 
+/// The low half of [`Block::refused_below`] while nothing is refused on
+/// the stripes: above every limit that refuses.
+const NO_REFUSAL: u64 = (1 << 48) - 1;
+
 /// One [`Stripe`] per stripe, and the phase of the current window.
 #[derive(Debug)]
 pub(crate) struct Block {
     stripes: Box<[CachePadded<Stripe>]>,
+    /// `[generation: 16 | limit: 48]`: the lowest limit of the hits refused
+    /// on the stripes in window `generation`, [`NO_REFUSAL`] for none. Written
+    /// when a lower limit is refused, so it stays shared by every cache.
+    refused_below: CachePadded<AtomicU64>,
     /// `[generation: 16 | phase]`; a window other than `generation` is leasing.
     phase: CachePadded<AtomicU64>,
     /// Leases taken from the shared count and not yet in their stripe.
@@ -111,6 +125,7 @@ impl Block {
                     })
                 })
                 .collect(),
+            refused_below: CachePadded::new(AtomicU64::new(pack(0, NO_REFUSAL))),
             phase: CachePadded::new(AtomicU64::new(0)),
             handing_over: CachePadded::new(AtomicU64::new(0)),
         }
@@ -280,12 +295,16 @@ impl Block {
             .sum()
     }
 
-    /// Counts a refused hit of `amount` in window `gen` on `stripe`'s
-    /// refused word: `Some(true)` if counted, `Some(false)` if the word is
-    /// full (count it on the shared count), `None` if the stripe has moved
-    /// on to a newer window (the hit's window is over: look again).
+    /// Counts a hit of `amount` at `limit`, refused in window `gen`, on
+    /// `stripe`'s refused word: `Some(true)` if counted, `Some(false)` if the
+    /// word is full (count it on the shared count), `None` if the block has
+    /// moved on to a newer window (the hit's window is over: look again).
+    /// Only for a drained window whose shared count has reached `limit`.
     #[inline]
-    pub(crate) fn refuse(&self, stripe: usize, gen: u64, amount: u64) -> Option<bool> {
+    pub(crate) fn refuse(&self, stripe: usize, gen: u64, amount: u64, limit: u64) -> Option<bool> {
+        if !self.lower_refused_limit(gen, limit) {
+            return None;
+        }
         let word = &self.stripe(stripe).refused;
         let mut v = word.load(Ordering::Acquire);
         loop {
@@ -306,6 +325,53 @@ impl Block {
         }
     }
 
+    /// Makes [`refused_below`](Self::refused_below) of window `gen` at most
+    /// `limit` (below 2^48, since a shared count has reached it); false if
+    /// it is already in a newer window.
+    #[inline]
+    fn lower_refused_limit(&self, gen: u64, limit: u64) -> bool {
+        let mut v = self.refused_below.load(Ordering::SeqCst);
+        loop {
+            if generation(v) == gen && remaining(v) <= limit {
+                return true;
+            }
+            if generation(v) != gen && !older(generation(v), gen) {
+                return false;
+            }
+            match self.refused_below.compare_exchange(
+                v,
+                pack(gen, limit),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => v = actual,
+            }
+        }
+    }
+
+    /// Whether a hit of `amount` at `limit` that took the shared count of
+    /// drained window `gen` to `total` is admitted: the shared count and the
+    /// hits refused on the stripes before it stay within `limit`.
+    ///
+    /// A hit refused on a stripe found the shared count at its limit or
+    /// more; if every limit refused is above `total - amount`, what the
+    /// shared count was before this hit, every refusal came after this hit.
+    /// Otherwise a caller with a lower limit on the same key may have
+    /// refused hits before this one, and all refused hits are counted, which
+    /// may refuse a hit that raced them but never admits past `limit`.
+    #[inline]
+    pub(crate) fn admits(&self, gen: u64, total: u64, amount: u64, limit: u64) -> bool {
+        if total > limit {
+            return false;
+        }
+        let below = self.refused_below.load(Ordering::SeqCst);
+        if generation(below) != gen || remaining(below) > total - amount {
+            return true;
+        }
+        total + self.refused(gen) <= limit
+    }
+
     /// Moves the phase and every stripe still on an older window to window
     /// `gen`, leasing and empty, so that no lease or phase outlives its window
     /// long enough for the 16-bit generation to come round to it again.
@@ -315,6 +381,15 @@ impl Block {
             let _ = self.phase.compare_exchange(
                 p,
                 pack(gen, LEASING),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+        let r = self.refused_below.load(Ordering::SeqCst);
+        if older(generation(r), gen) {
+            let _ = self.refused_below.compare_exchange(
+                r,
+                pack(gen, NO_REFUSAL),
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             );
@@ -336,6 +411,8 @@ impl Block {
             stripe.lease.store(pack(gen, 0), Ordering::Release);
             stripe.refused.store(pack(gen, 0), Ordering::Release);
         }
+        self.refused_below
+            .store(pack(gen, NO_REFUSAL), Ordering::SeqCst);
         self.phase.store(pack(gen, LEASING), Ordering::SeqCst);
         self.handing_over.store(0, Ordering::SeqCst);
     }
@@ -521,26 +598,50 @@ mod tests {
     #[test]
     fn refusals_are_counted_per_stripe_and_window() {
         let b = Block::new(2);
-        assert_eq!(b.refuse(0, 1, 3), Some(true));
-        assert_eq!(b.refuse(1, 1, 2), Some(true));
-        assert_eq!(b.refuse(0, 1, 1), Some(true));
+        assert_eq!(b.refuse(0, 1, 3, 10), Some(true));
+        assert_eq!(b.refuse(1, 1, 2, 10), Some(true));
+        assert_eq!(b.refuse(0, 1, 1, 10), Some(true));
         assert_eq!(b.refused(1), 6);
         // Unused leases come off the count, refusals go on it.
         b.deposit(1, 1, 4);
         assert_eq!(b.count(10, 1), 10 - 4 + 6);
         // A full word sends the refusal to the shared count.
-        assert_eq!(b.refuse(1, 1, MAX_REFUSED), Some(false));
+        assert_eq!(b.refuse(1, 1, MAX_REFUSED, 10), Some(false));
         assert_eq!(b.refused(1), 6);
         // A stripe already in a newer window: the hit's window is over.
-        assert_eq!(b.refuse(0, 2, 1), Some(true));
-        assert_eq!(b.refuse(0, 1, 1), None);
+        assert_eq!(b.refuse(0, 2, 1, 10), Some(true));
+        assert_eq!(b.refuse(0, 1, 1, 10), None);
         assert_eq!((b.refused(1), b.refused(2)), (2, 1));
         // A new window starts every refused word afresh.
         b.renew(3);
         assert_eq!((b.refused(1), b.refused(2), b.refused(3)), (0, 0, 0));
-        b.refuse(1, 3, 5);
+        b.refuse(1, 3, 5, 10);
         b.reset(4);
         assert_eq!((b.refused(3), b.refused(4)), (0, 0));
+    }
+
+    #[test]
+    fn a_hit_counts_only_the_refusals_that_can_be_before_it() {
+        let b = Block::new(2);
+        // The shared count of window 1 was 9 and a hit takes it to 10, the
+        // limit: then a hit at limit 10 sees 10 and is refused on its stripe.
+        // That refusal came after the first hit, which stays admitted.
+        assert_eq!(b.refuse(1, 1, 1, 10), Some(true));
+        assert!(b.admits(1, 10, 1, 10));
+        assert!(!b.admits(1, 11, 1, 10));
+        // A hit with a higher limit: the shared count of 10 already stood
+        // at the limit refused, so the refusal may be before this hit.
+        assert!(b.admits(1, 11, 1, 12));
+        assert!(!b.admits(1, 11, 1, 11));
+        // A refusal at a lower limit: one the shared count passed.
+        assert_eq!(b.refuse(0, 1, 3, 4), Some(true));
+        assert!(!b.admits(1, 7, 1, 10));
+        assert!(b.admits(1, 6, 1, 10));
+        // A later window starts with no refusal.
+        b.renew(2);
+        assert!(b.admits(2, 10, 1, 10));
+        // A block already in a newer window turns older refusals away.
+        assert_eq!(b.refuse(0, 1, 1, 4), None);
     }
 
     #[test]
