@@ -96,20 +96,26 @@ struct Stripe {
 /// 2^46 together, so no sum of them and a count carries out of 48 bits.
 const MAX_REFUSED: u64 = 1 << 40;
 
-/// The low half of [`Block::refused_below`] while nothing is refused on
+/// The low half of [`WindowState::refused_below`] while nothing is refused on
 /// the stripes: above every limit that refuses.
 const NO_REFUSAL: u64 = (1 << 48) - 1;
 
-/// One [`Stripe`] per stripe, and the phase of the current window.
+/// What every hit of a drained window reads, on one cache line, written
+/// only when the window changes phase or a lower limit is refused.
+#[derive(Debug)]
+struct WindowState {
+    /// `[generation: 16 | phase]`; a window other than `generation` is leasing.
+    phase: AtomicU64,
+    /// `[generation: 16 | limit: 48]`: the lowest limit of the hits refused
+    /// on the stripes in window `generation`, [`NO_REFUSAL`] for none.
+    refused_below: AtomicU64,
+}
+
+/// One [`Stripe`] per stripe, and the state of the current window.
 #[derive(Debug)]
 pub(crate) struct Block {
     stripes: Box<[CachePadded<Stripe>]>,
-    /// `[generation: 16 | limit: 48]`: the lowest limit of the hits refused
-    /// on the stripes in window `generation`, [`NO_REFUSAL`] for none. Written
-    /// when a lower limit is refused, so it stays shared by every cache.
-    refused_below: CachePadded<AtomicU64>,
-    /// `[generation: 16 | phase]`; a window other than `generation` is leasing.
-    phase: CachePadded<AtomicU64>,
+    window: CachePadded<WindowState>,
     /// Leases taken from the shared count and not yet in their stripe.
     handing_over: CachePadded<AtomicU64>,
 }
@@ -125,8 +131,10 @@ impl Block {
                     })
                 })
                 .collect(),
-            refused_below: CachePadded::new(AtomicU64::new(pack(0, NO_REFUSAL))),
-            phase: CachePadded::new(AtomicU64::new(0)),
+            window: CachePadded::new(WindowState {
+                phase: AtomicU64::new(0),
+                refused_below: AtomicU64::new(pack(0, NO_REFUSAL)),
+            }),
             handing_over: CachePadded::new(AtomicU64::new(0)),
         }
     }
@@ -134,7 +142,7 @@ impl Block {
     /// The phase of window `gen`.
     #[inline]
     pub(crate) fn phase(&self, gen: u64) -> Phase {
-        let p = self.phase.load(Ordering::SeqCst);
+        let p = self.window.phase.load(Ordering::SeqCst);
         match (generation(p) == gen, remaining(p)) {
             (true, DRAINING) => Phase::Draining,
             (true, DRAINED) => Phase::Drained,
@@ -165,12 +173,12 @@ impl Block {
     /// [`drained`](Self::drained); any other caller waits until the window
     /// is drained and gets `None`.
     pub(crate) fn drain(&self, gen: u64) -> Option<u64> {
-        let mut p = self.phase.load(Ordering::SeqCst);
+        let mut p = self.window.phase.load(Ordering::SeqCst);
         loop {
             if generation(p) == gen && remaining(p) != LEASING {
                 break;
             }
-            match self.phase.compare_exchange(
+            match self.window.phase.compare_exchange(
                 p,
                 pack(gen, DRAINING),
                 Ordering::SeqCst,
@@ -198,7 +206,7 @@ impl Block {
 
     /// Marks window `gen` drained: its tokens are back in the shared count.
     pub(crate) fn drained(&self, gen: u64) {
-        let _ = self.phase.compare_exchange(
+        let _ = self.window.phase.compare_exchange(
             pack(gen, DRAINING),
             pack(gen, DRAINED),
             Ordering::SeqCst,
@@ -325,12 +333,12 @@ impl Block {
         }
     }
 
-    /// Makes [`refused_below`](Self::refused_below) of window `gen` at most
+    /// Makes [`WindowState::refused_below`] of window `gen` at most
     /// `limit` (below 2^48, since a shared count has reached it); false if
     /// it is already in a newer window.
     #[inline]
     fn lower_refused_limit(&self, gen: u64, limit: u64) -> bool {
-        let mut v = self.refused_below.load(Ordering::SeqCst);
+        let mut v = self.window.refused_below.load(Ordering::SeqCst);
         loop {
             if generation(v) == gen && remaining(v) <= limit {
                 return true;
@@ -338,7 +346,7 @@ impl Block {
             if generation(v) != gen && !older(generation(v), gen) {
                 return false;
             }
-            match self.refused_below.compare_exchange(
+            match self.window.refused_below.compare_exchange(
                 v,
                 pack(gen, limit),
                 Ordering::SeqCst,
@@ -365,7 +373,7 @@ impl Block {
         if total > limit {
             return false;
         }
-        let below = self.refused_below.load(Ordering::SeqCst);
+        let below = self.window.refused_below.load(Ordering::SeqCst);
         if generation(below) != gen || remaining(below) > total - amount {
             return true;
         }
@@ -376,18 +384,18 @@ impl Block {
     /// `gen`, leasing and empty, so that no lease or phase outlives its window
     /// long enough for the 16-bit generation to come round to it again.
     pub(crate) fn renew(&self, gen: u64) {
-        let p = self.phase.load(Ordering::SeqCst);
+        let p = self.window.phase.load(Ordering::SeqCst);
         if older(generation(p), gen) {
-            let _ = self.phase.compare_exchange(
+            let _ = self.window.phase.compare_exchange(
                 p,
                 pack(gen, LEASING),
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             );
         }
-        let r = self.refused_below.load(Ordering::SeqCst);
+        let r = self.window.refused_below.load(Ordering::SeqCst);
         if older(generation(r), gen) {
-            let _ = self.refused_below.compare_exchange(
+            let _ = self.window.refused_below.compare_exchange(
                 r,
                 pack(gen, NO_REFUSAL),
                 Ordering::SeqCst,
@@ -411,9 +419,12 @@ impl Block {
             stripe.lease.store(pack(gen, 0), Ordering::Release);
             stripe.refused.store(pack(gen, 0), Ordering::Release);
         }
-        self.refused_below
+        self.window
+            .refused_below
             .store(pack(gen, NO_REFUSAL), Ordering::SeqCst);
-        self.phase.store(pack(gen, LEASING), Ordering::SeqCst);
+        self.window
+            .phase
+            .store(pack(gen, LEASING), Ordering::SeqCst);
         self.handing_over.store(0, Ordering::SeqCst);
     }
 }
