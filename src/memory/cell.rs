@@ -744,6 +744,7 @@ mod tests {
             let c = std::sync::Arc::new(FixedWindowCell::new());
             c.incr_within(0, 0, 60_000, false, 1, 1_000).unwrap();
             c.make_hot(0);
+            assert!(c.is_hot(), "round {round}");
             let start = std::sync::Arc::new(std::sync::Barrier::new(4));
             let admitted: u64 = (0..4)
                 .map(|t| {
