@@ -709,18 +709,23 @@ mod tests {
         assert!(in_use() < before || before == 0);
     }
 
-    #[test]
-    fn threads_on_a_hot_counter_never_admit_past_the_limit() {
+    /// Makes a counter with one hit at `limit` hot, then has 4 threads hit
+    /// it `hits` times each at once; returns how many of those hits were
+    /// admitted and the count after them.
+    fn hammer_hot_counter(limit: u64, hits: usize) -> (u64, u64) {
         let c = std::sync::Arc::new(FixedWindowCell::new());
-        c.incr_within(0, 0, 60_000, false, 1, 50_000).unwrap();
+        c.incr_within(0, 0, 60_000, false, 1, limit).unwrap();
         c.make_hot(0);
-        let admitted: u64 = (0..4)
+        assert!(c.is_hot());
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let admitted = (0..4)
             .map(|t| {
-                let c = c.clone();
+                let (c, start) = (c.clone(), start.clone());
                 std::thread::spawn(move || {
-                    (0..20_000)
+                    start.wait();
+                    (0..hits)
                         .filter(|_| {
-                            c.incr_within(t, 1, 60_000, false, 1, 50_000)
+                            c.incr_within(t, 1, 60_000, false, 1, limit)
                                 .unwrap()
                                 .admitted
                         })
@@ -731,8 +736,12 @@ mod tests {
             .into_iter()
             .map(|h| h.join().unwrap())
             .sum();
-        assert_eq!(admitted + 1, 50_000);
-        assert_eq!(c.get(1), 80_001);
+        (admitted, c.get(1))
+    }
+
+    #[test]
+    fn threads_on_a_hot_counter_never_admit_past_the_limit() {
+        assert_eq!(hammer_hot_counter(50_000, 20_000), (50_000 - 1, 80_001));
     }
 
     /// Many rounds of threads racing for the last tokens of a hot counter:
@@ -741,31 +750,8 @@ mod tests {
     #[test]
     fn threads_racing_for_the_last_tokens_get_exactly_the_limit() {
         for round in 0..1000 {
-            let c = std::sync::Arc::new(FixedWindowCell::new());
-            c.incr_within(0, 0, 60_000, false, 1, 1_000).unwrap();
-            c.make_hot(0);
-            assert!(c.is_hot(), "round {round}");
-            let start = std::sync::Arc::new(std::sync::Barrier::new(4));
-            let admitted: u64 = (0..4)
-                .map(|t| {
-                    let (c, start) = (c.clone(), start.clone());
-                    std::thread::spawn(move || {
-                        start.wait();
-                        (0..400)
-                            .filter(|_| {
-                                c.incr_within(t, 1, 60_000, false, 1, 1_000)
-                                    .unwrap()
-                                    .admitted
-                            })
-                            .count() as u64
-                    })
-                })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .map(|h| h.join().unwrap())
-                .sum();
-            assert_eq!(admitted + 1, 1_000, "round {round}");
-            assert_eq!(c.get(1), 1_601, "round {round}");
+            let (admitted, count) = hammer_hot_counter(1_000, 400);
+            assert_eq!((admitted, count), (1_000 - 1, 1_601), "round {round}");
         }
     }
 

@@ -384,24 +384,15 @@ impl Block {
     /// `gen`, leasing and empty, so that no lease or phase outlives its window
     /// long enough for the 16-bit generation to come round to it again.
     pub(crate) fn renew(&self, gen: u64) {
-        let p = self.window.phase.load(Ordering::SeqCst);
-        if older(generation(p), gen) {
-            let _ = self.window.phase.compare_exchange(
-                p,
-                pack(gen, LEASING),
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
-        }
-        let r = self.window.refused_below.load(Ordering::SeqCst);
-        if older(generation(r), gen) {
-            let _ = self.window.refused_below.compare_exchange(
-                r,
-                pack(gen, NO_REFUSAL),
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
-        }
+        let move_on = |word: &AtomicU64, fresh: u64| {
+            let v = word.load(Ordering::SeqCst);
+            if older(generation(v), gen) {
+                let _ =
+                    word.compare_exchange(v, pack(gen, fresh), Ordering::SeqCst, Ordering::SeqCst);
+            }
+        };
+        move_on(&self.window.phase, LEASING);
+        move_on(&self.window.refused_below, NO_REFUSAL);
         for word in self.stripes.iter().flat_map(|s| [&s.lease, &s.refused]) {
             let mut v = word.load(Ordering::Acquire);
             while older(generation(v), gen) {
