@@ -836,6 +836,16 @@ mod loom_tests {
         c
     }
 
+    /// Two threads hitting `c` once each at `limit`, from stripes 0 and 1.
+    fn two_hits(c: &Arc<FixedWindowCell>, limit: u64) -> Vec<thread::JoinHandle<LimitedHit>> {
+        (0..2)
+            .map(|t| {
+                let c = c.clone();
+                thread::spawn(move || c.incr_within(t, 1, 10_000, false, 1, limit).unwrap())
+            })
+            .collect()
+    }
+
     /// Two threads hitting a hot counter twice each, after a first hit, at a
     /// limit of 4: the first to go leases a token, the next finds the limit
     /// too near and drains the window, the rest go to the shared count.
@@ -873,13 +883,7 @@ mod loom_tests {
         loom::model(|| {
             let c = hot_cell(3);
             assert!(c.incr_within(0, 1, 10_000, false, 1, 3).unwrap().admitted);
-            let handles: Vec<_> = (0..2)
-                .map(|t| {
-                    let c = c.clone();
-                    thread::spawn(move || c.incr_within(t, 1, 10_000, false, 1, 3).unwrap())
-                })
-                .collect();
-            let admitted = handles
+            let admitted = two_hits(&c, 3)
                 .into_iter()
                 .map(|h| h.join().unwrap().admitted)
                 .filter(|ok| *ok)
@@ -899,12 +903,7 @@ mod loom_tests {
             let c = hot_cell(2);
             assert!(c.incr_within(0, 1, 10_000, false, 1, 2).unwrap().admitted);
             assert!(!c.incr_within(0, 1, 10_000, false, 1, 2).unwrap().admitted);
-            let refused: Vec<_> = (0..2)
-                .map(|t| {
-                    let c = c.clone();
-                    thread::spawn(move || c.incr_within(t, 1, 10_000, false, 1, 2).unwrap())
-                })
-                .collect();
+            let refused = two_hits(&c, 2);
             let other = c.incr_within(1, 1, 10_000, false, 1, 10).unwrap();
             for hit in refused {
                 assert!(!hit.join().unwrap().admitted);
