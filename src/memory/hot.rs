@@ -242,21 +242,9 @@ impl Block {
     /// Adds `tokens` leased in window `gen` to `stripe`'s lease; tokens of
     /// a window the stripe has already left behind are dropped.
     pub(crate) fn deposit(&self, stripe: usize, gen: u64, tokens: u64) {
-        let word = &self.stripe(stripe).lease;
-        let mut v = word.load(Ordering::Acquire);
-        loop {
-            let new = if generation(v) == gen {
-                pack(gen, remaining(v) + tokens)
-            } else if older(generation(v), gen) {
-                pack(gen, tokens)
-            } else {
-                return;
-            };
-            match word.compare_exchange(v, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return,
-                Err(actual) => v = actual,
-            }
-        }
+        update_in_window(&self.stripe(stripe).lease, gen, 0, |left| {
+            Some(left + tokens)
+        });
     }
 
     /// Takes back every unused token leased in window `gen`; returns how many.
@@ -310,52 +298,13 @@ impl Block {
     /// Only for a drained window whose shared count has reached `limit`.
     #[inline]
     pub(crate) fn refuse(&self, stripe: usize, gen: u64, amount: u64, limit: u64) -> Option<bool> {
-        if !self.lower_refused_limit(gen, limit) {
-            return None;
-        }
-        let word = &self.stripe(stripe).refused;
-        let mut v = word.load(Ordering::Acquire);
-        loop {
-            let new = if generation(v) == gen {
-                remaining(v) + amount
-            } else if older(generation(v), gen) {
-                amount
-            } else {
-                return None;
-            };
-            if new > MAX_REFUSED {
-                return Some(false);
-            }
-            match word.compare_exchange(v, pack(gen, new), Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(true),
-                Err(actual) => v = actual,
-            }
-        }
-    }
-
-    /// Makes [`WindowState::refused_below`] of window `gen` at most
-    /// `limit` (below 2^48, since a shared count has reached it); false if
-    /// it is already in a newer window.
-    #[inline]
-    fn lower_refused_limit(&self, gen: u64, limit: u64) -> bool {
-        let mut v = self.window.refused_below.load(Ordering::SeqCst);
-        loop {
-            if generation(v) == gen && remaining(v) <= limit {
-                return true;
-            }
-            if generation(v) != gen && !older(generation(v), gen) {
-                return false;
-            }
-            match self.window.refused_below.compare_exchange(
-                v,
-                pack(gen, limit),
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => v = actual,
-            }
-        }
+        // Lowered first, so that a hit that sees this refusal sees its limit.
+        update_in_window(&self.window.refused_below, gen, NO_REFUSAL, |below| {
+            (limit < below).then_some(limit)
+        })?;
+        update_in_window(&self.stripe(stripe).refused, gen, 0, |refused| {
+            Some(refused + amount).filter(|&n| n <= MAX_REFUSED)
+        })
     }
 
     /// Whether a hit of `amount` at `limit` that took the shared count of
@@ -385,22 +334,19 @@ impl Block {
     /// long enough for the 16-bit generation to come round to it again.
     pub(crate) fn renew(&self, gen: u64) {
         let move_on = |word: &AtomicU64, fresh: u64| {
-            let v = word.load(Ordering::SeqCst);
-            if older(generation(v), gen) {
-                let _ =
-                    word.compare_exchange(v, pack(gen, fresh), Ordering::SeqCst, Ordering::SeqCst);
+            let mut v = word.load(Ordering::SeqCst);
+            while older(generation(v), gen) {
+                match word.compare_exchange(v, pack(gen, fresh), Ordering::SeqCst, Ordering::SeqCst)
+                {
+                    Ok(_) => break,
+                    Err(actual) => v = actual,
+                }
             }
         };
         move_on(&self.window.phase, LEASING);
         move_on(&self.window.refused_below, NO_REFUSAL);
         for word in self.stripes.iter().flat_map(|s| [&s.lease, &s.refused]) {
-            let mut v = word.load(Ordering::Acquire);
-            while older(generation(v), gen) {
-                match word.compare_exchange(v, pack(gen, 0), Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => break,
-                    Err(actual) => v = actual,
-                }
-            }
+            move_on(word, 0);
         }
     }
 
@@ -417,6 +363,36 @@ impl Block {
             .phase
             .store(pack(gen, LEASING), Ordering::SeqCst);
         self.handing_over.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Changes `word`, `[generation: 16 | n: 48]`, in window `gen`: `f` gets
+/// `n` (`fresh` if the word is of an older window) and gives the new `n`, or
+/// `None` to leave the word as it is. `Some(true)` if written, `Some(false)`
+/// if left, `None` if the word is already in a newer window.
+#[inline]
+fn update_in_window(
+    word: &AtomicU64,
+    gen: u64,
+    fresh: u64,
+    f: impl Fn(u64) -> Option<u64>,
+) -> Option<bool> {
+    let mut v = word.load(Ordering::SeqCst);
+    loop {
+        let n = if generation(v) == gen {
+            remaining(v)
+        } else if older(generation(v), gen) {
+            fresh
+        } else {
+            return None;
+        };
+        let Some(new) = f(n) else {
+            return Some(false);
+        };
+        match word.compare_exchange(v, pack(gen, new), Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return Some(true),
+            Err(actual) => v = actual,
+        }
     }
 }
 
