@@ -81,6 +81,12 @@ impl RedisConfig {
     /// Parses what every Redis storage shares. `tls` says whether the scheme
     /// is a TLS one (`ssl_ca_certs` is refused otherwise).
     pub(crate) fn parse(uri: &StorageUri, options: &Options, tls: bool) -> Result<Self> {
+        if tls && !cfg!(feature = "tls") {
+            return Err(Error::configuration(format!(
+                "`{}://` needs TLS, which this build lacks: enable the crate's `tls` feature",
+                uri.scheme
+            )));
+        }
         let key_prefix = options
             .get_str("key_prefix")?
             .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
@@ -152,6 +158,7 @@ impl RedisConfig {
     /// A client for `addr`, with the CA file when one was given.
     pub(crate) fn client(&self, addr: ConnectionAddr) -> RedisResult<redis::Client> {
         let info = self.connection_info(addr)?;
+        #[cfg(feature = "tls")]
         match &self.ca_certs {
             Some(pem) => redis::Client::build_with_tls(
                 info,
@@ -162,6 +169,9 @@ impl RedisConfig {
             ),
             None => redis::Client::open(info),
         }
+        // Without the `tls` feature `parse` refuses TLS schemes, so no CA is set.
+        #[cfg(not(feature = "tls"))]
+        redis::Client::open(info)
     }
 
     /// Opens a connection with `client` within the connect timeout and sets
