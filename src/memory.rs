@@ -172,7 +172,7 @@ impl MemoryStorage<DefaultClock> {
         if !uri.locations.is_empty() || uri.path.is_some() {
             return Err(Error::configuration(format!(
                 "`{}`: a memory storage takes no host or path",
-                uri.raw
+                uri.redacted()
             )));
         }
         options.reject_unknown("memory", &["max_entries", "shards"])?;

@@ -19,7 +19,8 @@ pub use options::{OptionValue, Options};
 #[cfg(feature = "async")]
 pub(crate) use registry::{builtin_backend, custom_factory, not_built, parse_with_options};
 pub use registry::{register_storage, storage_from_string, StorageFactory};
-pub use uri::{Location, StorageUri};
+pub(crate) use uri::is_secret_name;
+pub use uri::{redact, Location, StorageUri, REDACTED};
 
 use crate::error::{Error, Result};
 

@@ -298,3 +298,76 @@ fn absurd_rate_strings_are_parse_errors() {
     assert_eq!(item.amount(), MAX_AMOUNT);
     assert_eq!(item.get_expiry(), MAX_EXPIRY);
 }
+
+/// A URI's password, or a secret query parameter, never appears in an
+/// error message (`Display` or `Debug`), for every scheme and every way of
+/// building a storage from a URI.
+#[test]
+fn secrets_never_reach_an_error_message() {
+    const SECRET: &str = "s3cr3t";
+    let schemes = [
+        "memory",
+        "redis",
+        "rediss",
+        "redis+unix",
+        "valkey",
+        "valkeys",
+        "valkey+unix",
+        "redis+cluster",
+        "valkey+cluster",
+        "redis+sentinel",
+        "valkey+sentinel",
+        "memcached",
+        "mongodb",
+        "mongodb+srv",
+        "etcd",
+        "nosuch",
+    ];
+    let mut uris = Vec::new();
+    for scheme in schemes {
+        for prefix in ["", "async+", "writebehind+"] {
+            let s = format!("{prefix}{scheme}");
+            uris.extend([
+                format!("{s}://user:{SECRET}@127.0.0.1:bad"),
+                format!("{s}://user:{SECRET}@127.0.0.1:1?colour=blue"),
+                format!("{s}://user:{SECRET}@127.0.0.1:1?socket_timeout=soon"),
+                format!("{s}://user:{SECRET}@127.0.0.1:1/a/b/c?db=x"),
+                format!("{s}://user:{SECRET}@[::1:1"),
+                format!("{s}://user:{SECRET}@127.0.0.1:1?password={SECRET}&x=%zz"),
+                format!("{s}://127.0.0.1:1?password={SECRET}&colour=blue"),
+                format!("{s}://u:pa/{SECRET}@h:1:2"),
+                format!("{s}://:{SECRET}@h,,h"),
+            ]);
+        }
+    }
+    let leaks = |what: &str, e: &limitstore::Error| {
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains(SECRET), "{what}: {shown}");
+    };
+    for uri in &uris {
+        if let Err(e) = storage_from_string(uri, &Options::new()) {
+            leaks(uri, &e);
+        }
+        if let Err(e) = limitstore::aio::async_storage_from_string(uri, &Options::new()) {
+            leaks(uri, &e);
+        }
+        if let Err(e) = limitstore::write_behind::sync_target_from_string(uri, &Options::new()) {
+            leaks(uri, &e);
+        }
+        if let Err(e) = StorageUri::parse(uri) {
+            leaks(uri, &e);
+        }
+        if let Ok(parsed) = StorageUri::parse(uri) {
+            assert!(!format!("{parsed:?}").contains(SECRET), "{parsed:?}");
+            assert!(!parsed.redacted().contains(SECRET), "{}", parsed.redacted());
+        }
+        assert!(!limitstore::storage::redact(uri).contains(SECRET), "{uri}");
+    }
+    // A secret passed as an option beside the URI, with a bad value type.
+    let opts = Options::new().with("password", 7).with("colour", "blue");
+    for scheme in schemes {
+        if let Err(e) = storage_from_string(&format!("{scheme}://127.0.0.1:1"), &opts) {
+            leaks(scheme, &e);
+        }
+    }
+}

@@ -71,14 +71,14 @@ impl EtcdConfig {
         if uri.username.is_some() || uri.password.is_some() {
             return Err(Error::configuration(format!(
                 "`{}`: etcd authentication is not supported; remove the user info",
-                uri.raw
+                uri.redacted()
             )));
         }
         if let Some(path) = uri.path.as_deref().filter(|p| !p.is_empty()) {
             return Err(Error::configuration(format!(
                 "`{}`: an etcd URI takes no path (`/{path}`); set the key prefix with \
                  option `key_prefix`",
-                uri.raw
+                uri.redacted()
             )));
         }
         let endpoints = uri

@@ -87,7 +87,7 @@ fn timeout(options: &Options, name: &str, default: Duration) -> Result<Duration>
 }
 
 fn bad_uri(uri: &StorageUri, why: impl std::fmt::Display) -> Error {
-    Error::configuration(format!("`{}`: {why}", uri.raw))
+    Error::configuration(format!("`{}`: {why}", uri.redacted()))
 }
 
 impl MemcachedConfig {

@@ -93,7 +93,7 @@ impl Cluster {
         if let Some(path) = &uri.path {
             return Err(Error::configuration(format!(
                 "`{}`: a cluster URI takes no path (`{path}`); a Cluster has only database 0",
-                uri.raw
+                uri.redacted()
             )));
         }
         let config = RedisConfig::parse(uri, options, false)?;
@@ -107,7 +107,7 @@ impl Cluster {
             .into_iter()
             .map(|(h, p)| config.connection_info(ConnectionAddr::Tcp(h, p)))
             .collect::<RedisResult<Vec<_>>>()
-            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.raw)))?;
+            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.redacted())))?;
         let mut builder = ClusterClientBuilder::new(seeds)
             .connection_timeout(config.connect_timeout)
             .response_timeout(config.socket_timeout)
@@ -122,7 +122,7 @@ impl Cluster {
         }
         let client = builder
             .build()
-            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.raw)))?;
+            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.redacted())))?;
         Ok((Cluster { client, config }, target))
     }
 }

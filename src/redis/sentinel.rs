@@ -89,14 +89,14 @@ impl Sentinel {
             (Some(opt), Some(path)) if opt != path => {
                 return Err(Error::configuration(format!(
                     "`{}`: service name `{path}` in the path but option `service_name` = `{opt}`",
-                    uri.raw
+                    uri.redacted()
                 )))
             }
             (Some(name), _) | (None, Some(name)) if !name.is_empty() => name,
             _ => {
                 return Err(Error::configuration(format!(
                     "`{}`: 'service_name' not provided (URI path or option)",
-                    uri.raw
+                    uri.redacted()
                 )))
             }
         };
@@ -120,7 +120,7 @@ impl Sentinel {
             .into_iter()
             .map(|(h, p)| sentinel_config.client(ConnectionAddr::Tcp(h, p)))
             .collect::<RedisResult<Vec<_>>>()
-            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.raw)))?;
+            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.redacted())))?;
         Ok((
             Sentinel {
                 sentinels,

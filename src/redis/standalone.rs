@@ -41,7 +41,7 @@ impl Standalone {
                     return Err(Error::configuration(format!(
                         "`{}`: a {base}:// storage takes one host; use redis+cluster:// or \
                          redis+sentinel:// for several",
-                        uri.raw
+                        uri.redacted()
                     )));
                 };
                 let path_db = match uri.path.as_deref() {
@@ -49,7 +49,7 @@ impl Standalone {
                     Some(p) => Some(p.parse::<u32>().map_err(|_| {
                         Error::configuration(format!(
                             "`{}`: the path must be a database number, not `{p}`",
-                            uri.raw
+                            uri.redacted()
                         ))
                     })?),
                 };
@@ -69,11 +69,11 @@ impl Standalone {
                 if !uri.locations.is_empty() {
                     return Err(Error::configuration(format!(
                         "`{}`: a unix socket URI takes a path, not a host: {base}:///path/to.sock",
-                        uri.raw
+                        uri.redacted()
                     )));
                 }
                 let path = uri.path.clone().ok_or_else(|| {
-                    Error::configuration(format!("`{}`: missing the socket path", uri.raw))
+                    Error::configuration(format!("`{}`: missing the socket path", uri.redacted()))
                 })?;
                 let target = format!("{base}://{path}");
                 (ConnectionAddr::Unix(PathBuf::from(path)), target, None)
@@ -90,14 +90,15 @@ impl Standalone {
             if options.contains("db") && config.db != i64::from(db) {
                 return Err(Error::configuration(format!(
                     "`{}`: database {db} in the path but option `db` = {}",
-                    uri.raw, config.db
+                    uri.redacted(),
+                    config.db
                 )));
             }
             config.db = db.into();
         }
         let client = config
             .client(addr)
-            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.raw)))?;
+            .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.redacted())))?;
         Ok((Standalone { client, config }, target))
     }
 }

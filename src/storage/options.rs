@@ -130,6 +130,9 @@ impl Options {
     }
 
     fn bad(name: &str, value: &OptionValue, want: &str) -> Error {
+        if super::is_secret_name(name) {
+            return Error::configuration(format!("option `{name}` is not {want}"));
+        }
         Error::configuration(format!("option `{name}` = `{value}` is not {want}"))
     }
 

@@ -32,6 +32,81 @@ impl fmt::Display for Location {
     }
 }
 
+/// What stands in for a secret in messages: [`redact`] and
+/// [`StorageUri::redacted`].
+pub const REDACTED: &str = "***";
+
+/// Whether an option or query parameter named `name` carries a secret
+/// (`password`, `tlsCertificateKeyFilePassword`, `secret`, `token`, ...).
+pub(crate) fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "secret", "token", "credential"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// `text`, a storage URI that need not parse, with its secrets replaced by
+/// [`REDACTED`]: the password of the user information and the value of
+/// every query parameter whose name says it is a secret. Every message
+/// this crate writes about a URI goes through it.
+///
+/// ```
+/// use limitstore::storage::redact;
+/// assert_eq!(redact("redis://user:s3cr3t@127.0.0.1:bad"), "redis://user:***@127.0.0.1:bad");
+/// assert_eq!(redact("mongodb://h/?password=s3cr3t&w=1"), "mongodb://h/?password=***&w=1");
+/// assert_eq!(redact("memory://"), "memory://");
+/// ```
+pub fn redact(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        // Not a URI at all; it may still be a secret someone mistyped.
+        return REDACTED.to_owned();
+    };
+    // The user information ends at the last `@` before the query, even
+    // where a password holds a `/` it should have percent-encoded.
+    let query_at = rest.find(['?', '#']).unwrap_or(rest.len());
+    let mut out = format!("{scheme}://");
+    let after_userinfo = match rest[..query_at].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:{REDACTED}")),
+                None => out.push_str(userinfo),
+            }
+            &rest[at..]
+        }
+        None => rest,
+    };
+    let end = after_userinfo
+        .find(['?', '#'])
+        .unwrap_or(after_userinfo.len());
+    let (authority, tail) = after_userinfo.split_at(end);
+    out.push_str(authority);
+    let (before_fragment, fragment) = match tail.split_once('#') {
+        Some((t, f)) => (t, Some(f)),
+        None => (tail, None),
+    };
+    match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if is_secret_name(k) => format!("{k}={REDACTED}"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out.push_str(&pairs.join("&"));
+        }
+        None => out.push_str(before_fragment),
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
 /// A parsed storage URI.
 ///
 /// ```
@@ -44,7 +119,11 @@ impl fmt::Display for Location {
 /// assert_eq!(uri.path.as_deref(), Some("mymaster"));
 /// assert_eq!(uri.query, vec![("db".to_string(), "2".to_string())]);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output and [`redacted`](Self::redacted) hide the password and
+/// secret query parameters; `raw` and `password` keep them for the backends
+/// that connect with them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StorageUri {
     /// The text the URI was parsed from.
     pub raw: String,
@@ -63,8 +142,33 @@ pub struct StorageUri {
     pub query: Vec<(String, String)>,
 }
 
+impl fmt::Debug for StorageUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let query: Vec<(&str, &str)> = self
+            .query
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_name(k) { REDACTED } else { v };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("StorageUri")
+            .field("raw", &self.redacted())
+            .field("scheme", &self.scheme)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("locations", &self.locations)
+            .field("path", &self.path)
+            .field("query", &query)
+            .finish()
+    }
+}
+
 fn bad(uri: &str, why: impl fmt::Display) -> Error {
-    Error::configuration(format!("unable to parse storage uri `{uri}`: {why}"))
+    Error::configuration(format!(
+        "unable to parse storage uri `{}`: {why}",
+        redact(uri)
+    ))
 }
 
 fn percent_decode(uri: &str, s: &str) -> Result<String> {
@@ -112,7 +216,7 @@ fn parse_location(uri: &str, text: &str) -> Result<Location> {
             "" => None,
             p => Some(
                 p.strip_prefix(':')
-                    .ok_or_else(|| bad(uri, format!("unexpected `{p}` after IPv6 host")))?,
+                    .ok_or_else(|| bad(uri, "unexpected text after an IPv6 host"))?,
             ),
         };
         (host, port)
@@ -123,13 +227,13 @@ fn parse_location(uri: &str, text: &str) -> Result<Location> {
         }
     };
     if host.is_empty() {
-        return Err(bad(uri, format!("missing host in location `{text}`")));
+        return Err(bad(uri, "missing host in a location"));
     }
     if host
         .chars()
         .any(|c| c.is_whitespace() || "/?#@[]".contains(c))
     {
-        return Err(bad(uri, format!("invalid host `{host}`")));
+        return Err(bad(uri, "invalid host"));
     }
     let port = match port {
         None => None,
@@ -139,7 +243,7 @@ fn parse_location(uri: &str, text: &str) -> Result<Location> {
                 .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|p| p.parse::<u16>().ok())
                 .filter(|p| *p != 0)
-                .ok_or_else(|| bad(uri, format!("invalid port `{p}` in location `{text}`")))?,
+                .ok_or_else(|| bad(uri, "invalid port"))?,
         ),
     };
     Ok(Location {
@@ -222,6 +326,12 @@ impl StorageUri {
             path,
             query,
         })
+    }
+
+    /// The URI as written, with its secrets replaced by [`REDACTED`]
+    /// (see [`redact`]): the form every message uses.
+    pub fn redacted(&self) -> String {
+        redact(&self.raw)
     }
 
     /// The scheme without an `async+` prefix, and whether it had one.
