@@ -107,6 +107,11 @@ pub trait AsyncStorage: Send + Sync + std::fmt::Debug {
             .unwrap_or(0.0)
     }
 
+    /// See [`Storage::elastic_expiry`](crate::Storage::elastic_expiry).
+    fn elastic_expiry(&self) -> bool {
+        true
+    }
+
     /// This storage as a moving-window store, if it is one.
     fn moving_window(&self) -> Option<&dyn AsyncMovingWindowSupport> {
         None

@@ -170,6 +170,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             .unwrap_or(0.0)
     }
 
+    /// Whether [`incr`](Self::incr) takes `elastic_expiry = true`: the
+    /// elastic-expiry strategy refuses, when it is built, a storage that
+    /// does not (a write-behind node counts epoch-aligned windows that
+    /// every node agrees on, which cannot move).
+    fn elastic_expiry(&self) -> bool {
+        true
+    }
+
     /// This storage as a moving-window store, if it is one.
     fn moving_window(&self) -> Option<&dyn MovingWindowSupport> {
         None

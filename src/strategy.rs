@@ -175,7 +175,7 @@ pub fn limiter_for(strategy: Strategy, storage: Arc<dyn Storage>) -> Result<Box<
     Ok(match strategy {
         Strategy::FixedWindow => Box::new(FixedWindowRateLimiter::new(storage)),
         Strategy::FixedWindowElasticExpiry => {
-            Box::new(FixedWindowElasticExpiryRateLimiter::new(storage))
+            Box::new(FixedWindowElasticExpiryRateLimiter::new(storage)?)
         }
         Strategy::MovingWindow => Box::new(MovingWindowRateLimiter::new(storage)?),
         Strategy::SlidingWindowCounter => Box::new(SlidingWindowCounterRateLimiter::new(storage)?),

@@ -74,7 +74,7 @@ fn fixed_window_hit_does_not_allocate() {
 #[test]
 fn elastic_fixed_window_hit_does_not_allocate() {
     let storage = Arc::new(MemoryStorage::new());
-    assert_hits_do_not_allocate(&FixedWindowElasticExpiryRateLimiter::new(storage));
+    assert_hits_do_not_allocate(&FixedWindowElasticExpiryRateLimiter::new(storage).unwrap());
 }
 
 #[test]

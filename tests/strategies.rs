@@ -143,7 +143,7 @@ fn fixed_window_test_does_not_consume() {
 #[test]
 fn elastic_expiry_pushes_the_reset_out() {
     let (clock, storage) = storage();
-    let elastic = FixedWindowElasticExpiryRateLimiter::new(Arc::clone(&storage));
+    let elastic = FixedWindowElasticExpiryRateLimiter::new(Arc::clone(&storage)).unwrap();
     let fixed = FixedWindowRateLimiter::new(Arc::clone(&storage));
     let item = parse("2 per 10 seconds").unwrap();
     let start = clock.unix_now();

@@ -120,6 +120,12 @@ fn elastic_expiry_is_refused_and_moving_windows_are_unsupported() {
     assert!(s.storage.moving_window().is_none());
     let e = MovingWindowRateLimiter::new(s.storage.clone()).unwrap_err();
     assert!(e.is_configuration(), "{e}");
+    // The elastic strategy is refused when it is built, not on every hit.
+    assert!(!s.storage.elastic_expiry());
+    let Err(e) = limitstore::FixedWindowElasticExpiryRateLimiter::new(s.storage.clone()) else {
+        panic!("refused at construction")
+    };
+    assert!(e.is_configuration(), "{e}");
 }
 
 #[test]
@@ -502,9 +508,65 @@ fn clear_and_reset_reach_the_remote() {
 }
 
 mod tune {
+    use std::ops::ControlFlow;
     use std::time::Duration;
 
     use limitstore::write_behind::tune::{run_tune, TuneConfig};
+
+    #[test]
+    fn a_break_keeps_the_finished_intervals_and_stops_the_one_under_way() {
+        let config = TuneConfig {
+            nodes: 2,
+            limit: 50,
+            duration: Duration::from_millis(300),
+            intervals: vec![
+                Duration::ZERO,
+                Duration::from_millis(5),
+                Duration::from_secs(1),
+            ],
+            ..TuneConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let report = run_tune(&config, &mut |p| {
+            if p.index == 1 && p.done > 0.4 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        assert!(report.interrupted);
+        assert_eq!(report.rows.len(), 1, "{report}");
+        assert_eq!(report.rows[0].interval, Duration::ZERO);
+        // The third interval never ran; the second stopped early.
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(report.to_svg().starts_with("<svg"));
+    }
+
+    #[test]
+    fn a_tiny_rate_or_a_huge_one_ends_on_time() {
+        for rate in [1e-300, 1e-3, 1e9] {
+            let config = TuneConfig {
+                nodes: 2,
+                limit: 10,
+                duration: Duration::from_millis(100),
+                rate: Some(rate),
+                intervals: vec![Duration::from_millis(10)],
+                ..TuneConfig::default()
+            };
+            let started = std::time::Instant::now();
+            let report = run_tune(&config, &mut |_| ControlFlow::Continue(())).unwrap();
+            assert!(started.elapsed() < Duration::from_secs(2), "{rate}");
+            assert!(
+                report.rows[0].attempts >= 2,
+                "{rate}: one hit per node at least"
+            );
+        }
+    }
 
     #[test]
     fn tune_report_is_consistent() {
@@ -525,10 +587,12 @@ mod tune {
         let report = run_tune(&config, &mut |p| {
             assert!((0.0..=1.0).contains(&p.done));
             ticks += 1;
+            ControlFlow::Continue(())
         })
         .unwrap();
         assert!(ticks > 3);
         assert_eq!(report.rows.len(), 3);
+        assert!(!report.interrupted);
         for r in &report.rows {
             assert!(r.admitted <= r.attempts, "{r:?}");
             assert!(r.windows >= 2, "1.2 s spans two 1 s windows: {r:?}");

@@ -122,6 +122,10 @@ impl<S: Storage + ?Sized + 'static> AsyncStorage for Blocking<S> {
         self.inner.unix_now()
     }
 
+    fn elastic_expiry(&self) -> bool {
+        self.inner.elastic_expiry()
+    }
+
     fn moving_window(&self) -> Option<&dyn AsyncMovingWindowSupport> {
         self.inner.moving_window().map(|_| self as _)
     }

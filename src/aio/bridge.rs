@@ -135,6 +135,10 @@ impl<A: AsyncStorage + ?Sized> Storage for Bridged<A> {
         self.inner.unix_now()
     }
 
+    fn elastic_expiry(&self) -> bool {
+        self.inner.elastic_expiry()
+    }
+
     fn moving_window(&self) -> Option<&dyn MovingWindowSupport> {
         self.inner.moving_window().map(|_| self as _)
     }

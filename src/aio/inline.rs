@@ -71,6 +71,10 @@ macro_rules! answer_in_place {
                 Storage::unix_now(self)
             }
 
+            fn elastic_expiry(&self) -> bool {
+                Storage::elastic_expiry(self)
+            }
+
             fn moving_window(&self) -> Option<&dyn AsyncMovingWindowSupport> {
                 Storage::moving_window(self).map(|_| self as _)
             }

@@ -55,7 +55,7 @@ pub fn async_limiter_for(
     Ok(match strategy {
         Strategy::FixedWindow => Box::new(AsyncFixedWindowRateLimiter::new(storage)),
         Strategy::FixedWindowElasticExpiry => {
-            Box::new(AsyncFixedWindowElasticExpiryRateLimiter::new(storage))
+            Box::new(AsyncFixedWindowElasticExpiryRateLimiter::new(storage)?)
         }
         Strategy::MovingWindow => Box::new(AsyncMovingWindowRateLimiter::new(storage)?),
         Strategy::SlidingWindowCounter => {
@@ -126,9 +126,14 @@ impl<S: AsyncStorage + ?Sized> AsyncFixedWindowRateLimiter<S> {
 }
 
 impl<S: AsyncStorage + ?Sized> AsyncFixedWindowElasticExpiryRateLimiter<S> {
-    /// A limiter counting in `storage`.
-    pub fn new(storage: Arc<S>) -> Self {
-        AsyncFixedWindowElasticExpiryRateLimiter { storage }
+    /// A limiter counting in `storage`; a configuration error if the
+    /// storage cannot extend a window (see
+    /// [`Storage::elastic_expiry`](crate::Storage::elastic_expiry)).
+    pub fn new(storage: Arc<S>) -> Result<Self> {
+        if !storage.elastic_expiry() {
+            return Err(crate::strategy::fixed_window::no_elastic_expiry::<S>());
+        }
+        Ok(AsyncFixedWindowElasticExpiryRateLimiter { storage })
     }
 }
 

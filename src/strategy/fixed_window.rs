@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{cost_fits, with_key, RateLimiter, WindowStats};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::item::RateLimitItem;
 use crate::storage::Storage;
 
@@ -41,7 +41,7 @@ pub struct FixedWindowRateLimiter<S: Storage + ?Sized = dyn Storage> {
 /// use std::sync::Arc;
 /// use limitstore::{FixedWindowElasticExpiryRateLimiter, MemoryStorage, RateLimitItem, RateLimiter};
 ///
-/// let limiter = FixedWindowElasticExpiryRateLimiter::new(Arc::new(MemoryStorage::new()));
+/// let limiter = FixedWindowElasticExpiryRateLimiter::new(Arc::new(MemoryStorage::new())).unwrap();
 /// let item = RateLimitItem::per_second(1).unwrap();
 /// assert!(limiter.hit(&item, &["alice"], 1).unwrap());
 /// assert!(!limiter.test(&item, &["alice"], 1).unwrap());
@@ -134,13 +134,26 @@ impl<S: Storage + ?Sized> RateLimiter for FixedWindowRateLimiter<S> {
     }
 }
 
+/// The error of an elastic-expiry limiter over a storage that cannot extend a window.
+pub(crate) fn no_elastic_expiry<S: ?Sized>() -> Error {
+    Error::configuration(format!(
+        "the fixed-window-elastic-expiry strategy needs a storage that can extend a window, \
+         which `{}` cannot",
+        std::any::type_name::<S>()
+    ))
+}
+
 impl<S: Storage + ?Sized> FixedWindowElasticExpiryRateLimiter<S> {
-    /// An elastic-expiry fixed window limiter over `storage`. Every storage
-    /// supports it.
-    pub fn new(storage: Arc<S>) -> Self {
-        FixedWindowElasticExpiryRateLimiter {
-            inner: FixedWindowRateLimiter::new(storage),
+    /// An elastic-expiry fixed window limiter over `storage`. Fails with a
+    /// [configuration error](crate::ErrorKind::Configuration) if the storage
+    /// cannot extend a window ([`Storage::elastic_expiry`] is false).
+    pub fn new(storage: Arc<S>) -> Result<Self> {
+        if !storage.elastic_expiry() {
+            return Err(no_elastic_expiry::<S>());
         }
+        Ok(FixedWindowElasticExpiryRateLimiter {
+            inner: FixedWindowRateLimiter::new(storage),
+        })
     }
 
     /// The storage this limiter counts in.

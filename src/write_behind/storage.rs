@@ -560,6 +560,11 @@ impl Storage for WriteBehind {
         self.clock.unix_now()
     }
 
+    /// No: see the type's documentation.
+    fn elastic_expiry(&self) -> bool {
+        false
+    }
+
     fn sliding_window(&self) -> Option<&dyn SlidingWindowCounterSupport> {
         Some(self)
     }

@@ -362,6 +362,9 @@ impl Storage for WriteBehindHandle {
     fn unix_now(&self) -> f64 {
         self.storage.unix_now()
     }
+    fn elastic_expiry(&self) -> bool {
+        self.storage.elastic_expiry()
+    }
     fn sliding_window(&self) -> Option<&dyn SlidingWindowCounterSupport> {
         Some(&*self.storage)
     }

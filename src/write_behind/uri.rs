@@ -174,6 +174,7 @@ pub(crate) fn handle_from_uri(uri: &StorageUri, options: &Options) -> Result<Wri
 /// ```
 pub fn sync_target_from_string(uri: &str, options: &Options) -> Result<Arc<dyn SyncTarget>> {
     let parsed = StorageUri::parse(uri)?;
+    parsed.check_unique_query()?;
     let mut merged = options.clone();
     for (k, v) in &parsed.query {
         merged.insert_default(k, v.as_str());
@@ -190,6 +191,7 @@ pub fn sync_target_from_string(uri: &str, options: &Options) -> Result<Arc<dyn S
 #[cfg(test)]
 mod tests {
     use crate::storage::{storage_from_string, Options};
+    use crate::strategy::{limiter_for, Strategy};
 
     #[test]
     fn wrapper_scheme_builds_a_node() {
@@ -202,6 +204,24 @@ mod tests {
         assert_eq!(s.get("k").unwrap(), 2);
         assert!(s.sliding_window().is_some());
         assert!(s.moving_window().is_none());
+        // Strategies that need what the node lacks are refused when built.
+        assert!(!s.elastic_expiry());
+        for strategy in [Strategy::MovingWindow, Strategy::FixedWindowElasticExpiry] {
+            let Err(e) = limiter_for(strategy, s.clone()) else {
+                panic!("{strategy} refused")
+            };
+            assert!(e.is_configuration(), "{e}");
+        }
+        #[cfg(feature = "async")]
+        {
+            let a = crate::aio::async_storage_from_string("writebehind+memory://", &Options::new())
+                .unwrap();
+            let Err(e) = crate::aio::async_limiter_for(Strategy::FixedWindowElasticExpiry, a)
+            else {
+                panic!("refused")
+            };
+            assert!(e.is_configuration(), "{e}");
+        }
     }
 
     #[test]
