@@ -371,3 +371,23 @@ fn secrets_never_reach_an_error_message() {
         }
     }
 }
+
+#[test]
+fn a_repeated_query_parameter_or_a_second_port_is_refused() {
+    for uri in [
+        "memory://?max_entries=10&max_entries=20",
+        "writebehind+memory://?sync_interval=1&sync_interval=2",
+        "redis://localhost:6379?db=1&db=1",
+        "redis://localhost:6379:6379",
+    ] {
+        configuration(storage_from_string(uri, &Options::new()));
+    }
+    configuration(limitstore::write_behind::sync_target_from_string(
+        "memory://?latency=1&latency=2",
+        &Options::new(),
+    ));
+    // MongoDB gives repeated keys a meaning.
+    let uri =
+        StorageUri::parse("mongodb://h/?readPreferenceTags=a:1&readPreferenceTags=b:2").unwrap();
+    assert!(uri.check_unique_query().is_ok());
+}

@@ -57,6 +57,7 @@ pub(crate) fn builtin_backend(scheme: &str) -> Option<&'static str> {
 /// Parses `uri` and merges its query into `options` (explicit options win).
 pub(crate) fn parse_with_options(uri: &str, options: &Options) -> Result<(StorageUri, Options)> {
     let parsed = StorageUri::parse(uri)?;
+    parsed.check_unique_query()?;
     let mut merged = options.clone();
     for (k, v) in &parsed.query {
         merged.insert_default(k, v.as_str());

@@ -229,9 +229,12 @@ fn parse_location(uri: &str, text: &str) -> Result<Location> {
     if host.is_empty() {
         return Err(bad(uri, "missing host in a location"));
     }
+    // A `:` in a host outside brackets is a second port (`h:6379:6379`) or
+    // an unbracketed IPv6 address.
+    let bracketed = text.starts_with('[');
     if host
         .chars()
-        .any(|c| c.is_whitespace() || "/?#@[]".contains(c))
+        .any(|c| c.is_whitespace() || "/?#@[]".contains(c) || (c == ':' && !bracketed))
     {
         return Err(bad(uri, "invalid host"));
     }
@@ -334,6 +337,27 @@ impl StorageUri {
         redact(&self.raw)
     }
 
+    /// Fails when a query parameter is given twice: which value would win
+    /// is a guess (`memory://?max_entries=10&max_entries=20`). MongoDB
+    /// URIs are exempt: their driver gives repeated keys a meaning
+    /// (`readPreferenceTags`).
+    pub fn check_unique_query(&self) -> Result<()> {
+        let scheme = self.base_scheme().0;
+        let scheme = scheme.strip_prefix("writebehind+").unwrap_or(scheme);
+        if scheme.starts_with("mongodb") {
+            return Ok(());
+        }
+        for (i, (k, _)) in self.query.iter().enumerate() {
+            if self.query[..i].iter().any(|(seen, _)| seen == k) {
+                return Err(Error::configuration(format!(
+                    "`{}`: query parameter `{k}` is given twice",
+                    self.redacted()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The scheme without an `async+` prefix, and whether it had one.
     pub fn base_scheme(&self) -> (&str, bool) {
         match self.scheme.strip_prefix("async+") {
@@ -407,6 +431,8 @@ mod tests {
             "redis://x?k=%+f",
             "redis://h:+6379",
             "redis://[::1]:+1",
+            "redis://localhost:6379:6379",
+            "redis://::1:6379",
         ] {
             let e = StorageUri::parse(bad).unwrap_err();
             assert!(e.is_configuration(), "{bad}: {e}");
