@@ -326,7 +326,7 @@ fn tune_against_redis_is_exact_in_write_through() {
         remote: Some(remote),
         ..TuneConfig::default()
     };
-    let report = run_tune(&config, &mut |_| {}).unwrap();
+    let report = run_tune(&config, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
     let exact = &report.rows[0];
     assert_eq!(
         (exact.over_admitted, exact.under_admitted),

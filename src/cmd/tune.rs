@@ -2,17 +2,37 @@
 //! list of sync intervals, as a table and an SVG chart.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use limitstore::write_behind::sync_target_from_string;
-use limitstore::write_behind::tune::{format_duration, run_tune, TuneConfig, TuneProgress};
-use limitstore::{Error, Options, Result};
+use limitstore::write_behind::tune::{
+    format_duration, run_tune, unique_namespace, TuneConfig, TuneProgress, TuneReport,
+};
+use limitstore::{Error, Options, MAX_AMOUNT, MAX_EXPIRY};
+
+use super::{interrupted, parse_uri, scope, usage, usage_of, Failure, Outcome};
+
+/// The most simulated nodes.
+pub const MAX_NODES: usize = 256;
+/// The most intervals one run measures.
+pub const MAX_INTERVALS: usize = 64;
+/// The longest duration, interval or latency, in seconds.
+pub const MAX_SECONDS: f64 = 3600.0;
+/// The highest `--rate`, hits per second per node.
+pub const MAX_RATE: f64 = 1e9;
 
 /// Options of `limitstore tune`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Each interval counts one key of the run's own namespace \
+(`limitstore-tune-<random>/<index>`, under a key prefix of its own on Redis \
+and etcd) and clears it when the interval ends: nothing else on the remote \
+is read or deleted. Ctrl-C prints the finished intervals, writes their chart \
+and exits with 130.")]
 pub struct Args {
-    /// Simulated nodes (threads), each its own write-behind instance.
+    /// Simulated nodes (threads), each its own write-behind instance (1 to 256).
     #[arg(long, default_value_t = 4)]
     nodes: usize,
     /// Limit per window.
@@ -21,17 +41,17 @@ pub struct Args {
     /// Window length in seconds.
     #[arg(long, default_value_t = 1)]
     window: u64,
-    /// Seconds to run each interval.
+    /// Seconds to run each interval (up to 3600).
     #[arg(long, default_value_t = 3.0)]
     duration: f64,
-    /// Hits per second per node; as fast as possible when not given.
+    /// Hits per second per node (up to 1e9); as fast as possible when not given.
     #[arg(long)]
     rate: Option<f64>,
     /// Sync intervals to measure (comma-separated; `0` is write-through;
-    /// units ns, us, ms, s; a bare number is seconds).
+    /// units ns, us, ms, s; a bare number is seconds; up to 1 hour).
     #[arg(long, value_delimiter = ',', default_value = "0,1ms,10ms,100ms,1s")]
     intervals: Vec<String>,
-    /// Round-trip latency injected into the embedded remote.
+    /// Round-trip latency injected into the embedded remote (at most --duration).
     #[arg(long, default_value = "100us")]
     latency: String,
     /// Remote URI instead of the embedded one: `redis://host:port`, or
@@ -43,8 +63,15 @@ pub struct Args {
     svg: PathBuf,
 }
 
-/// Parses `250us`, `10ms`, `1s`, `0.5` (seconds), `0`.
-fn parse_duration(text: &str) -> Result<Duration> {
+/// A checked command line.
+pub struct Plan {
+    config: TuneConfig,
+    svg: PathBuf,
+}
+
+/// Parses `250us`, `10ms`, `1s`, `0.5` (seconds), `0`: finite, not
+/// negative, at most [`MAX_SECONDS`].
+fn parse_duration(text: &str) -> Result<Duration, Error> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -65,10 +92,134 @@ fn parse_duration(text: &str) -> Result<Duration> {
         }
     };
     let secs = value * scale;
-    if !secs.is_finite() || secs > 1e6 {
-        return Err(Error::invalid_argument(format!("`{text}` is out of range")));
+    if !secs.is_finite() || secs > MAX_SECONDS {
+        return Err(Error::invalid_argument(format!(
+            "`{text}` is out of range (at most {MAX_SECONDS} s)"
+        )));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Fails unless a file can be created at `path`: its folder exists, and the
+/// path is not a folder or a read-only file.
+fn check_output(path: &Path) -> Result<(), Failure> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let shown = path.display();
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() && !m.permissions().readonly() => {}
+        _ => {
+            return usage(format!(
+                "--svg {shown}: no writable folder `{}`",
+                dir.display()
+            ))
+        }
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => usage(format!("--svg {shown} is a folder")),
+        Ok(m) if m.permissions().readonly() => usage(format!("--svg {shown} is read-only")),
+        _ => Ok(()),
+    }
+}
+
+/// Checks every flag; touches no remote (building one does not connect).
+pub fn plan(args: &Args) -> Result<Plan, Failure> {
+    if args.nodes == 0 || args.nodes > MAX_NODES {
+        return usage(format!("--nodes must lie between 1 and {MAX_NODES}"));
+    }
+    if args.limit == 0 || args.limit > MAX_AMOUNT {
+        return usage(format!("--limit must lie between 1 and {MAX_AMOUNT}"));
+    }
+    if args.window == 0 || args.window > MAX_EXPIRY {
+        return usage(format!(
+            "--window must lie between 1 and {MAX_EXPIRY} seconds"
+        ));
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= MAX_SECONDS) {
+        return usage(format!(
+            "--duration must be a number of seconds above 0 and at most {MAX_SECONDS}"
+        ));
+    }
+    let duration = Duration::from_secs_f64(args.duration);
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+            return usage(format!(
+                "--rate must be a number of hits per second above 0 and at most {MAX_RATE} \
+                 (leave it out for as fast as possible)"
+            ));
+        }
+    }
+    if args.intervals.is_empty() || args.intervals.len() > MAX_INTERVALS {
+        return usage(format!("--intervals takes 1 to {MAX_INTERVALS} intervals"));
+    }
+    let intervals = args
+        .intervals
+        .iter()
+        .map(|s| parse_duration(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| usage_of("--intervals", e))?;
+    let mut latency = parse_duration(&args.latency).map_err(|e| usage_of("--latency", e))?;
+    let namespace = unique_namespace("limitstore-tune");
+    let mut remote = None;
+    if let Some(uri) = &args.remote {
+        let parsed = parse_uri("--remote", uri)?;
+        let scope = scope(&parsed, &namespace);
+        let target =
+            sync_target_from_string(uri, &scope.options).map_err(|e| usage_of("--remote", e))?;
+        if parsed.scheme == "memory" {
+            // The embedded remote: its latency is checked like --latency.
+            let query = parsed
+                .query
+                .iter()
+                .fold(Options::new(), |o, (k, v)| o.with(k, v.as_str()));
+            latency = query
+                .get_secs("latency")
+                .map_err(|e| usage_of("--remote", e))?
+                .unwrap_or(Duration::ZERO);
+        } else {
+            remote = Some(target);
+        }
+    }
+    if latency > duration {
+        return usage(format!(
+            "the remote's latency ({}) must not exceed --duration ({}): \
+             each node would wait on it for longer than it runs",
+            format_duration(latency),
+            format_duration(duration)
+        ));
+    }
+    check_output(&args.svg)?;
+    Ok(Plan {
+        config: TuneConfig {
+            nodes: args.nodes,
+            limit: args.limit,
+            window: args.window,
+            duration,
+            rate: args.rate,
+            intervals,
+            latency,
+            remote,
+            namespace,
+        },
+        svg: args.svg.clone(),
+    })
+}
+
+#[cfg(test)]
+impl Plan {
+    /// Asserts what keeps a run finite: the property test of the command line checks it.
+    pub fn check_bounds(&self) {
+        let c = &self.config;
+        assert!((1..=MAX_NODES).contains(&c.nodes));
+        assert!(c.duration > Duration::ZERO && c.duration.as_secs_f64() <= MAX_SECONDS);
+        assert!(c.latency <= c.duration);
+        assert!(c
+            .rate
+            .is_none_or(|r| r.is_finite() && r > 0.0 && r <= MAX_RATE));
+        assert!(!c.intervals.is_empty() && c.intervals.len() <= MAX_INTERVALS);
+    }
 }
 
 /// A one-line progress bar on stderr.
@@ -89,34 +240,7 @@ fn draw(p: &TuneProgress) {
     let _ = err.flush();
 }
 
-/// Runs `limitstore tune`.
-pub fn run(args: &Args) -> Result<()> {
-    let intervals = args
-        .intervals
-        .iter()
-        .map(|s| parse_duration(s))
-        .collect::<Result<Vec<_>>>()?;
-    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 1e6) {
-        return Err(Error::invalid_argument(
-            "--duration must be a positive number of seconds",
-        ));
-    }
-    let remote = match &args.remote {
-        Some(uri) => Some(sync_target_from_string(uri, &Options::new())?),
-        None => None,
-    };
-    let config = TuneConfig {
-        nodes: args.nodes,
-        limit: args.limit,
-        window: args.window,
-        duration: Duration::from_secs_f64(args.duration),
-        rate: args.rate,
-        intervals,
-        latency: parse_duration(&args.latency)?,
-        remote,
-    };
-    let report = run_tune(&config, &mut draw)?;
-    eprintln!();
+fn print(report: &TuneReport, svg: &Path) -> Result<(), Failure> {
     println!("{report}");
     println!(
         "over: admitted beyond the limit, summed over windows; over%: that over limit x windows;\n\
@@ -124,10 +248,37 @@ pub fn run(args: &Args) -> Result<()> {
          max over B of max(0, sum min(B, r_i*T) - B), T = 2 x (interval + mean round trip);\n\
          ok: worst/win <= bound."
     );
-    std::fs::write(&args.svg, report.to_svg())
-        .map_err(|e| Error::storage("writing the chart", e))?;
-    println!("chart: {}", args.svg.display());
+    std::fs::write(svg, report.to_svg()).map_err(|e| Error::storage("writing the chart", e))?;
+    println!("chart: {}", svg.display());
     Ok(())
+}
+
+/// Runs a checked command line.
+pub fn run(plan: Plan) -> Result<Outcome, Failure> {
+    let result = run_tune(&plan.config, &mut |p| {
+        draw(p);
+        if interrupted() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    // End the progress line before anything else is printed.
+    eprintln!();
+    let report = result?;
+    if report.interrupted {
+        println!(
+            "interrupted: {} of {} intervals finished",
+            report.rows.len(),
+            plan.config.intervals.len()
+        );
+    }
+    print(&report, &plan.svg)?;
+    Ok(if report.interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Done
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +292,18 @@ mod tests {
         assert_eq!(parse_duration("10ms").unwrap(), Duration::from_millis(10));
         assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
         assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3h").is_err());
+        for bad in ["fast", "3h", "-1", "inf", "NaN", "1e300", "1000000s", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn output_paths_are_checked_before_the_run() {
+        assert!(check_output(Path::new("/nonexistent/x.svg")).is_err());
+        assert!(check_output(Path::new("/")).is_err());
+        let dir = std::env::temp_dir();
+        assert!(check_output(&dir).is_err());
+        assert!(check_output(&dir.join("limitstore-tune-check.svg")).is_ok());
+        assert!(check_output(Path::new("tune.svg")).is_ok());
     }
 }

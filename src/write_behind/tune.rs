@@ -3,7 +3,9 @@
 //!
 //! [`run_tune`] starts, for each interval, N simulated nodes (threads, each
 //! its own [`WriteBehind`] with its own node id) against one remote, all
-//! hitting one key of a fixed-window limit. Each hit is timed with the real
+//! hitting one key of a fixed-window limit: `{namespace}/{index}`, in the
+//! run's own [`namespace`](TuneConfig::namespace), cleared on the remote
+//! when the interval ends. Nothing else on the remote is read or deleted. Each hit is timed with the real
 //! clock and counted in the window the node counted it in; afterwards, per
 //! window, admissions beyond the limit are over-admission and demand under
 //! the limit that was refused is under-admission.
@@ -17,6 +19,7 @@
 //! + mean remote round trip), as for Gubernator's `2·GlobalSyncWait + 2 RTT`.
 //!
 //! ```
+//! use std::ops::ControlFlow;
 //! use std::time::Duration;
 //! use limitstore::write_behind::tune::{run_tune, TuneConfig};
 //! let config = TuneConfig {
@@ -26,7 +29,7 @@
 //!     intervals: vec![Duration::ZERO, Duration::from_millis(10)],
 //!     ..TuneConfig::default()
 //! };
-//! let report = run_tune(&config, &mut |_| {}).unwrap();
+//! let report = run_tune(&config, &mut |_| ControlFlow::Continue(())).unwrap();
 //! assert_eq!(report.rows[0].over_admitted, 0);
 //! println!("{report}");
 //! assert!(report.to_svg().starts_with("<svg"));
@@ -34,6 +37,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -59,9 +65,37 @@ pub struct TuneConfig {
     pub intervals: Vec<Duration>,
     /// Injected round-trip latency of the default embedded remote.
     pub latency: Duration,
-    /// The remote to use instead of an embedded [`MemoryRemote`]; it is
-    /// reset before each interval.
+    /// The remote to use instead of an embedded [`MemoryRemote`]. Only the
+    /// keys of [`namespace`](Self::namespace) are written there, and they
+    /// are cleared after each interval.
     pub remote: Option<Arc<dyn SyncTarget>>,
+    /// The first segment of every key the run writes; unique per
+    /// [`TuneConfig::default`] (see [`unique_namespace`]).
+    pub namespace: String,
+}
+
+/// `{prefix}-{16 hex digits}`, different on every call: a key namespace
+/// no other run (or application) uses.
+///
+/// ```
+/// use limitstore::write_behind::tune::unique_namespace;
+/// let a = unique_namespace("limitstore-tune");
+/// assert!(a.starts_with("limitstore-tune-") && a.len() == "limitstore-tune-".len() + 16);
+/// assert_ne!(a, unique_namespace("limitstore-tune"));
+/// ```
+pub fn unique_namespace(prefix: &str) -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // RandomState is seeded from the OS once per process and varies per
+    // instance; the pid, the time and a counter separate runs and calls.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    format!("{prefix}-{:016x}", h.finish())
 }
 
 impl Default for TuneConfig {
@@ -80,6 +114,7 @@ impl Default for TuneConfig {
                 .collect(),
             latency: Duration::from_micros(100),
             remote: None,
+            namespace: unique_namespace("limitstore-tune"),
         }
     }
 }
@@ -148,8 +183,11 @@ pub struct TuneReport {
     pub limit: u64,
     /// Window length in seconds.
     pub window: u64,
-    /// One row per interval, in the order given.
+    /// One row per interval finished, in the order given.
     pub rows: Vec<TuneRow>,
+    /// Whether the progress callback stopped the run before its last
+    /// interval finished (the unfinished interval has no row).
+    pub interrupted: bool,
 }
 
 /// The over-admission bound of one staleness period `t` for node rates
@@ -198,6 +236,7 @@ fn run_node(
     key: &str,
     config: &TuneConfig,
     started: Instant,
+    stop: &AtomicBool,
 ) -> Result<NodeResult> {
     let mut res = NodeResult {
         windows: BTreeMap::new(),
@@ -206,19 +245,25 @@ fn run_node(
         remote_calls: 0,
         remote_time: Duration::ZERO,
     };
-    let pace = config.rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
-    loop {
+    let pace = config.rate.filter(|r| r.is_finite() && *r > 0.0);
+    let end = config.duration.as_secs_f64();
+    while !stop.load(Ordering::Relaxed) {
         let now = started.elapsed();
         if now >= config.duration {
             break;
         }
-        if let Some(gap) = pace {
-            let due = Duration::from_secs_f64(gap * res.attempts as f64);
-            if due >= config.duration {
+        if let Some(rate) = pace {
+            // In seconds as a float: a tiny rate puts the next hit far
+            // beyond any Duration.
+            let due = res.attempts as f64 / rate;
+            if due >= end {
                 break;
             }
-            if due > now {
-                std::thread::sleep(due - now);
+            let wait = due - now.as_secs_f64();
+            if wait > 0.0 {
+                // Woken at least every 50 ms to notice `stop`.
+                std::thread::sleep(Duration::from_secs_f64(wait.min(0.05)));
+                continue;
             }
         }
         let t0 = Instant::now();
@@ -239,16 +284,32 @@ fn run_interval(
     target: &Arc<dyn SyncTarget>,
     index: usize,
     interval: Duration,
-    progress: &mut dyn FnMut(&TuneProgress),
-) -> Result<TuneRow> {
-    target.reset()?;
-    let key = format!("tune/{index}");
+    progress: &mut dyn FnMut(&TuneProgress) -> ControlFlow<()>,
+) -> Result<Option<TuneRow>> {
+    let key = format!("{}/{index}", config.namespace);
+    let measured = measure_interval(config, target, &key, index, interval, progress);
+    // The interval's key is the run's own: delete it whatever happened.
+    let cleared = target.clear(&key);
+    let row = measured?;
+    cleared?;
+    Ok(row)
+}
+
+fn measure_interval(
+    config: &TuneConfig,
+    target: &Arc<dyn SyncTarget>,
+    key: &str,
+    index: usize,
+    interval: Duration,
+    progress: &mut dyn FnMut(&TuneProgress) -> ControlFlow<()>,
+) -> Result<Option<TuneRow>> {
     let clock = SystemClock::new();
+    let stop = AtomicBool::new(false);
     let barrier = Barrier::new(config.nodes + 1);
     let results: Vec<Result<NodeResult>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..config.nodes)
             .map(|n| {
-                let (key, clock, barrier) = (&key, clock.clone(), &barrier);
+                let (clock, barrier, stop) = (clock.clone(), &barrier, &stop);
                 scope.spawn(move || {
                     let started = WriteBehind::builder(target.clone())
                         .node_id(format!("tune-{n}"))
@@ -258,7 +319,7 @@ fn run_interval(
                     barrier.wait();
                     let handle = started?;
                     let begin = Instant::now();
-                    let mut res = run_node(&handle, key, config, begin)?;
+                    let mut res = run_node(&handle, key, config, begin, stop)?;
                     handle.flush()?;
                     let stats = handle.stats();
                     res.remote_calls = stats.remote_calls;
@@ -273,12 +334,15 @@ fn run_interval(
         while handles.iter().any(|h| !h.is_finished()) {
             let part =
                 (begin.elapsed().as_secs_f64() / config.duration.as_secs_f64().max(1e-9)).min(1.0);
-            progress(&TuneProgress {
+            let asked = progress(&TuneProgress {
                 index,
                 of: config.intervals.len(),
                 interval,
                 done: (index as f64 + part) / total,
             });
+            if asked.is_break() {
+                stop.store(true, Ordering::Relaxed);
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         handles
@@ -290,6 +354,9 @@ fn run_interval(
             .collect()
     });
     let results = results.into_iter().collect::<Result<Vec<_>>>()?;
+    if stop.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
     let elapsed = config.duration.as_secs_f64().max(1e-9);
 
     let mut windows: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
@@ -330,7 +397,7 @@ fn run_interval(
         2 * (interval + mean_rtt)
     };
     let over_admitted: u64 = over.iter().sum();
-    Ok(TuneRow {
+    Ok(Some(TuneRow {
         interval,
         attempts,
         admitted,
@@ -346,13 +413,16 @@ fn run_interval(
         p50: latency.quantile(0.50),
         p99: latency.quantile(0.99),
         bound: over_admission_bound(&rates, limit, staleness),
-    })
+    }))
 }
 
-/// Runs every interval of `config` in turn; calls `progress` about 20 times a second.
+/// Runs every interval of `config` in turn; calls `progress` about 20 times
+/// a second. When `progress` answers [`ControlFlow::Break`], the interval
+/// under way stops within about 50 ms and is left out, and the report of
+/// the finished ones comes back with [`interrupted`](TuneReport::interrupted) set.
 pub fn run_tune(
     config: &TuneConfig,
-    progress: &mut dyn FnMut(&TuneProgress),
+    progress: &mut dyn FnMut(&TuneProgress) -> ControlFlow<()>,
 ) -> Result<TuneReport> {
     if config.nodes == 0 || config.limit == 0 || config.window == 0 {
         return Err(Error::invalid_argument(
@@ -368,22 +438,30 @@ pub fn run_tune(
         Some(t) => t.clone(),
         None => Arc::new(MemoryRemote::new().with_latency(config.latency)),
     };
-    let mut rows = Vec::with_capacity(config.intervals.len());
+    let mut report = TuneReport {
+        nodes: config.nodes,
+        limit: config.limit,
+        window: config.window,
+        rows: Vec::with_capacity(config.intervals.len()),
+        interrupted: false,
+    };
     for (i, &interval) in config.intervals.iter().enumerate() {
-        rows.push(run_interval(config, &target, i, interval, progress)?);
+        match run_interval(config, &target, i, interval, progress)? {
+            Some(row) => report.rows.push(row),
+            None => {
+                report.interrupted = true;
+                return Ok(report);
+            }
+        }
     }
-    progress(&TuneProgress {
+    // The last call says 100%; the run is over, so its answer changes nothing.
+    let _ = progress(&TuneProgress {
         index: config.intervals.len().saturating_sub(1),
         of: config.intervals.len(),
         interval: *config.intervals.last().expect("not empty"),
         done: 1.0,
     });
-    Ok(TuneReport {
-        nodes: config.nodes,
-        limit: config.limit,
-        window: config.window,
-        rows,
-    })
+    Ok(report)
 }
 
 /// Formats a duration compactly: `0`, `850ns`, `12.3µs`, `10ms`, `1s`.
