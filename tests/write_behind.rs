@@ -662,3 +662,45 @@ fn remote_load_follows_keys_and_syncs_not_hits() {
     assert_eq!(a.stats().reports_sent, 101);
     assert_eq!(remote.total("twice", window0(60)), 1);
 }
+
+/// With the remote down, more than `batch_size` keys pending and threads
+/// creating new keys, a sync pass that fails re-queues the untouched keys
+/// while hits go on: no lock is taken in two orders, so every hit finishes.
+#[test]
+fn an_outage_with_many_new_keys_does_not_deadlock() {
+    let remote = Arc::new(MemoryRemote::new());
+    remote.set_down(true);
+    let node = Arc::new(
+        WriteBehind::builder(remote.clone())
+            .node_id("a")
+            .sync_interval(Duration::from_millis(1))
+            .batch_size(100)
+            .start()
+            .unwrap(),
+    );
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for t in 0..2 {
+        let (node, done) = (node.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let (first, _) = node.incr_in_window(&format!("k{t}/0"), 3600, 1).unwrap();
+            for i in 1..40_000 {
+                node.incr(&format!("k{t}/{i}"), 3600, false, 1).unwrap();
+            }
+            done.send(first).unwrap();
+        });
+    }
+    let windows: Vec<u64> = (0..2)
+        .map(|_| {
+            done_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("hits finish while the remote is down")
+        })
+        .collect();
+    assert!(node.stats().errors > 0, "the remote was down");
+    remote.set_down(false);
+    node.flush().unwrap();
+    // Every key was delivered once the remote came back.
+    for (t, w) in [(0, windows[0]), (1, windows[1])] {
+        assert_eq!(remote.total(&format!("k{t}/0"), w), 1);
+    }
+}

@@ -1,5 +1,11 @@
 //! [`WriteBehind`]: the storage that answers hits locally and reconciles
 //! with a [`SyncTarget`].
+//!
+//! Lock order, outermost first: `sync_lock`, a write-through stripe, a
+//! table shard, `pending`, `last_error`. A thread holding a later lock never
+//! takes an earlier one: a hit marks its key dirty (`pending`) while it
+//! holds the key's shard, so a sync pass reads the table before it takes
+//! `pending`, never while holding it.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -343,14 +349,15 @@ impl WriteBehind {
                 if let Err(e) = self.sync_chunk(chunk) {
                     // The failed chunk was re-queued by `sync_chunk`; the
                     // untouched ones are still marked dirty, so queue them.
-                    let mut pending = self.pending.lock();
-                    for rest in &chunks[i + 1..] {
-                        for key in rest.iter() {
-                            if self.map.contains_key(key.as_str()) {
-                                pending.push(key.clone());
-                            }
-                        }
-                    }
+                    // The table is read before `pending` is taken: the lock
+                    // order is shard, then `pending`, never the reverse.
+                    let rest: Vec<String> = chunks[i + 1..]
+                        .iter()
+                        .flat_map(|c| c.iter())
+                        .filter(|key| self.map.contains_key(key.as_str()))
+                        .cloned()
+                        .collect();
+                    self.pending.lock().extend(rest);
                     result = Err(e);
                     break;
                 }
