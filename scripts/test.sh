@@ -58,6 +58,10 @@ cargo clippy --all-targets --all-features -- -D warnings
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --quiet
 
+step "each feature alone (cargo hack --each-feature check)"
+command -v cargo-hack >/dev/null 2>&1 || cargo install cargo-hack --locked --quiet
+cargo hack check --each-feature --no-dev-deps --quiet
+
 step "cargo test (all features; real servers started by the tests)"
 cargo test --all-features
 
