@@ -415,6 +415,10 @@ fn backoff(spins: &mut u32) {
 pub(crate) struct Blocks {
     used: AtomicU64,
     blocks: Box<[Block]>,
+    /// Releases of each slot, so a test can tell that its own block came
+    /// back while other tests claim and release theirs.
+    #[cfg(all(test, not(limitstore_loom)))]
+    releases: Box<[AtomicU64]>,
 }
 
 impl Blocks {
@@ -422,6 +426,8 @@ impl Blocks {
         Blocks {
             used: AtomicU64::new(0),
             blocks: (0..SLOTS).map(|_| Block::new(stripes)).collect(),
+            #[cfg(all(test, not(limitstore_loom)))]
+            releases: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -453,7 +459,15 @@ impl Blocks {
 
     /// Gives back the block of `slot`, which nobody may use any more.
     pub(crate) fn release(&self, slot: u64) {
+        #[cfg(all(test, not(limitstore_loom)))]
+        self.releases[(slot - 1) as usize].fetch_add(1, Ordering::AcqRel);
         self.used.fetch_and(!(1 << (slot - 1)), Ordering::AcqRel);
+    }
+
+    /// How often the block of `slot` was given back.
+    #[cfg(all(test, not(limitstore_loom)))]
+    pub(crate) fn releases(&self, slot: u64) -> u64 {
+        self.releases[(slot - 1) as usize].load(Ordering::Acquire)
     }
 
     /// The block of `slot` (`1..=SLOTS`).
