@@ -150,3 +150,23 @@ fn memory_uri_options() {
     let opts = Options::new().with("max_entries", 10);
     assert!(storage_from_string("memory://?max_entries=oops", &opts).is_ok());
 }
+
+/// An entry exactly `expiry` old is still inside the moving window, as in
+/// `limits` (`timestamp >= now - expiry`, every backend) and this crate's
+/// Redis and MongoDB scripts; it leaves the window a millisecond later.
+#[test]
+fn a_moving_window_entry_exactly_expiry_old_is_still_inside() {
+    use limitstore::MovingWindowSupport;
+    let clock = FakeClock::new();
+    let s = MemoryStorage::builder().clock(clock.clone()).build();
+    assert!(s.acquire_entry("edge", 1, 5, 1).unwrap());
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(s.get_moving_window("edge", 1, 5).unwrap().count, 1);
+    assert!(!s.acquire_entry("edge", 1, 5, 1).unwrap());
+    // The entry is still stored while it is inside the window.
+    s.purge_expired();
+    assert_eq!(s.get_moving_window("edge", 1, 5).unwrap().count, 1);
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(s.get_moving_window("edge", 1, 5).unwrap().count, 0);
+    assert!(s.acquire_entry("edge", 1, 5, 1).unwrap());
+}

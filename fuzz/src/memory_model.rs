@@ -379,7 +379,8 @@ impl Model {
         let expiry_ms = expiry * 1000;
         let log = self.logs.entry(key.to_owned()).or_default();
         if let Some(ts) = log.at(limit - amount) {
-            if ts + expiry_ms > now_ms {
+            // Inside the window while `ts >= now - expiry`, as in `limits`.
+            if ts + expiry_ms >= now_ms {
                 return Ok(false);
             }
         }
@@ -399,7 +400,7 @@ impl Model {
         let mut oldest = None;
         if let Some(log) = self.logs.get(key) {
             'runs: for &(ts, n) in &log.runs {
-                if ts + expiry_ms <= now_ms {
+                if ts + expiry_ms < now_ms {
                     break;
                 }
                 for _ in 0..n {
@@ -483,7 +484,7 @@ impl Model {
         let logs = self
             .logs
             .values()
-            .filter(|l| (l.newest_ms + l.longest_expiry_ms) * NANOS_PER_MS > now)
+            .filter(|l| (l.newest_ms + l.longest_expiry_ms + 1) * NANOS_PER_MS > now)
             .count();
         let sliding = self
             .sliding_expiry

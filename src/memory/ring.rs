@@ -94,7 +94,7 @@ impl Ring {
     }
 
     /// Admits `amount` entries at `now_ms` if at most `limit` entries would be
-    /// younger than `expiry_ms`. Requires `limit <= capacity`.
+    /// at most `expiry_ms` old. Requires `limit <= capacity`.
     pub(crate) fn acquire(&self, now_ms: u64, expiry_ms: u64, limit: u64, amount: u64) -> bool {
         debug_assert!(limit <= self.capacity());
         if amount > limit || amount == 0 {
@@ -106,7 +106,7 @@ impl Ring {
         loop {
             if head > back {
                 match self.read_settled(head - 1 - back) {
-                    Some(ts) if ts.saturating_add(expiry_ms) > now_ms => return false,
+                    Some(ts) if ts.saturating_add(expiry_ms) >= now_ms => return false,
                     Some(_) => {}
                     None => {
                         head = self.head.load(Ordering::Acquire);
@@ -132,7 +132,7 @@ impl Ring {
         true
     }
 
-    /// The number of entries younger than `expiry_ms` (looking at most `limit`
+    /// The number of entries at most `expiry_ms` old (looking at most `limit`
     /// back) and the timestamp of the oldest of them.
     pub(crate) fn window(&self, now_ms: u64, expiry_ms: u64, limit: u64) -> (u64, Option<u64>) {
         let head = self.head.load(Ordering::Acquire);
@@ -141,7 +141,7 @@ impl Ring {
         let mut oldest = None;
         for index in (head - depth..head).rev() {
             match self.read_settled(index) {
-                Some(ts) if ts.saturating_add(expiry_ms) > now_ms => {
+                Some(ts) if ts.saturating_add(expiry_ms) >= now_ms => {
                     count += 1;
                     oldest = Some(oldest.map_or(ts, |o: u64| o.min(ts)));
                 }
@@ -172,11 +172,13 @@ impl Ring {
         new
     }
 
-    /// When the newest entry leaves the window, in milliseconds.
+    /// When the newest entry has left the window, in milliseconds: an
+    /// entry `expiry` old is still inside it, as in `limits`.
     pub(crate) fn expires_at_ms(&self) -> u64 {
         self.newest
             .load(Ordering::Relaxed)
             .saturating_add(self.expiry.load(Ordering::Relaxed))
+            .saturating_add(1)
     }
 }
 
@@ -191,11 +193,14 @@ mod tests {
         assert!(r.acquire(100, 1000, 3, 2));
         assert!(!r.acquire(200, 1000, 3, 1));
         assert_eq!(r.window(200, 1000, 3), (3, Some(0)));
-        // The first entry leaves the window at 1000.
-        assert!(r.acquire(1000, 1000, 3, 1));
-        assert_eq!(r.window(1000, 1000, 3), (3, Some(100)));
+        // An entry exactly `expiry` old is still inside the window (as in
+        // `limits`: `timestamp >= now - expiry`); the first one leaves after 1000.
+        assert!(!r.acquire(1000, 1000, 3, 1));
+        assert_eq!(r.window(1000, 1000, 3), (3, Some(0)));
+        assert!(r.acquire(1001, 1000, 3, 1));
+        assert_eq!(r.window(1001, 1000, 3), (3, Some(100)));
         assert!(!r.acquire(1050, 1000, 3, 1));
-        assert_eq!(r.expires_at_ms(), 2000);
+        assert_eq!(r.expires_at_ms(), 2002);
     }
 
     #[test]
