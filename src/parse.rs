@@ -8,7 +8,9 @@
 //! single := ws digits ws ( "/" | ws "per" ws ) ws digits? ws letters ws
 //! ```
 //!
-//! `per` and the granularity word are case-insensitive; the granularity is
+//! `ws` is any run of the characters Python's `\s` matches (Unicode white
+//! space and U+001C–U+001F, as `str.isspace()`). `per` and the granularity
+//! word are case-insensitive; the granularity is
 //! a built-in one's singular or plural name (`"second"`, `"7days"`). The
 //! whole string must match. Every failure is an
 //! [`ErrorKind::Parse`] error, including an amount
@@ -20,6 +22,14 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::item::{Granularity, RateLimitItem};
+
+/// `ws` of the grammar: what Python's `\s` matches in a `str` pattern, the
+/// characters of `str.isspace()`. That is Unicode's White_Space (Rust's
+/// [`char::is_whitespace`]) and the four separators U+001C–U+001F, which
+/// Python counts as space and Unicode does not.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
 
 /// Parses a string holding one rate limit, or several of which the first is
 /// returned (the whole string must still be valid).
@@ -87,7 +97,7 @@ impl<'a> Parser<'a> {
 
     fn skip_whitespace(&mut self) {
         let rest = self.rest();
-        self.pos += rest.len() - rest.trim_start().len();
+        self.pos += rest.len() - rest.trim_start_matches(is_space).len();
     }
 
     /// `[0-9]+`, if present.
@@ -172,6 +182,43 @@ mod tests {
         let item = parse("  10 \t per\n 2  hours  ").unwrap();
         assert_eq!((item.amount(), item.multiples()), (10, 2));
         assert_eq!(item.granularity(), Granularity::HOUR);
+    }
+
+    #[test]
+    fn whitespace_is_what_python_counts_as_space() {
+        // `limits` accepts these: Python's `\s` covers U+001C–U+001F.
+        for s in [
+            "3/\x1fday",
+            "3\x1c/\x1dday\x1e",
+            "3/\u{a0}day",
+            "3/\u{3000}day",
+            "3\u{85}per day",
+        ] {
+            let item = parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+            assert_eq!((item.amount(), item.get_expiry()), (3, 86_400), "{s:?}");
+        }
+        // Neither Python nor Unicode counts these as space.
+        for s in ["3/\x1bday", "3/\x00day", "3/\u{200b}day"] {
+            assert_eq!(parse(s).unwrap_err().kind(), ErrorKind::Parse, "{s:?}");
+        }
+    }
+
+    /// Every code point `str.isspace()` is true for (Python 3.11), and only those.
+    #[test]
+    fn is_space_is_pythons_isspace() {
+        const PYTHON: &[u32] = &[
+            0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000,
+            0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028,
+            0x2029, 0x202f, 0x205f, 0x3000,
+        ];
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            assert_eq!(
+                is_space(c),
+                PYTHON.contains(&(c as u32)),
+                "U+{:04X}",
+                c as u32
+            );
+        }
     }
 
     #[test]
