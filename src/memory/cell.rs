@@ -144,6 +144,11 @@ impl FixedWindowCell {
 
     /// Adds `amount` at `now_ms`; starts a new window of `window_ms` if the
     /// current one is over; with `elastic`, moves the expiry to `now_ms + window_ms`.
+    ///
+    /// On a hot counter this raw increment (no limit: another limiter's, or
+    /// a caller's own accounting) first drains the window's leases: leased
+    /// tokens were sized against a count that no longer holds, so from here
+    /// on every limited hit of the window checks the shared count.
     #[inline]
     pub(crate) fn incr(
         &self,
@@ -153,8 +158,12 @@ impl FixedWindowCell {
         amount: u64,
     ) -> Result<u64, Overflow> {
         self.in_live_window(now_ms, window_ms, elastic, amount, |w, gen| {
+            let slot = hot_slot(w);
+            if slot != 0 {
+                self.drain_leases(blocks().block(slot), gen);
+            }
             match self.add(gen, amount) {
-                Added::Total(total) => Some(Ok(match hot_slot(w) {
+                Added::Total(total) => Some(Ok(match slot {
                     0 => total,
                     slot => blocks().block(slot).count(total, gen),
                 })),
@@ -162,6 +171,18 @@ impl FixedWindowCell {
                 Added::Retry => None,
             }
         })
+    }
+
+    /// Ends leasing in window `gen` of `block`, the unused tokens back on
+    /// the shared count; waits if another caller is draining it.
+    fn drain_leases(&self, block: &Block, gen: u64) {
+        if block.phase(gen) == Phase::Drained {
+            return;
+        }
+        if let Some(tokens) = block.drain(gen) {
+            self.give_back(gen, tokens);
+            block.drained(gen);
+        }
     }
 
     /// Adds `amount` at `now_ms` as [`incr`](Self::incr) does and says
@@ -259,13 +280,13 @@ impl FixedWindowCell {
             }
             let lease = lease_size(limit, low(c), amount, block.len());
             if lease == 0 {
-                if let Some(tokens) = block.drain(gen) {
-                    self.give_back(gen, tokens);
-                    block.drained(gen);
-                }
+                self.drain_leases(block, gen);
                 return None;
             }
             if !block.begin_lease(gen) {
+                // Another caller is draining the window: wait for it
+                // rather than spin on the retry, then look again.
+                self.drain_leases(block, gen);
                 return None;
             }
             // `low(c) + amount + lease <= limit <= MAX_COUNT`: no carry.
@@ -694,6 +715,46 @@ mod tests {
         assert_eq!(c.get(10_000), 1);
     }
 
+    /// The reproducer of a divergence from `limits`: every call at one
+    /// instant, limit 300, on a hot counter. A raw increment past the limit
+    /// ends the leases, so the next limited hit is refused.
+    #[test]
+    fn a_raw_increment_is_seen_by_the_leases() {
+        let c = FixedWindowCell::new();
+        let hit = |cost| {
+            c.incr_within(0, 0, 60_000, false, cost, 300)
+                .unwrap()
+                .admitted
+        };
+        assert!(hit(1));
+        c.make_hot(0);
+        assert!(c.is_hot());
+        assert!(hit(1), "this hit takes a lease");
+        assert_eq!(c.incr(0, 60_000, false, 101), Ok(103));
+        assert!(hit(5));
+        assert_eq!(c.incr(0, 60_000, false, 400), Ok(508));
+        assert!(!hit(2), "508 hits counted: a limit of 300 refuses");
+        assert_eq!(c.get(0), 510);
+        // Racing threads after it: nothing more is admitted.
+        let admitted: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let c = &c;
+                    s.spawn(move || {
+                        (0..1000)
+                            .filter(|_| {
+                                c.incr_within(t, 0, 60_000, false, 1, 300).unwrap().admitted
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(admitted, 0);
+        assert_eq!(c.get(0), 4510);
+    }
+
     #[test]
     fn a_hot_counter_keeps_elastic_expiry_and_gives_its_block_back() {
         let c = FixedWindowCell::new();
@@ -912,6 +973,37 @@ mod loom_tests {
             }
             assert!(other.admitted);
             assert_eq!(c.get(1), 6);
+        });
+    }
+
+    /// A raw increment (no limit) racing a hit from a stripe that holds a
+    /// lease, on a hot counter of limit 100: a hit that starts after the
+    /// increment has returned is refused, as is every later one, and every
+    /// hit is counted.
+    #[test]
+    fn hot_raw_increment_stops_the_leases() {
+        use loom::sync::atomic::AtomicBool;
+        loom::model(|| {
+            let c = hot_cell(100);
+            // Stripe 0 takes a lease.
+            assert!(c.incr_within(0, 1, 10_000, false, 1, 100).unwrap().admitted);
+            let done = Arc::new(AtomicBool::new(false));
+            let raw = {
+                let (c, done) = (c.clone(), done.clone());
+                thread::spawn(move || {
+                    c.incr(1, 10_000, false, 100).unwrap();
+                    done.store(true, Ordering::SeqCst);
+                })
+            };
+            let after = done.load(Ordering::SeqCst);
+            let hit = c.incr_within(0, 1, 10_000, false, 1, 100).unwrap();
+            raw.join().unwrap();
+            if after {
+                assert!(!hit.admitted, "a lease admitted past a raw increment");
+            }
+            assert_eq!(c.get(1), 103);
+            assert!(!c.incr_within(0, 1, 10_000, false, 1, 100).unwrap().admitted);
+            assert_eq!(c.get(1), 104);
         });
     }
 
