@@ -51,8 +51,8 @@
 //! aliases, `redis+cluster`, `redis+sentinel`) Redis,
 //! `writebehind+etcd://host:port` etcd, `writebehind+memcached://host:port`
 //! Memcached, `writebehind+mongodb://host:port` MongoDB. The node's options are `sync_interval`
-//! (seconds), `node_id`, `batch_size`, `failure_policy` (`open`/`closed`)
-//! and `grace` (seconds); every other option goes to the remote
+//! (seconds), `node_id`, `batch_size`, `failure_policy` (`open`/`closed`),
+//! `grace` (seconds) and `max_entries`; every other option goes to the remote
 //! (`key_prefix`, `socket_timeout`, ... for Redis; `latency` for memory).
 //!
 //! ```
@@ -81,6 +81,10 @@ pub mod tune;
 mod uri;
 
 pub use memory_remote::MemoryRemote;
+
+/// The most keys a write-behind node holds unless
+/// [`WriteBehindBuilder::max_entries`] says otherwise.
+pub const DEFAULT_MAX_ENTRIES: usize = 1 << 20;
 pub use stats::Stats;
 pub use storage::WriteBehind;
 pub use syncer::{FailurePolicy, WriteBehindBuilder, WriteBehindHandle};

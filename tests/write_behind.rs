@@ -704,3 +704,95 @@ fn an_outage_with_many_new_keys_does_not_deadlock() {
         assert_eq!(remote.total(&format!("k{t}/0"), w), 1);
     }
 }
+
+/// A node of `max_entries` keys over a remote that is down: new keys
+/// beyond the bound are answered by the failure policy and counted as
+/// unrecorded, the table stays at its bound, and every recorded hit is
+/// delivered once the remote is back.
+#[test]
+fn an_outage_flood_stays_within_max_entries_and_counts_what_it_could_not_record() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    remote.set_down(true);
+    let node = Arc::new(
+        WriteBehind::builder(remote.clone())
+            .node_id("a")
+            .clock(clock.clone())
+            .sync_interval(Duration::from_secs(3600))
+            .max_entries(1000)
+            .start()
+            .unwrap(),
+    );
+    let handles: Vec<_> = (0..2)
+        .map(|t| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                (0..2500)
+                    .map(|i| node.incr(&format!("k{t}/{i}"), 60, false, 1).unwrap())
+                    .filter(|&count| count == 1)
+                    .count()
+            })
+        })
+        .collect();
+    let answered: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    // Open: every hit is answered as its key's only hit.
+    assert_eq!(answered, 5000);
+    let stats = node.stats();
+    assert_eq!(stats.keys, 1000, "{stats:?}");
+    assert_eq!(stats.unrecorded_hits, 4000, "{stats:?}");
+    // A key the node holds still counts.
+    let held = (0..2)
+        .flat_map(|t| (0..2500).map(move |i| format!("k{t}/{i}")))
+        .find(|k| node.get(k).unwrap() == 1)
+        .unwrap();
+    assert_eq!(node.incr(&held, 60, false, 1).unwrap(), 2);
+    remote.set_down(false);
+    node.flush().unwrap();
+    let w = window0(60);
+    let delivered: u64 = (0..2)
+        .flat_map(|t| (0..2500).map(move |i| format!("k{t}/{i}")))
+        .map(|k| remote.total(&k, w))
+        .sum();
+    assert_eq!(delivered, 1001, "every recorded hit reached the remote");
+    // Closed: a hit that cannot be recorded is an error, not an admission.
+    let closed = WriteBehind::builder(remote.clone())
+        .node_id("b")
+        .clock(clock.clone())
+        .sync_interval(Duration::from_secs(3600))
+        .failure_policy(FailurePolicy::Closed)
+        .max_entries(1)
+        .start()
+        .unwrap();
+    remote.set_down(true);
+    closed.incr("c1", 60, false, 1).unwrap();
+    let e = closed.incr("c2", 60, false, 1).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+    assert_eq!(closed.stats().unrecorded_hits, 1);
+    remote.set_down(false);
+}
+
+/// A full table makes room for a new key once older keys' windows are over
+/// and delivered: nothing is left unrecorded in normal operation.
+#[test]
+fn windows_that_end_make_room_for_new_keys() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let node = WriteBehind::builder(remote.clone())
+        .node_id("a")
+        .clock(clock.clone())
+        .sync_interval(Duration::from_secs(3600))
+        .max_entries(10)
+        .start()
+        .unwrap();
+    for i in 0..10 {
+        node.incr(&format!("old{i}"), 1, false, 1).unwrap();
+    }
+    node.flush().unwrap();
+    // Two windows later the old keys hold nothing live.
+    clock.advance(Duration::from_secs(3));
+    for i in 0..10 {
+        assert_eq!(node.incr(&format!("new{i}"), 1, false, 1).unwrap(), 1);
+    }
+    let stats = node.stats();
+    assert_eq!((stats.keys, stats.unrecorded_hits), (10, 0), "{stats:?}");
+}

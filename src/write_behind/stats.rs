@@ -24,4 +24,8 @@ pub struct Stats {
     pub reports_sent: u64,
     /// Wall time spent waiting for remote calls, in total.
     pub remote_time: Duration,
+    /// Hits on new keys that were not recorded because every key the node
+    /// may hold ([`max_entries`](super::WriteBehindBuilder::max_entries))
+    /// had undelivered hits; the failure policy answered them.
+    pub unrecorded_hits: u64,
 }

@@ -8,7 +8,7 @@
 //! `pending`, never while holding it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,11 @@ const STRIPES: usize = 256;
 /// How often the local table drops windows that are over, in clock nanoseconds.
 const PRUNE_EVERY: u64 = 1_000_000_000;
 
+/// How often a full table looks for room (drops windows that are over),
+/// at most, in clock nanoseconds: a flood of new keys into a full table
+/// costs one pass per period, not one per key.
+const ROOM_EVERY: u64 = 100_000_000;
+
 /// A storage that answers every hit from local state and reconciles with a
 /// remote [`SyncTarget`] in the background.
 ///
@@ -48,6 +53,11 @@ const PRUNE_EVERY: u64 = 1_000_000_000;
 ///   refuses this storage at construction.
 /// - [`get`](Storage::get) and [`get_expiry`](Storage::get_expiry) of a key
 ///   this node never counted answer 0: the node does not know its expiry.
+/// - It holds at most [`max_entries`](super::WriteBehindBuilder::max_entries)
+///   keys. A key stays while one of its windows is live or undelivered (its
+///   cumulative totals must survive for its reports to stay exact) and is
+///   dropped after. A hit on a new key when the table is full of such keys
+///   is not recorded (see [`Stats::unrecorded_hits`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -73,6 +83,13 @@ const PRUNE_EVERY: u64 = 1_000_000_000;
 /// ```
 pub struct WriteBehind {
     map: DashMap<String, Entry>,
+    /// Keys in `map`: a counter, as `DashMap::len` visits every shard.
+    entries: AtomicUsize,
+    max_entries: usize,
+    next_room: AtomicU64,
+    unrecorded: AtomicU64,
+    /// Set once the first unrecorded hit of a full spell is reported.
+    full_reported: AtomicBool,
     /// Keys with unacknowledged hits, each once.
     pending: Mutex<Vec<String>>,
     target: Arc<dyn SyncTarget>,
@@ -107,6 +124,7 @@ pub(crate) struct Config {
     pub batch_size: usize,
     pub policy: FailurePolicy,
     pub grace: Duration,
+    pub max_entries: usize,
 }
 
 impl fmt::Debug for WriteBehind {
@@ -115,7 +133,7 @@ impl fmt::Debug for WriteBehind {
             .field("node", &self.node)
             .field("interval", &self.interval)
             .field("policy", &self.policy)
-            .field("keys", &self.map.len())
+            .field("keys", &self.entries.load(Ordering::Relaxed))
             .field("target", &self.target)
             .finish()
     }
@@ -125,6 +143,11 @@ impl WriteBehind {
     pub(crate) fn new(c: Config) -> Self {
         WriteBehind {
             map: DashMap::new(),
+            entries: AtomicUsize::new(0),
+            max_entries: c.max_entries.max(1),
+            next_room: AtomicU64::new(0),
+            unrecorded: AtomicU64::new(0),
+            full_reported: AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
             target: c.target,
             node: c.node,
@@ -193,7 +216,10 @@ impl WriteBehind {
             self.mark_dirty(key, e);
             count
         });
-        Ok((window, count))
+        match count {
+            Some(count) => Ok((window, count)),
+            None => Ok((window, self.unrecorded(amount)?)),
+        }
     }
 
     /// Counters for metrics.
@@ -203,7 +229,7 @@ impl WriteBehind {
             |stamp: u64| (stamp != 0).then(|| Duration::from_nanos(now.saturating_sub(stamp - 1)));
         Stats {
             pending_keys: self.pending.lock().len() as u64,
-            keys: self.map.len() as u64,
+            keys: self.entries.load(Ordering::Relaxed) as u64,
             sync_lag: since(self.last_sync.load(Ordering::Acquire)),
             failing_for: since(self.failing_since.load(Ordering::Acquire)),
             syncs: self.syncs.load(Ordering::Relaxed),
@@ -211,6 +237,7 @@ impl WriteBehind {
             remote_calls: self.remote_calls.load(Ordering::Relaxed),
             reports_sent: self.reports_sent.load(Ordering::Relaxed),
             remote_time: Duration::from_nanos(self.remote_nanos.load(Ordering::Relaxed)),
+            unrecorded_hits: self.unrecorded.load(Ordering::Relaxed),
         }
     }
 
@@ -224,14 +251,93 @@ impl WriteBehind {
         (now, window_of(now, expiry))
     }
 
-    /// Runs `f` on the entry of `key`, creating it if needed. Allocates the
-    /// key only when the entry is new.
-    fn with_entry<R>(&self, key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
+    /// Runs `f` on the entry of `key`, creating it if needed and there is
+    /// room; `None` when the table is full. Allocates the key only when the
+    /// entry is new.
+    fn with_entry<R>(&self, key: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         if let Some(mut e) = self.map.get_mut(key) {
-            return f(&mut e);
+            return Some(f(&mut e));
         }
-        let mut e = self.map.entry(key.to_owned()).or_default();
-        f(&mut e)
+        // A place is reserved before the key goes in, so racing hits never
+        // take the table past its bound.
+        let reserved = self.reserve() || (self.make_room() && self.reserve());
+        if !reserved {
+            return None;
+        }
+        let mut e = match self.map.entry(key.to_owned()) {
+            dashmap::Entry::Occupied(o) => {
+                // Another hit created it meanwhile: give the place back.
+                self.release();
+                o.into_ref()
+            }
+            dashmap::Entry::Vacant(v) => v.insert(Entry::default()),
+        };
+        Some(f(&mut e))
+    }
+
+    /// Takes a place in the table for a new key, if one is free.
+    fn reserve(&self) -> bool {
+        self.entries
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < self.max_entries).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a place taken by [`reserve`](Self::reserve) or held by a removed key.
+    fn release(&self) {
+        let _ = self
+            .entries
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
+
+    /// With the table full: drops the windows that are over (at most once
+    /// per [`ROOM_EVERY`]); whether there is room now. Takes no lock but the
+    /// shards', one at a time.
+    fn make_room(&self) -> bool {
+        let now = self.clock.now();
+        let due = self.next_room.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_room
+                .compare_exchange(due, now + ROOM_EVERY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.prune();
+        }
+        let room = self.entries.load(Ordering::Relaxed) < self.max_entries;
+        if room {
+            self.full_reported.store(false, Ordering::Relaxed);
+        }
+        room
+    }
+
+    /// Answers a hit on a new key that the full table could not record: the
+    /// failure policy decides (open: as the key's only hit; closed: an
+    /// error), and the hit is counted and reported, never silent.
+    fn unrecorded(&self, amount: u64) -> Result<u64> {
+        self.unrecorded.fetch_add(1, Ordering::Relaxed);
+        if !self.full_reported.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "limitstore: write-behind node `{}` holds {} keys with live or undelivered \
+                 windows (max_entries); hits on new keys are not recorded until windows end \
+                 or the remote answers (Stats::unrecorded_hits counts them)",
+                self.node, self.max_entries
+            );
+        }
+        match self.policy {
+            FailurePolicy::Open => Ok(amount),
+            FailurePolicy::Closed => Err(Error::storage_msg(
+                "write-behind",
+                format!(
+                    "the node holds {} keys with live or undelivered windows (max_entries): \
+                     this hit on a new key is not recorded, failing closed",
+                    self.max_entries
+                ),
+            )),
+        }
     }
 
     /// Queues `key` for the next sync unless it is queued already.
@@ -435,18 +541,27 @@ impl WriteBehind {
         {
             return;
         }
+        self.prune();
+    }
+
+    /// Drops the windows that are over and the keys left with none.
+    fn prune(&self) {
         let unix = self.clock.unix_now();
         self.map.retain(|_, e| {
             e.prune(unix);
             e.dirty || !e.wins.is_empty()
         });
+        // Counted afresh, as hits insert keys while the pass runs; a place
+        // reserved at this instant and not yet filled is lost from the
+        // count, so the bound may be passed by one key per racing hit.
+        self.entries.store(self.map.len(), Ordering::Relaxed);
     }
 
     /// Reports the current totals of `(key, expiry, windows)` (write-through
     /// mode, under the key's stripe) and rebases the local windows on the
     /// answers. Adds `amount` to the last window first, if non-zero.
     fn through(&self, key: &str, expiry: u64, windows: &[u64], amount: u64) -> Result<Vec<u64>> {
-        let totals: Vec<u64> = self.with_entry(key, |e| {
+        let totals: Option<Vec<u64>> = self.with_entry(key, |e| {
             if let Some(&last) = windows.last() {
                 e.win_mut(expiry, last).local += amount;
             }
@@ -455,6 +570,15 @@ impl WriteBehind {
                 .map(|&w| e.find(expiry, w).map_or(0, |w| w.local))
                 .collect()
         });
+        let Some(totals) = totals else {
+            // Unrecorded: the last window holds this hit alone, per the policy.
+            let last = self.unrecorded(amount)?;
+            let mut counts = vec![0; windows.len()];
+            if let Some(c) = counts.last_mut() {
+                *c = last;
+            }
+            return Ok(counts);
+        };
         let reports: Vec<Report<'_>> = windows
             .iter()
             .zip(&totals)
@@ -468,24 +592,28 @@ impl WriteBehind {
             .collect();
         match self.call(&reports) {
             Ok(globals) => {
-                self.with_entry(key, |e| {
+                if let Some(mut e) = self.map.get_mut(key) {
                     for ((&w, &total), &global) in windows.iter().zip(&totals).zip(&globals) {
                         if let Some(win) = e.find_mut(expiry, w) {
                             win.ack(total, global);
                         }
                     }
-                });
+                }
                 Ok(globals)
             }
             Err(err) => {
                 // Hits stay counted locally (the write may have been applied)
                 // and are retried by the syncer.
-                let local = self.with_entry(key, |e| {
-                    if e.pending() {
-                        self.mark_dirty(key, e);
+                // The entry holds pending hits, so it is still there.
+                let local = match self.map.get_mut(key) {
+                    Some(mut e) => {
+                        if e.pending() {
+                            self.mark_dirty(key, &mut e);
+                        }
+                        windows.iter().map(|&w| e.count(expiry, w)).collect()
                     }
-                    windows.iter().map(|&w| e.count(expiry, w)).collect()
-                });
+                    None => vec![0; windows.len()],
+                };
                 self.degraded(err, local)
             }
         }
@@ -550,6 +678,7 @@ impl Storage for WriteBehind {
         let _g = self.sync_lock.lock();
         let local = self.map.len() as u64;
         self.map.clear();
+        self.entries.store(self.map.len(), Ordering::Relaxed);
         self.pending.lock().clear();
         Ok(Some(self.target.reset()?.unwrap_or(0).max(local)))
     }
@@ -559,7 +688,9 @@ impl Storage for WriteBehind {
     fn clear(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         let _g = self.sync_lock.lock();
-        self.map.remove(key);
+        if self.map.remove(key).is_some() {
+            self.release();
+        }
         self.target.clear(key)
     }
 
@@ -640,14 +771,19 @@ impl SlidingWindowCounterSupport for WriteBehind {
             self.through(key, expiry, &[w], amount)?;
             return Ok(true);
         }
-        Ok(self.with_entry(key, |e| {
+        let acquired = self.with_entry(key, |e| {
             if !fits(e.count(expiry, prev), e.count(expiry, w)) {
                 return false;
             }
             e.win_mut(expiry, w).local += amount;
             self.mark_dirty(key, e);
             true
-        }))
+        });
+        match acquired {
+            Some(acquired) => Ok(acquired),
+            // Alone in its window, the hit fits (`amount <= limit` was checked).
+            None => self.unrecorded(amount).map(|_| true),
+        }
     }
 
     fn clear_sliding_window(&self, key: &str, expiry: u64) -> Result<()> {

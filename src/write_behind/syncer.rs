@@ -92,6 +92,7 @@ pub struct WriteBehindBuilder {
     policy: FailurePolicy,
     grace: Duration,
     max_backoff: Duration,
+    max_entries: usize,
 }
 
 impl fmt::Debug for WriteBehindBuilder {
@@ -104,6 +105,7 @@ impl fmt::Debug for WriteBehindBuilder {
             .field("policy", &self.policy)
             .field("grace", &self.grace)
             .field("max_backoff", &self.max_backoff)
+            .field("max_entries", &self.max_entries)
             .finish()
     }
 }
@@ -113,7 +115,8 @@ impl WriteBehind {
     ///
     /// Defaults: a node id unique to this process and instance, a sync
     /// interval of 100 ms, batches of 1000 reports, [`FailurePolicy::Open`],
-    /// a grace period of 5 s, retries backing off up to 5 s, the system clock.
+    /// a grace period of 5 s, retries backing off up to 5 s, at most
+    /// [`DEFAULT_MAX_ENTRIES`](super::DEFAULT_MAX_ENTRIES) keys, the system clock.
     pub fn builder(target: Arc<dyn SyncTarget>) -> WriteBehindBuilder {
         WriteBehindBuilder {
             target,
@@ -124,6 +127,7 @@ impl WriteBehind {
             policy: FailurePolicy::Open,
             grace: Duration::from_secs(5),
             max_backoff: Duration::from_secs(5),
+            max_entries: super::DEFAULT_MAX_ENTRIES,
         }
     }
 }
@@ -169,6 +173,18 @@ impl WriteBehindBuilder {
         self
     }
 
+    /// The most keys the node holds (at least 1). When the table is full, a
+    /// new key first makes room by dropping keys whose hits the remote has
+    /// acknowledged; a key with undelivered hits is never dropped. When
+    /// every key holds undelivered hits (a long outage), a hit on a new key
+    /// is not recorded: it is counted in [`Stats::unrecorded_hits`](super::Stats::unrecorded_hits),
+    /// reported once on standard error, and answered by the failure policy
+    /// (open: as the key's only hit; closed: an error).
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n.max(1);
+        self
+    }
+
     /// The clock deciding windows (and measuring lag and grace).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -193,6 +209,7 @@ impl WriteBehindBuilder {
             batch_size: self.batch_size,
             policy: self.policy,
             grace: self.grace,
+            max_entries: self.max_entries,
         }));
         let control = Arc::new(Control::default());
         // Write-through nodes only retry what failed; they wake every 50 ms.

@@ -20,6 +20,7 @@ const OPTIONS: &[&str] = &[
     "batch_size",
     "failure_policy",
     "grace",
+    "max_entries",
 ];
 
 /// The remote named by `uri` (its scheme already stripped of any
@@ -152,6 +153,14 @@ pub(crate) fn handle_from_uri(uri: &StorageUri, options: &Options) -> Result<Wri
     if let Some(grace) = options.get_secs("grace")? {
         builder = builder.grace(grace);
     }
+    if let Some(n) = options.get_u64("max_entries")? {
+        if n == 0 {
+            return Err(Error::configuration(
+                "option `max_entries` must be at least 1",
+            ));
+        }
+        builder = builder.max_entries(usize::try_from(n).unwrap_or(usize::MAX));
+    }
     builder.start()
 }
 
@@ -196,7 +205,7 @@ mod tests {
     #[test]
     fn wrapper_scheme_builds_a_node() {
         let s = storage_from_string(
-            "writebehind+memory://?sync_interval=0&node_id=a&failure_policy=closed&grace=1&batch_size=10",
+            "writebehind+memory://?sync_interval=0&node_id=a&failure_policy=closed&grace=1&batch_size=10&max_entries=100",
             &Options::new(),
         )
         .unwrap();
@@ -234,6 +243,7 @@ mod tests {
             "writebehind+memory://?sync_interval=soon",
             "writebehind+memory://?failure_policy=maybe",
             "writebehind+memory://?batch_size=0",
+            "writebehind+memory://?max_entries=0",
             "writebehind+memory://?node_id=",
             "writebehind+memory://?colour=blue",
         ] {
