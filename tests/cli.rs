@@ -209,9 +209,22 @@ fn ctrl_c_during_tune_prints_the_finished_intervals_and_writes_the_chart() {
         .unwrap();
     assert_eq!(status.code(), Some(130), "{out}\n{err}");
     assert!(out.contains("interrupted:"), "{out}");
-    assert!(out.contains(" of 5 intervals finished"), "{out}");
-    assert!(!out.contains("interrupted: 0 of"), "{out}");
-    assert!(!out.contains("interrupted: 5 of"), "{out}");
+    // About two intervals finish before the signal; fewer on a loaded
+    // machine. The table holds exactly the finished ones.
+    let said = out
+        .split("interrupted: ")
+        .nth(1)
+        .and_then(|r| r.split(" of 5 intervals finished").next())
+        .and_then(|k| k.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(said <= 4, "{out}");
+    let rows = out
+        .lines()
+        .skip_while(|l| !l.contains("remote op/s"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .count();
+    assert_eq!(rows, said, "{out}");
     assert!(err.ends_with('\n'), "the progress line is ended: {err:?}");
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(
