@@ -63,24 +63,20 @@ pub fn redact(text: &str) -> String {
     };
     // The user information ends at the last `@` before the query, even
     // where a password holds a `/` it should have percent-encoded.
-    let query_at = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (head, tail) = rest.split_at(rest.find(['?', '#']).unwrap_or(rest.len()));
     let mut out = format!("{scheme}://");
-    let after_userinfo = match rest[..query_at].rfind('@') {
+    let hosts = match head.rfind('@') {
         Some(at) => {
-            let userinfo = &rest[..at];
+            let (userinfo, hosts) = head.split_at(at);
             match userinfo.split_once(':') {
                 Some((user, _)) => out.push_str(&format!("{user}:{REDACTED}")),
                 None => out.push_str(userinfo),
             }
-            &rest[at..]
+            hosts
         }
-        None => rest,
+        None => head,
     };
-    let end = after_userinfo
-        .find(['?', '#'])
-        .unwrap_or(after_userinfo.len());
-    let (authority, tail) = after_userinfo.split_at(end);
-    out.push_str(authority);
+    out.push_str(hosts);
     let (before_fragment, fragment) = match tail.split_once('#') {
         Some((t, f)) => (t, Some(f)),
         None => (tail, None),
