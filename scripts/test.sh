@@ -49,6 +49,21 @@ if ! "$SECANTUS_VENV/bin/python" -c 'import secantus.server' >/dev/null 2>&1; th
 fi
 export LIMITSTORE_SECANTUS_PYTHON="$PWD/$SECANTUS_VENV/bin/python"
 
+# Python `limits` (PyPI), which tests/conformance.rs runs the same operation
+# sequences through: 5.8.0 with its Redis client, and 4.7.3, the last with
+# the elastic expiry strategy; each in an ignored virtual environment.
+install_limits() { # venv, requirement
+  if ! "$1/bin/python" -c 'import limits' >/dev/null 2>&1; then
+    echo "==> installing $2 into $1"
+    python3 -m venv "$1"
+    "$1/bin/pip" install -q --disable-pip-version-check "$2"
+  fi
+}
+install_limits target/limits-venv 'limits[redis]==5.8.0'
+install_limits target/limits4-venv 'limits==4.7.3'
+export LIMITSTORE_LIMITS_PYTHON="$PWD/target/limits-venv/bin/python"
+export LIMITSTORE_LIMITS4_PYTHON="$PWD/target/limits4-venv/bin/python"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
