@@ -796,3 +796,45 @@ fn windows_that_end_make_room_for_new_keys() {
     let stats = node.stats();
     assert_eq!((stats.keys, stats.unrecorded_hits), (10, 0), "{stats:?}");
 }
+
+/// An embedded remote that forgets everything (as a server restarted
+/// without persistence): the node re-sends every window at its next pass,
+/// keys never hit again included, and counts the loss.
+#[test]
+fn a_remote_that_forgot_gets_every_window_again() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let node = WriteBehind::builder(remote.clone())
+        .node_id("a")
+        .clock(clock.clone())
+        .sync_interval(HOUR)
+        .batch_size(64)
+        .start()
+        .unwrap();
+    for i in 0..1000u64 {
+        node.incr(&format!("key-{i}"), 60, false, 1 + i % 4)
+            .unwrap();
+    }
+    node.flush().unwrap();
+    let totals = |remote: &MemoryRemote| -> u64 {
+        (0..1000u64)
+            .map(|i| remote.total(&format!("key-{i}"), window0(60)))
+            .sum()
+    };
+    let accepted: u64 = (0..1000u64).map(|i| 1 + i % 4).sum();
+    assert_eq!(totals(&remote), accepted);
+    remote.forget();
+    assert_eq!(totals(&remote), 0);
+    // The next pass finds the new marker, queues every window again and
+    // delivers them.
+    node.flush().unwrap();
+    assert_eq!(totals(&remote), accepted);
+    assert_eq!(node.stats().remote_data_losses, 1);
+    assert_eq!(node.stats().pending_keys, 0);
+    // The local view did not move.
+    assert_eq!(node.get("key-3").unwrap(), 4);
+    // A remote that keeps its data is not re-sent anything.
+    let reports = remote.reports();
+    node.flush().unwrap();
+    assert_eq!(remote.reports(), reports);
+}

@@ -341,3 +341,57 @@ fn tune_against_redis_is_exact_in_write_through() {
     );
     assert!(behind.within_bound(), "{report}");
 }
+
+/// The remote forgets everything twice — `FLUSHDB`, then SIGKILL and a
+/// restart without persistence — while three nodes hold 3,000 keys that are
+/// not hit again: each node notices the new incarnation marker and re-sends
+/// its windows, so every key's remote total is again exactly the hits
+/// accepted.
+#[test]
+fn a_remote_that_lost_its_data_is_made_whole_for_keys_not_hit_again() {
+    require_or_skip!("redis-server");
+    let mut server = Server::redis(Config::default());
+    let proxy = Proxy::start(server.port);
+    let nodes = nodes(&proxy, 3, Duration::from_millis(20));
+    let keys: Vec<String> = (0..3000).map(|i| format!("key-{i}")).collect();
+    let mut accepted = vec![0u64; keys.len()];
+    let mut window = 0;
+    for (i, key) in keys.iter().enumerate() {
+        // Every key on one node, a third of them on all three.
+        let on: &[usize] = if i % 3 == 0 { &[0, 1, 2] } else { &[i % 3] };
+        for &n in on {
+            let amount = 1 + (i % 5) as u64;
+            let (w, _) = nodes[n].incr_in_window(key, EXPIRY, amount).unwrap();
+            window = w;
+            accepted[i] += amount;
+        }
+    }
+    let whole = |server: &Server, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let wrong = keys
+                .iter()
+                .zip(&accepted)
+                .filter(|(k, &a)| remote_total(server, k, window) != a)
+                .count();
+            if wrong == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {wrong} of {} keys still wrong",
+                keys.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    whole(&server, "first delivery");
+    let mut conn = server.connection();
+    redis::cmd("FLUSHDB").query::<()>(&mut conn).unwrap();
+    whole(&server, "after FLUSHDB");
+    server.restart();
+    whole(&server, "after a restart without persistence");
+    for n in &nodes {
+        assert_eq!(n.stats().remote_data_losses, 2, "{:?}", n.stats());
+    }
+}

@@ -12,7 +12,7 @@ use limitstore::write_behind::tune::{
 };
 use limitstore::{Error, Options, MAX_AMOUNT, MAX_EXPIRY};
 
-use super::{interrupted, parse_uri, scope, usage, usage_of, Failure, Outcome};
+use super::{interrupted, parse_uri, scope, usage, usage_of, Cleanup, Failure, Outcome};
 
 /// The most simulated nodes.
 pub const MAX_NODES: usize = 256;
@@ -28,8 +28,9 @@ pub const MAX_RATE: f64 = 1e9;
 #[command(after_help = "\
 Each interval counts one key of the run's own namespace \
 (`limitstore-tune-<random>/<index>`, under a key prefix of its own on Redis \
-and etcd) and clears it when the interval ends: nothing else on the remote \
-is read or deleted. Ctrl-C prints the finished intervals, writes their chart \
+and etcd) and clears it when the interval ends; on Redis the run's own prefix \
+is reset at the end, which also takes the nodes' incarnation marker: nothing \
+else on the remote is read or deleted. Ctrl-C prints the finished intervals, writes their chart \
 and exits with 130.")]
 pub struct Args {
     /// Simulated nodes (threads), each its own write-behind instance (1 to 256).
@@ -67,6 +68,10 @@ pub struct Args {
 pub struct Plan {
     config: TuneConfig,
     svg: PathBuf,
+    /// The remote's key prefix is the run's own: a `reset` at the end also
+    /// takes what the nodes keep beside the counted keys (their
+    /// incarnation marker).
+    reset_own_prefix: bool,
 }
 
 /// Parses `250us`, `10ms`, `1s`, `0.5` (seconds), `0`: finite, not
@@ -163,6 +168,7 @@ pub fn plan(args: &Args) -> Result<Plan, Failure> {
     let mut latency = parse_duration(&args.latency).map_err(|e| usage_of("--latency", e))?;
     let namespace = unique_namespace("limitstore-tune");
     let mut remote = None;
+    let mut reset_own_prefix = false;
     if let Some(uri) = &args.remote {
         let parsed = parse_uri("--remote", uri)?;
         let scope = scope(&parsed, &namespace);
@@ -179,6 +185,7 @@ pub fn plan(args: &Args) -> Result<Plan, Failure> {
                 .map_err(|e| usage_of("--remote", e))?
                 .unwrap_or(Duration::ZERO);
         } else {
+            reset_own_prefix = scope.cleanup == Cleanup::ResetOwnPrefix;
             remote = Some(target);
         }
     }
@@ -204,6 +211,7 @@ pub fn plan(args: &Args) -> Result<Plan, Failure> {
             namespace,
         },
         svg: args.svg.clone(),
+        reset_own_prefix,
     })
 }
 
@@ -265,7 +273,12 @@ pub fn run(plan: Plan) -> Result<Outcome, Failure> {
     });
     // End the progress line before anything else is printed.
     eprintln!();
+    let cleaned = match &plan.config.remote {
+        Some(remote) if plan.reset_own_prefix => remote.reset().map(drop),
+        _ => Ok(()),
+    };
     let report = result?;
+    cleaned?;
     if report.interrupted {
         println!(
             "interrupted: {} of {} intervals finished",

@@ -29,6 +29,8 @@ struct Slots {
 struct Table {
     windows: HashMap<(String, u64), Slots>,
     next_purge: f64,
+    /// See [`SyncTarget::incarnation`].
+    incarnation: Option<String>,
 }
 
 /// An embedded remote for write-behind nodes in one process: the reference
@@ -101,6 +103,12 @@ impl MemoryRemote {
     /// was lost).
     pub fn fail_next_after_apply(&self, n: u64) {
         self.fail_after.store(n, Ordering::SeqCst);
+    }
+
+    /// Loses every slot and the incarnation marker, as a server restarted
+    /// without persistence (or flushed) does.
+    pub fn forget(&self) {
+        *self.table.lock() = Table::default();
     }
 
     /// While down, every call fails without applying anything and
@@ -229,6 +237,19 @@ impl SyncTarget for MemoryRemote {
         self.round_trip()?;
         self.table.lock().windows.retain(|(k, _), _| k != key);
         Ok(())
+    }
+
+    /// Fails while the remote is down; unlike the other calls it is not
+    /// counted in [`calls`](Self::calls) and takes no injected failure.
+    fn incarnation(&self, candidate: &str) -> Result<Option<String>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(self.unreachable());
+        }
+        let mut table = self.table.lock();
+        let marker = table
+            .incarnation
+            .get_or_insert_with(|| candidate.to_owned());
+        Ok(Some(marker.clone()))
     }
 
     fn reset(&self) -> Result<Option<u64>> {

@@ -76,6 +76,26 @@ where
     Ok(totals)
 }
 
+/// Sets the incarnation marker `{prefix}:wb-incarnation` to `candidate`
+/// unless it exists, and answers what it holds.
+static INCARNATION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new("redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])")
+});
+
+fn incarnation<T: Topology>(ops: &Ops<T>, candidate: &str) -> Result<Option<String>>
+where
+    T::Conn: redis::ConnectionLike,
+{
+    let key = format!("{}:wb-incarnation", ops.prefix());
+    ops.run(|c| {
+        INCARNATION
+            .prepare_invoke()
+            .key(&key)
+            .arg(candidate)
+            .invoke::<Option<String>>(c)
+    })
+}
+
 /// Deletes every window and slot of `key`, on every primary.
 fn clear_slots<T: Topology>(ops: &Ops<T>, key: &str) -> Result<()>
 where
@@ -104,6 +124,13 @@ macro_rules! sync_target {
 
             fn clear(&self, key: &str) -> Result<()> {
                 clear_slots(self.ops(), key)
+            }
+
+            /// The key `{key_prefix}:wb-incarnation` (on a Cluster, in its
+            /// own hash slot: a primary that loses its data is noticed when
+            /// it held that slot).
+            fn incarnation(&self, candidate: &str) -> Result<Option<String>> {
+                incarnation(self.ops(), candidate)
             }
 
             /// Deletes every key under the prefix, write-behind slots

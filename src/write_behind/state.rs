@@ -40,6 +40,13 @@ impl Win {
         self.local > self.sent
     }
 
+    /// Forgets the acknowledgement (the remote lost it), keeping the
+    /// estimate of the global count: the whole local total is sent again.
+    pub fn resend(&mut self) {
+        self.global = self.global.saturating_sub(self.sent);
+        self.sent = 0;
+    }
+
     /// Records an acknowledged report of `total` answered with `global`.
     /// An acknowledgement older than one already applied is ignored.
     pub fn ack(&mut self, total: u64, global: u64) {

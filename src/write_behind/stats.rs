@@ -28,4 +28,8 @@ pub struct Stats {
     /// may hold ([`max_entries`](super::WriteBehindBuilder::max_entries))
     /// had undelivered hits; the failure policy answered them.
     pub unrecorded_hits: u64,
+    /// Times the remote was found to have lost its data (its
+    /// [incarnation marker](super::SyncTarget::incarnation) changed), each
+    /// followed by a re-send of every window this node holds.
+    pub remote_data_losses: u64,
 }

@@ -5,7 +5,16 @@
 //! table shard, `pending`, `last_error`. A thread holding a later lock never
 //! takes an earlier one: a hit marks its key dirty (`pending`) while it
 //! holds the key's shard, so a sync pass reads the table before it takes
-//! `pending`, never while holding it.
+//! `pending`, never while holding it. `incarnation` is taken only under
+//! `sync_lock`, alone.
+//!
+//! A remote that loses its data (a restart without persistence, a flush)
+//! is noticed by its [incarnation marker](SyncTarget::incarnation), read
+//! after every sync pass that reached the remote (and before the first):
+//! when the marker changes, every window the node holds is sent again with
+//! its whole cumulative total in the same pass, so after it the remote
+//! counts every hit this node accepted, for every key, hit again or not. Hits of a node that died
+//! meanwhile, and of windows whose slots expired, are not recovered.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -114,6 +123,10 @@ pub struct WriteBehind {
     /// Clock nanos + 1 of the last successful sync; 0 before the first.
     last_sync: AtomicU64,
     last_error: Mutex<Option<Error>>,
+    /// The remote's incarnation marker as last seen (see the module doc).
+    incarnation: Mutex<Option<String>>,
+    /// Times the marker changed: the remote had lost its data.
+    remote_losses: AtomicU64,
 }
 
 pub(crate) struct Config {
@@ -167,6 +180,8 @@ impl WriteBehind {
             failing_since: AtomicU64::new(0),
             last_sync: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            incarnation: Mutex::new(None),
+            remote_losses: AtomicU64::new(0),
         }
     }
 
@@ -238,6 +253,7 @@ impl WriteBehind {
             reports_sent: self.reports_sent.load(Ordering::Relaxed),
             remote_time: Duration::from_nanos(self.remote_nanos.load(Ordering::Relaxed)),
             unrecorded_hits: self.unrecorded.load(Ordering::Relaxed),
+            remote_data_losses: self.remote_losses.load(Ordering::Relaxed),
         }
     }
 
@@ -434,6 +450,28 @@ impl WriteBehind {
     }
 
     fn sync_pass(&self) -> Result<()> {
+        // Only a node holding windows has anything to re-send, so only
+        // such a node reads (and, the first time, creates) the marker.
+        let watch = || {
+            self.failing_since.load(Ordering::Acquire) == 0
+                && self.entries.load(Ordering::Relaxed) > 0
+        };
+        if self.incarnation.lock().is_none() && watch() {
+            // The marker the first deliveries are made under.
+            self.check_incarnation();
+        }
+        let mut result = self.deliver();
+        // Checked after the deliveries, so a loss during them is found, and
+        // repaired within this same pass.
+        if result.is_ok() && watch() && self.check_incarnation() {
+            result = self.deliver();
+        }
+        self.prune_if_due();
+        result
+    }
+
+    /// Sends every queued key's pending windows, in batches.
+    fn deliver(&self) -> Result<()> {
         let mut keys = std::mem::take(&mut *self.pending.lock());
         // A key cleared while queued and hit again is queued twice.
         keys.sort_unstable();
@@ -472,8 +510,45 @@ impl WriteBehind {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.prune_if_due();
         result
+    }
+
+    /// Asks the remote for its incarnation marker; when it changed, queues
+    /// every window again with its whole total (see the module doc) and
+    /// returns true. An error is left to the pass's own calls to find and
+    /// back off from.
+    fn check_incarnation(&self) -> bool {
+        let candidate = super::tune::unique_namespace(&self.node);
+        let Ok(Some(seen)) = self.target.incarnation(&candidate) else {
+            return false;
+        };
+        let mut known = self.incarnation.lock();
+        let lost = known.as_ref().is_some_and(|k| *k != seen);
+        *known = Some(seen);
+        drop(known);
+        if !lost {
+            return false;
+        }
+        self.remote_losses.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "limitstore: write-behind node `{}`: the remote lost its data; re-sending every window",
+            self.node
+        );
+        let mut requeue = Vec::new();
+        for mut entry in self.map.iter_mut() {
+            let mut any = false;
+            for w in entry.wins.iter_mut().filter(|w| w.local > 0) {
+                w.resend();
+                any = true;
+            }
+            if any && !entry.dirty {
+                entry.dirty = true;
+                requeue.push(entry.key().clone());
+            }
+        }
+        // Shards first, then `pending` (the lock order).
+        self.pending.lock().extend(requeue);
+        true
     }
 
     fn sync_chunk(&self, keys: &[String]) -> Result<()> {
@@ -680,7 +755,11 @@ impl Storage for WriteBehind {
         self.map.clear();
         self.entries.store(self.map.len(), Ordering::Relaxed);
         self.pending.lock().clear();
-        Ok(Some(self.target.reset()?.unwrap_or(0).max(local)))
+        let removed = self.target.reset()?;
+        // The reset removes the remote's marker too; the next one is new
+        // data, not a loss.
+        *self.incarnation.lock() = None;
+        Ok(Some(removed.unwrap_or(0).max(local)))
     }
 
     /// Removes `key` locally and on the remote. Other nodes that counted the

@@ -58,4 +58,16 @@ pub trait SyncTarget: Send + Sync + Debug {
 
     /// Removes everything; returns how many keys were removed, where known.
     fn reset(&self) -> Result<Option<u64>>;
+
+    /// A marker of the remote's data: created with `candidate` when absent,
+    /// answered as stored otherwise, so every node sees the same marker for
+    /// as long as the remote keeps its data, and a different one once it lost
+    /// it (a restart without persistence, a flush). A node that sees the
+    /// marker change re-sends its totals for every live window.
+    ///
+    /// `None`: the target cannot tell (the default).
+    fn incarnation(&self, candidate: &str) -> Result<Option<String>> {
+        let _ = candidate;
+        Ok(None)
+    }
 }
