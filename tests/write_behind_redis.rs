@@ -395,3 +395,125 @@ fn a_remote_that_lost_its_data_is_made_whole_for_keys_not_hit_again() {
         assert_eq!(n.stats().remote_data_losses, 2, "{:?}", n.stats());
     }
 }
+
+/// Three nodes hit 2,000 keys while the server goes through every fault in
+/// turn — SIGSTOP for 8 s, `DEBUG SLEEP` past the socket timeout (replies
+/// lost), `CLIENT PAUSE`, SIGKILL and a restart without persistence,
+/// `FLUSHDB` — with hits going on throughout (after the flush on half of the
+/// keys only) and 30 s windows, so a window
+/// may roll over mid-fault. Afterwards every (key, window) live at the last
+/// flush holds on the server exactly the hits the nodes accepted, and no
+/// window holds more.
+#[test]
+fn three_nodes_through_every_server_fault_total_exactly_per_key_and_window() {
+    require_or_skip!("redis-server");
+    const EXPIRY: u64 = 30;
+    let mut server = Server::redis(Config {
+        args: vec!["--enable-debug-command".into(), "yes".into()],
+        ..Config::default()
+    });
+    let url = format!("redis://127.0.0.1:{}?{QUERY}", server.port);
+    let nodes: Vec<WriteBehindHandle> = (0..3)
+        .map(|i| {
+            WriteBehind::builder(Arc::new(RedisStorage::new(&url).unwrap()))
+                .node_id(format!("node-{i}"))
+                .sync_interval(Duration::from_millis(20))
+                .max_backoff(Duration::from_millis(200))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let keys: Vec<String> = (0..2000).map(|i| format!("fault-{i}")).collect();
+    let running = AtomicBool::new(true);
+    let accepted: Mutex<std::collections::HashMap<(usize, u64), u64>> = Mutex::default();
+    let unix_window = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / EXPIRY
+    };
+    // The window live when the server last forgot everything: it and later
+    // ones must come back whole.
+    let flushed = AtomicU64::new(0);
+    // After the flush only the first half of the keys is hit again.
+    let span = std::sync::atomic::AtomicUsize::new(keys.len());
+    let faults = |server: &mut Server| {
+        let healthy = Duration::from_millis(700);
+        let addr = servers::Addr::Tcp(server.port);
+        std::thread::sleep(healthy);
+        server.signal("STOP");
+        std::thread::sleep(Duration::from_secs(8));
+        server.signal("CONT");
+        std::thread::sleep(healthy);
+        // The sleeping server answers nobody for 1 s; replies of calls it
+        // took before come after the clients' 0.3 s timeout.
+        let sleeper = std::thread::spawn(move || {
+            let _ = servers::raw_command(&addr, "DEBUG SLEEP 1");
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        sleeper.join().unwrap();
+        std::thread::sleep(healthy);
+        let reply = servers::raw_command(&servers::Addr::Tcp(server.port), "CLIENT PAUSE 1000 ALL")
+            .unwrap();
+        assert!(reply.starts_with("+OK"), "{reply}");
+        std::thread::sleep(Duration::from_millis(1500));
+        server.restart();
+        std::thread::sleep(healthy);
+        let mut conn = server.connection();
+        flushed.store(unix_window(), Ordering::SeqCst);
+        span.store(keys.len() / 2, Ordering::SeqCst);
+        redis::cmd("FLUSHDB").query::<()>(&mut conn).unwrap();
+        std::thread::sleep(healthy);
+    };
+    std::thread::scope(|s| {
+        for (n, node) in nodes.iter().enumerate() {
+            let (keys, running, accepted, span) = (&keys, &running, &accepted, &span);
+            s.spawn(move || {
+                let mut i = n * 7919;
+                while running.load(Ordering::SeqCst) {
+                    let k = i % span.load(Ordering::Relaxed);
+                    let amount = 1 + (i % 3) as u64;
+                    let (w, _) = node.incr_in_window(&keys[k], EXPIRY, amount).unwrap();
+                    *accepted.lock().unwrap().entry((k, w)).or_default() += amount;
+                    i += 13;
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+            });
+        }
+        faults(&mut server);
+        running.store(false, Ordering::SeqCst);
+    });
+    flush_until_delivered(&nodes);
+    let flushed = flushed.load(Ordering::SeqCst);
+    let direct = RedisStorage::new(&url).unwrap();
+    let accepted = accepted.into_inner().unwrap();
+    let (mut exact, mut ended) = (0, 0);
+    for (&(k, w), &hits) in &accepted {
+        let read = Report {
+            key: &keys[k],
+            window: w,
+            expiry: EXPIRY,
+            node: "reader",
+            total: 0,
+        };
+        let total = direct.sync(&[read]).unwrap()[0];
+        if w >= flushed {
+            assert_eq!(total, hits, "key {} window {w}", keys[k]);
+            exact += 1;
+        } else {
+            // A window that ended before the flush may have been let go
+            // (its hits can no longer affect a limit); never over-counted.
+            assert!(
+                total <= hits,
+                "key {} window {w}: {total} > {hits}",
+                keys[k]
+            );
+            ended += 1;
+        }
+    }
+    assert!(
+        exact > 1000,
+        "{exact} live (key, window) pairs checked, {ended} ended"
+    );
+}
