@@ -13,8 +13,9 @@
 //! after every sync pass that reached the remote (and before the first):
 //! when the marker changes, every window the node holds is sent again with
 //! its whole cumulative total in the same pass, so after it the remote
-//! counts every hit this node accepted, for every key, hit again or not. Hits of a node that died
-//! meanwhile, and of windows whose slots expired, are not recovered.
+//! counts every hit this node accepted, for every key, hit again or not.
+//! Hits of a node that died meanwhile, and of windows whose slots expired,
+//! are not recovered.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
