@@ -49,7 +49,7 @@ pub use strategy::{
 };
 
 use crate::error::Result;
-use crate::storage::{MovingWindow, SlidingWindow};
+use crate::storage::{FixedWindow, MovingWindow, SlidingWindow};
 
 /// A boxed future that can move between threads, as the async traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -82,6 +82,29 @@ pub trait AsyncStorage: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<bool>> {
         let count = self.incr(key, expiry, elastic_expiry, amount);
         Box::pin(async move { Ok(count.await? <= limit) })
+    }
+
+    /// [`incr_within`](AsyncStorage::incr_within), answering the counter
+    /// as it stands after the increment as well: one decision and the
+    /// window it leaves, for callers that report both (HTTP rate-limit
+    /// headers). The Redis family answers with one script; the default
+    /// awaits `incr_within`, then reads `get` and `get_expiry`.
+    fn incr_within_and_window<'a>(
+        &'a self,
+        key: &'a str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<(bool, FixedWindow)>> {
+        Box::pin(async move {
+            let within = self
+                .incr_within(key, expiry, elastic_expiry, amount, limit)
+                .await?;
+            let count = self.get(key).await?;
+            let expires_at = self.get_expiry(key).await?;
+            Ok((within, FixedWindow { count, expires_at }))
+        })
     }
 
     /// See [`Storage::get`](crate::Storage::get).
@@ -141,6 +164,24 @@ pub trait AsyncMovingWindowSupport: Send + Sync {
         limit: u64,
         expiry: u64,
     ) -> BoxFuture<'a, Result<MovingWindow>>;
+
+    /// [`acquire_entry`](AsyncMovingWindowSupport::acquire_entry), answering
+    /// the window as it stands afterwards as well. The Redis family answers
+    /// with one script; the default awaits `acquire_entry`, then
+    /// `get_moving_window`.
+    fn acquire_entry_and_window<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
+        Box::pin(async move {
+            let acquired = self.acquire_entry(key, limit, expiry, amount).await?;
+            let window = self.get_moving_window(key, limit, expiry).await?;
+            Ok((acquired, window))
+        })
+    }
 }
 
 /// The asynchronous twin of
@@ -161,6 +202,26 @@ pub trait AsyncSlidingWindowCounterSupport: Send + Sync {
         expiry: u64,
         amount: u64,
     ) -> BoxFuture<'a, Result<bool>>;
+
+    /// [`acquire_sliding_window_entry`](AsyncSlidingWindowCounterSupport::acquire_sliding_window_entry),
+    /// answering the counters as they stand afterwards as well. The Redis
+    /// family answers with one script; the default awaits the acquire, then
+    /// `get_sliding_window`.
+    fn acquire_sliding_window_entry_and_window<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
+        Box::pin(async move {
+            let acquired = self
+                .acquire_sliding_window_entry(key, limit, expiry, amount)
+                .await?;
+            let window = self.get_sliding_window(key, expiry).await?;
+            Ok((acquired, window))
+        })
+    }
 
     /// See [`SlidingWindowCounterSupport::clear_sliding_window`](crate::SlidingWindowCounterSupport::clear_sliding_window).
     fn clear_sliding_window<'a>(&'a self, key: &'a str, expiry: u64) -> BoxFuture<'a, Result<()>>;

@@ -39,12 +39,12 @@ pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};
 pub use memory::{MemoryStorage, MemoryStorageBuilder};
 pub use parse::{parse, parse_many};
 pub use storage::{
-    register_storage, storage_from_string, Location, MovingWindow, MovingWindowSupport,
-    OptionValue, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageFactory,
-    StorageUri, TimestampedSlidingWindow, MAX_AMOUNT, MAX_EXPIRY, MAX_KEY_LEN,
+    register_storage, storage_from_string, FixedWindow, Location, MovingWindow,
+    MovingWindowSupport, OptionValue, Options, SlidingWindow, SlidingWindowCounterSupport, Storage,
+    StorageFactory, StorageUri, TimestampedSlidingWindow, MAX_AMOUNT, MAX_EXPIRY, MAX_KEY_LEN,
     MAX_MOVING_WINDOW_LIMIT,
 };
 pub use strategy::{
-    limiter_for, FixedWindowElasticExpiryRateLimiter, FixedWindowRateLimiter,
+    limiter_for, Decision, FixedWindowElasticExpiryRateLimiter, FixedWindowRateLimiter,
     MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter, Strategy, WindowStats,
 };

@@ -189,6 +189,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The state of a fixed-window counter, as a hit leaves it (see
+/// [`AsyncStorage::incr_within_and_window`](crate::aio::AsyncStorage::incr_within_and_window)).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FixedWindow {
+    /// The counter's value.
+    pub count: u64,
+    /// Unix time at which the counter expires (0: it does not exist).
+    pub expires_at: f64,
+}
+
 /// The state of a moving window, as [`MovingWindowSupport::get_moving_window`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MovingWindow {

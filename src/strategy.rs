@@ -42,6 +42,36 @@ pub struct WindowStats {
     pub remaining: u64,
 }
 
+/// One hit's answer together with the window it leaves: what a server tells
+/// its client (admitted or not, the limit, what is left, when it resets).
+/// [`AsyncRateLimiter::decide`](crate::aio::AsyncRateLimiter::decide)
+/// returns it from one storage call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Decision {
+    /// Whether the hit was admitted.
+    pub admitted: bool,
+    /// The item's limit (its amount).
+    pub limit: u64,
+    /// Hits still allowed in the window after this one.
+    pub remaining: u64,
+    /// When the window (or, for the sliding window counter, the next unit of
+    /// quota) frees up, in Unix seconds.
+    pub reset_time: f64,
+}
+
+impl Decision {
+    /// The decision `admitted` for `item`, with the window `stats`.
+    pub fn new(admitted: bool, item: &crate::RateLimitItem, stats: WindowStats) -> Self {
+        Decision {
+            admitted,
+            limit: item.amount(),
+            remaining: stats.remaining,
+            reset_time: stats.reset_time,
+        }
+    }
+}
+
 /// A rate-limiting strategy bound to a storage.
 pub trait RateLimiter: Send + Sync {
     /// Consumes `cost` units of `item`'s quota for the identity

@@ -54,6 +54,28 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+#[test]
+fn decide_answers_as_hit_then_stats_on_memory_blocking_and_write_behind() {
+    let rt = runtime();
+    let clock = FakeClock::new();
+    let memory = Arc::new(memory(&clock));
+    rt.block_on(common::decide::decide_answers_as_hit_then_stats(
+        memory.clone(),
+        "memory",
+        0.0,
+    ));
+    let blocking: Arc<dyn AsyncStorage> = Arc::new(Blocking::new(memory));
+    rt.block_on(common::decide::decide_answers_as_hit_then_stats(
+        blocking, "blocking", 0.0,
+    ));
+    let write_behind = async_storage_from_string("writebehind+memory://", &Options::new()).unwrap();
+    rt.block_on(common::decide::decide_answers_as_hit_then_stats(
+        write_behind,
+        "write-behind",
+        0.05,
+    ));
+}
+
 /// 100 tasks hit a 5/minute limit at once; each exact strategy admits 5.
 #[test]
 fn concurrent_tasks_admit_exactly_the_limit() {

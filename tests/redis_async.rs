@@ -195,6 +195,30 @@ fn every_scheme_builds_a_native_storage_without_connecting() {
 }
 
 /// Nobody listens: a storage error, fast, and `check()` is false.
+/// `decide` answers from one script what `hit` and `get_window_stats` do
+/// from two calls, on one server and on a Cluster.
+#[test]
+fn decide_answers_as_hit_then_stats() {
+    let server = Server::redis(Config::default());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(common::decide::decide_answers_as_hit_then_stats(
+        storage(&format!("async+{}", server.url())),
+        "standalone",
+        0.05,
+    ));
+    let cluster = shared_cluster();
+    let uri = format!(
+        "async+{}?key_prefix={}",
+        cluster.url(),
+        servers::unique_prefix("decide")
+    );
+    rt.block_on(common::decide::decide_answers_as_hit_then_stats(
+        storage(&uri),
+        "cluster",
+        0.05,
+    ));
+}
+
 #[test]
 fn no_server_is_a_storage_error() {
     let port = servers::free_port();

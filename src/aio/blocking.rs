@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture};
 use crate::error::{Error, Result};
-use crate::storage::{MovingWindow, SlidingWindow, Storage};
+use crate::storage::{FixedWindow, MovingWindow, SlidingWindow, Storage};
 
 /// Gives a synchronous [`Storage`] the [`AsyncStorage`] API without blocking
 /// the async runtime: each call runs on tokio's blocking thread pool
@@ -94,6 +94,23 @@ impl<S: Storage + ?Sized + 'static> AsyncStorage for Blocking<S> {
         self.run(move |s| s.incr_within(&key, expiry, elastic_expiry, amount, limit))
     }
 
+    /// All three calls in one trip to the blocking pool.
+    fn incr_within_and_window<'a>(
+        &'a self,
+        key: &'a str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<(bool, FixedWindow)>> {
+        let key = key.to_owned();
+        self.run(move |s| {
+            let within = s.incr_within(&key, expiry, elastic_expiry, amount, limit)?;
+            let (count, expires_at) = (s.get(&key)?, s.get_expiry(&key)?);
+            Ok((within, FixedWindow { count, expires_at }))
+        })
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>> {
         let key = key.to_owned();
         self.run(move |s| s.get(&key))
@@ -162,6 +179,22 @@ impl<S: Storage + ?Sized + 'static> AsyncMovingWindowSupport for Blocking<S> {
             windows.get_moving_window(&key, limit, expiry)
         })
     }
+
+    /// Both calls in one trip to the blocking pool.
+    fn acquire_entry_and_window<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
+        let key = key.to_owned();
+        self.run(move |s| {
+            let windows = s.moving_window().ok_or_else(no_moving_window)?;
+            let acquired = windows.acquire_entry(&key, limit, expiry, amount)?;
+            Ok((acquired, windows.get_moving_window(&key, limit, expiry)?))
+        })
+    }
 }
 
 impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blocking<S> {
@@ -188,6 +221,22 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
         self.run(move |s| {
             let counters = s.sliding_window().ok_or_else(no_sliding_window)?;
             counters.acquire_sliding_window_entry(&key, limit, expiry, amount)
+        })
+    }
+
+    /// Both calls in one trip to the blocking pool.
+    fn acquire_sliding_window_entry_and_window<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
+        let key = key.to_owned();
+        self.run(move |s| {
+            let counters = s.sliding_window().ok_or_else(no_sliding_window)?;
+            let acquired = counters.acquire_sliding_window_entry(&key, limit, expiry, amount)?;
+            Ok((acquired, counters.get_sliding_window(&key, expiry)?))
         })
     }
 

@@ -8,7 +8,7 @@ use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncSto
 use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::strategy::{
-    cost_fits, fixed_window, moving_window, sliding_window, Strategy, WindowStats,
+    cost_fits, fixed_window, moving_window, sliding_window, Decision, Strategy, WindowStats,
 };
 
 /// The asynchronous twin of [`RateLimiter`](crate::RateLimiter): the same
@@ -43,6 +43,42 @@ pub trait AsyncRateLimiter: Send + Sync {
         item: &'a RateLimitItem,
         identifiers: &'a [&'a str],
     ) -> BoxFuture<'a, Result<()>>;
+
+    /// [`hit`](AsyncRateLimiter::hit), answering the window the hit leaves
+    /// as well: admitted, limit, remaining and reset together. The limiters
+    /// of this crate make one storage call for it (one script on the Redis
+    /// family; one pass over the tables on memory); the default awaits
+    /// `hit`, then `get_window_stats`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use limitstore::aio::{async_limiter_for, async_storage_from_string};
+    /// use limitstore::{parse, Options, Strategy};
+    ///
+    /// let storage = async_storage_from_string("memory://", &Options::new()).unwrap();
+    /// let limiter = async_limiter_for(Strategy::FixedWindow, storage).unwrap();
+    /// let item = parse("2/minute").unwrap();
+    /// let first = limiter.decide(&item, &["alice"], 1).await.unwrap();
+    /// assert!(first.admitted);
+    /// assert_eq!((first.limit, first.remaining), (2, 1));
+    /// limiter.decide(&item, &["alice"], 1).await.unwrap();
+    /// let third = limiter.decide(&item, &["alice"], 1).await.unwrap();
+    /// assert!(!third.admitted);
+    /// assert_eq!(third.remaining, 0);
+    /// # });
+    /// ```
+    fn decide<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<Decision>> {
+        Box::pin(async move {
+            let admitted = self.hit(item, identifiers, cost).await?;
+            let stats = self.get_window_stats(item, identifiers).await?;
+            Ok(Decision::new(admitted, item, stats))
+        })
+    }
 }
 
 /// Builds the asynchronous limiter of `strategy` over `storage`. Fails with a
@@ -213,6 +249,25 @@ async fn fixed_stats<S: AsyncStorage + ?Sized>(
     }))
 }
 
+async fn fixed_decide<S: AsyncStorage + ?Sized>(
+    storage: &S,
+    item: &RateLimitItem,
+    identifiers: &[&str],
+    cost: u64,
+    elastic: bool,
+) -> Result<Decision> {
+    if !cost_fits(item, cost)? {
+        let stats = fixed_stats(storage, item, identifiers).await?;
+        return Ok(Decision::new(false, item, stats));
+    }
+    let key = item.key_for(identifiers);
+    let (admitted, window) = storage
+        .incr_within_and_window(&key, item.get_expiry(), elastic, cost, item.amount())
+        .await?;
+    let stats = fixed_window::stats(item, window.expires_at, window.count, || storage.unix_now());
+    Ok(Decision::new(admitted, item, stats))
+}
+
 macro_rules! fixed_limiter {
     ($name:ident, $elastic:expr) => {
         impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for $name<S> {
@@ -248,6 +303,21 @@ macro_rules! fixed_limiter {
                 identifiers: &'a [&'a str],
             ) -> BoxFuture<'a, Result<()>> {
                 Box::pin(async move { self.storage.clear(&item.key_for(identifiers)).await })
+            }
+
+            fn decide<'a>(
+                &'a self,
+                item: &'a RateLimitItem,
+                identifiers: &'a [&'a str],
+                cost: u64,
+            ) -> BoxFuture<'a, Result<Decision>> {
+                Box::pin(fixed_decide(
+                    &*self.storage,
+                    item,
+                    identifiers,
+                    cost,
+                    $elastic,
+                ))
             }
         }
     };
@@ -309,6 +379,31 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
         })
     }
 
+    fn decide<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<Decision>> {
+        Box::pin(async move {
+            if !cost_fits(item, cost)? {
+                let stats = self.get_window_stats(item, identifiers).await?;
+                return Ok(Decision::new(false, item, stats));
+            }
+            let (amount, expiry) = (item.amount(), item.get_expiry());
+            let key = item.key_for(identifiers);
+            let (admitted, window) = self
+                .windows()?
+                .acquire_entry_and_window(&key, amount, expiry, cost)
+                .await?;
+            Ok(Decision::new(
+                admitted,
+                item,
+                moving_window::stats(&window, amount, expiry),
+            ))
+        })
+    }
+
     fn clear<'a>(
         &'a self,
         item: &'a RateLimitItem,
@@ -367,6 +462,32 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
                 item.amount(),
                 expiry,
                 self.storage.unix_now(),
+            ))
+        })
+    }
+
+    fn decide<'a>(
+        &'a self,
+        item: &'a RateLimitItem,
+        identifiers: &'a [&'a str],
+        cost: u64,
+    ) -> BoxFuture<'a, Result<Decision>> {
+        Box::pin(async move {
+            if !cost_fits(item, cost)? {
+                let stats = self.get_window_stats(item, identifiers).await?;
+                return Ok(Decision::new(false, item, stats));
+            }
+            let (amount, expiry) = (item.amount(), item.get_expiry());
+            let key = item.key_for(identifiers);
+            let (admitted, window) = self
+                .counters()?
+                .acquire_sliding_window_entry_and_window(&key, amount, expiry, cost)
+                .await?;
+            let now = self.storage.unix_now();
+            Ok(Decision::new(
+                admitted,
+                item,
+                sliding_window::stats(&window, amount, expiry, now),
             ))
         })
     }

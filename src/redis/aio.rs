@@ -489,6 +489,25 @@ macro_rules! impl_async_storage_traits {
                     .submit(self.ops.layout().incr(key, expiry, elastic_expiry, amount))
             }
 
+            fn incr_within_and_window<'a>(
+                &'a self,
+                key: &'a str,
+                expiry: u64,
+                elastic_expiry: bool,
+                amount: u64,
+                limit: u64,
+            ) -> BoxFuture<'a, Result<(bool, crate::storage::FixedWindow)>> {
+                let step = self
+                    .ops
+                    .layout()
+                    .incr_and_window(key, expiry, elastic_expiry, amount);
+                let window = self.ops.submit(step);
+                Box::pin(async move {
+                    let window = window.await?;
+                    Ok((window.count <= limit, window))
+                })
+            }
+
             fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>> {
                 self.ops.submit(self.ops.layout().get(key))
             }
@@ -539,6 +558,20 @@ macro_rules! impl_async_storage_traits {
                 self.ops
                     .submit(self.ops.layout().get_moving_window(key, limit, expiry))
             }
+
+            fn acquire_entry_and_window<'a>(
+                &'a self,
+                key: &'a str,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<(bool, crate::storage::MovingWindow)>> {
+                self.ops.submit(
+                    self.ops
+                        .layout()
+                        .acquire_entry_and_window(key, limit, expiry, amount),
+                )
+            }
         }
 
         impl AsyncSlidingWindowCounterSupport for $ty {
@@ -562,6 +595,20 @@ macro_rules! impl_async_storage_traits {
                     self.ops
                         .layout()
                         .acquire_sliding_window_entry(key, limit, expiry, amount),
+                )
+            }
+
+            fn acquire_sliding_window_entry_and_window<'a>(
+                &'a self,
+                key: &'a str,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<(bool, crate::storage::SlidingWindow)>> {
+                self.ops.submit(
+                    self.ops
+                        .layout()
+                        .acquire_sliding_window_entry_and_window(key, limit, expiry, amount),
                 )
             }
 

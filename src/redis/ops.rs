@@ -12,8 +12,8 @@ use super::pool::{Connector, Pool};
 use super::scripts;
 use crate::error::{Error, Result};
 use crate::storage::{
-    validate_acquire, validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow,
-    SlidingWindow, MAX_AMOUNT, MAX_MOVING_WINDOW_LIMIT,
+    validate_acquire, validate_amount, validate_expiry, validate_key, validate_limit, FixedWindow,
+    MovingWindow, SlidingWindow, MAX_AMOUNT, MAX_MOVING_WINDOW_LIMIT,
 };
 
 /// Keys deleted per `DEL` by [`Ops::reset`], and the `COUNT` hint of its `SCAN`.
@@ -70,6 +70,48 @@ fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// The Unix time a key with `ttl_ms` left expires at (0: no expiry, absent).
+fn expires_at(ttl_ms: i64) -> f64 {
+    if ttl_ms < 0 {
+        0.0
+    } else {
+        now() + ttl_ms as f64 / 1000.0
+    }
+}
+
+/// A moving window from a script's count and oldest entry; `now` is its
+/// start when it is empty.
+fn moving_window(
+    backend: &'static str,
+    now: f64,
+    count: u64,
+    oldest: &str,
+) -> Result<MovingWindow> {
+    if count == 0 {
+        return Ok(MovingWindow { start: now, count });
+    }
+    let start = oldest.parse::<f64>().map_err(|_| {
+        Error::storage_msg(
+            backend,
+            format!("moving window entry `{oldest}` is not a timestamp"),
+        )
+    })?;
+    Ok(MovingWindow { start, count })
+}
+
+/// A sliding window from a script's `{previous count, previous ttl ms,
+/// current count, current ttl ms}`.
+fn sliding_window(
+    (previous_count, previous_ttl, current_count, current_ttl): (u64, u64, u64, u64),
+) -> SlidingWindow {
+    SlidingWindow {
+        previous_count,
+        previous_expires_in: previous_ttl as f64 / 1000.0,
+        current_count,
+        current_expires_in: current_ttl as f64 / 1000.0,
+    }
 }
 
 /// A call as the server sees it: one script or one plain command.
@@ -226,6 +268,33 @@ impl Layout {
         }))
     }
 
+    /// [`incr`](Self::incr), answering the counter as it stands after the
+    /// increment, in one script.
+    pub(crate) fn incr_and_window(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic: bool,
+        amount: u64,
+    ) -> Result<Step<FixedWindow, impl Reply<FixedWindow>>> {
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        let mut call = scripts::INCR_EXPIRE_TTL.prepare_invoke();
+        call.key(self.key(key))
+            .arg(expiry)
+            .arg(amount)
+            .arg(u8::from(elastic));
+        let backend = self.backend;
+        Ok(Step::Call(Call::Script(call), move |reply| {
+            let (count, ttl_ms): (u64, i64) = decode(backend, reply)?;
+            Ok(FixedWindow {
+                count,
+                expires_at: expires_at(ttl_ms),
+            })
+        }))
+    }
+
     pub(crate) fn get(&self, key: &str) -> Result<Step<u64, impl Reply<u64>>> {
         validate_key(key)?;
         let backend = self.backend;
@@ -239,14 +308,7 @@ impl Layout {
         let backend = self.backend;
         Ok(Step::Call(
             command("PTTL", &[self.key(key)]),
-            move |reply| {
-                let ttl_ms: i64 = decode(backend, reply)?;
-                Ok(if ttl_ms < 0 {
-                    0.0
-                } else {
-                    now() + ttl_ms as f64 / 1000.0
-                })
-            },
+            move |reply| Ok(expires_at(decode(backend, reply)?)),
         ))
     }
 
@@ -299,16 +361,32 @@ impl Layout {
         let backend = self.backend;
         Ok(Step::Call(Call::Script(call), move |reply| {
             let (count, oldest): (u64, String) = decode(backend, reply)?;
-            if count == 0 {
-                return Ok(MovingWindow { start: now, count });
-            }
-            let start = oldest.parse::<f64>().map_err(|_| {
-                Error::storage_msg(
-                    backend,
-                    format!("moving window entry `{oldest}` is not a timestamp"),
-                )
-            })?;
-            Ok(MovingWindow { start, count })
+            moving_window(backend, now, count, &oldest)
+        }))
+    }
+
+    /// [`acquire_entry`](Self::acquire_entry), answering the window as it
+    /// stands after the admission, in one script. An `amount` above `limit`
+    /// is sent too: the script refuses it and still reads the window.
+    pub(crate) fn acquire_entry_and_window(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<Step<(bool, MovingWindow), impl Reply<(bool, MovingWindow)>>> {
+        validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)?;
+        let now = now();
+        let mut call = scripts::ACQUIRE_MOVING_WINDOW_STATE.prepare_invoke();
+        call.key(self.key(key))
+            .arg(format!("{now:.6}"))
+            .arg(limit)
+            .arg(expiry)
+            .arg(amount);
+        let backend = self.backend;
+        Ok(Step::Call(Call::Script(call), move |reply| {
+            let (acquired, count, oldest): (u8, u64, String) = decode(backend, reply)?;
+            Ok((acquired == 1, moving_window(backend, now, count, &oldest)?))
         }))
     }
 
@@ -324,14 +402,40 @@ impl Layout {
         call.key(current).key(previous).arg(expiry);
         let backend = self.backend;
         Ok(Step::Call(Call::Script(call), move |reply| {
-            let (previous_count, previous_ttl, current_count, current_ttl): (u64, u64, u64, u64) =
-                decode(backend, reply)?;
-            Ok(SlidingWindow {
-                previous_count,
-                previous_expires_in: previous_ttl as f64 / 1000.0,
-                current_count,
-                current_expires_in: current_ttl as f64 / 1000.0,
-            })
+            Ok(sliding_window(decode(backend, reply)?))
+        }))
+    }
+
+    /// [`acquire_sliding_window_entry`](Self::acquire_sliding_window_entry),
+    /// answering the counters as they stand after the admission, in one
+    /// script. An `amount` above `limit` is sent too: the script refuses it
+    /// and still reads the counters.
+    pub(crate) fn acquire_sliding_window_entry_and_window(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<Step<(bool, SlidingWindow), impl Reply<(bool, SlidingWindow)>>> {
+        validate_acquire(key, limit, MAX_AMOUNT, expiry, amount)?;
+        let (current, previous) = self.sliding_keys(key);
+        let mut call = scripts::ACQUIRE_SLIDING_WINDOW_STATE.prepare_invoke();
+        call.key(current)
+            .key(previous)
+            .arg(limit)
+            .arg(expiry)
+            .arg(amount);
+        let backend = self.backend;
+        Ok(Step::Call(Call::Script(call), move |reply| {
+            let (acquired, previous_count, previous_ttl, current_count, current_ttl): (
+                u8,
+                u64,
+                u64,
+                u64,
+                u64,
+            ) = decode(backend, reply)?;
+            let state = (previous_count, previous_ttl, current_count, current_ttl);
+            Ok((acquired == 1, sliding_window(state)))
         }))
     }
 

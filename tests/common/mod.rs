@@ -4,6 +4,7 @@
 //! file builds a [`Subject`] for its storage and invokes [`storage_suite!`].
 #![allow(dead_code)]
 
+pub mod decide;
 pub mod remote;
 pub mod suite;
 

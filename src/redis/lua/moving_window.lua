@@ -1,22 +1,22 @@
 -- Moving window state.
 -- KEYS[1]: the list of timestamps, newest at the head
--- ARGV[1]: start of the window (now - expiry, Unix seconds)
--- ARGV[2]: limit (only the first `limit` entries count)
--- Returns {count, oldest}: how many of the first `limit` entries are at or
--- after the window start, and the oldest of them as a string ('' if none).
-local start = tonumber(ARGV[1])
-local lo = 0
-local hi = math.min(redis.call('LLEN', KEYS[1]), tonumber(ARGV[2]))
--- Binary search for the first entry before the window start.
-while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if tonumber(redis.call('LINDEX', KEYS[1], mid)) >= start then
-        lo = mid + 1
-    else
-        hi = mid
+-- window(start, limit) returns count, oldest: how many of the first `limit`
+-- entries are at or after `start` (Unix seconds), and the oldest of them as
+-- a string ('' if none).
+local function window(start, limit)
+    local lo = 0
+    local hi = math.min(redis.call('LLEN', KEYS[1]), limit)
+    -- Binary search for the first entry before the window start.
+    while lo < hi do
+        local mid = math.floor((lo + hi) / 2)
+        if tonumber(redis.call('LINDEX', KEYS[1], mid)) >= start then
+            lo = mid + 1
+        else
+            hi = mid
+        end
     end
+    if lo == 0 then
+        return 0, ''
+    end
+    return lo, redis.call('LINDEX', KEYS[1], lo - 1)
 end
-if lo == 0 then
-    return {0, ''}
-end
-return {lo, redis.call('LINDEX', KEYS[1], lo - 1)}
