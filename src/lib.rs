@@ -21,6 +21,8 @@ pub mod rush;
 pub mod storage;
 pub mod strategy;
 mod sync;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod write_behind;
 
 #[cfg(feature = "etcd")]

@@ -104,11 +104,7 @@ impl<S: Storage + ?Sized + 'static> AsyncStorage for Blocking<S> {
         limit: u64,
     ) -> BoxFuture<'a, Result<(bool, FixedWindow)>> {
         let key = key.to_owned();
-        self.run(move |s| {
-            let within = s.incr_within(&key, expiry, elastic_expiry, amount, limit)?;
-            let (count, expires_at) = (s.get(&key)?, s.get_expiry(&key)?);
-            Ok((within, FixedWindow { count, expires_at }))
-        })
+        self.run(move |s| super::inline::fixed_hit(s, &key, expiry, elastic_expiry, amount, limit))
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>> {
@@ -191,8 +187,7 @@ impl<S: Storage + ?Sized + 'static> AsyncMovingWindowSupport for Blocking<S> {
         let key = key.to_owned();
         self.run(move |s| {
             let windows = s.moving_window().ok_or_else(no_moving_window)?;
-            let acquired = windows.acquire_entry(&key, limit, expiry, amount)?;
-            Ok((acquired, windows.get_moving_window(&key, limit, expiry)?))
+            super::inline::moving_hit(windows, &key, limit, expiry, amount)
         })
     }
 }
@@ -235,8 +230,7 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
         let key = key.to_owned();
         self.run(move |s| {
             let counters = s.sliding_window().ok_or_else(no_sliding_window)?;
-            let acquired = counters.acquire_sliding_window_entry(&key, limit, expiry, amount)?;
-            Ok((acquired, counters.get_sliding_window(&key, expiry)?))
+            super::inline::sliding_hit(counters, &key, limit, expiry, amount)
         })
     }
 

@@ -7,7 +7,8 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::memory::MemoryStorage;
 use crate::storage::{
-    MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport, Storage,
+    FixedWindow, MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport,
+    Storage,
 };
 use crate::write_behind::{WriteBehind, WriteBehindHandle};
 
@@ -45,6 +46,17 @@ macro_rules! answer_in_place {
                     amount,
                     limit,
                 ))
+            }
+
+            fn incr_within_and_window<'a>(
+                &'a self,
+                key: &'a str,
+                expiry: u64,
+                elastic_expiry: bool,
+                amount: u64,
+                limit: u64,
+            ) -> BoxFuture<'a, Result<(bool, FixedWindow)>> {
+                ready(fixed_hit(self, key, expiry, elastic_expiry, amount, limit))
             }
 
             fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>> {
@@ -103,6 +115,16 @@ macro_rules! answer_in_place {
             ) -> BoxFuture<'a, Result<MovingWindow>> {
                 ready(moving(self).and_then(|w| w.get_moving_window(key, limit, expiry)))
             }
+
+            fn acquire_entry_and_window<'a>(
+                &'a self,
+                key: &'a str,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
+                ready(moving(self).and_then(|w| moving_hit(w, key, limit, expiry, amount)))
+            }
         }
 
         impl<$($generics)*> AsyncSlidingWindowCounterSupport for $ty {
@@ -126,6 +148,16 @@ macro_rules! answer_in_place {
                 }))
             }
 
+            fn acquire_sliding_window_entry_and_window<'a>(
+                &'a self,
+                key: &'a str,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
+                ready(sliding(self).and_then(|c| sliding_hit(c, key, limit, expiry, amount)))
+            }
+
             fn clear_sliding_window<'a>(
                 &'a self,
                 key: &'a str,
@@ -135,6 +167,45 @@ macro_rules! answer_in_place {
             }
         }
     };
+}
+
+/// `incr_within`, then the counter's count and expiry, on a synchronous
+/// storage.
+pub(super) fn fixed_hit<S: Storage + ?Sized>(
+    storage: &S,
+    key: &str,
+    expiry: u64,
+    elastic_expiry: bool,
+    amount: u64,
+    limit: u64,
+) -> Result<(bool, FixedWindow)> {
+    let within = storage.incr_within(key, expiry, elastic_expiry, amount, limit)?;
+    let (count, expires_at) = (storage.get(key)?, storage.get_expiry(key)?);
+    Ok((within, FixedWindow { count, expires_at }))
+}
+
+/// `acquire_entry`, then the window, on a synchronous storage.
+pub(super) fn moving_hit(
+    windows: &dyn MovingWindowSupport,
+    key: &str,
+    limit: u64,
+    expiry: u64,
+    amount: u64,
+) -> Result<(bool, MovingWindow)> {
+    let acquired = windows.acquire_entry(key, limit, expiry, amount)?;
+    Ok((acquired, windows.get_moving_window(key, limit, expiry)?))
+}
+
+/// `acquire_sliding_window_entry`, then the counters, on a synchronous storage.
+pub(super) fn sliding_hit(
+    counters: &dyn SlidingWindowCounterSupport,
+    key: &str,
+    limit: u64,
+    expiry: u64,
+    amount: u64,
+) -> Result<(bool, SlidingWindow)> {
+    let acquired = counters.acquire_sliding_window_entry(key, limit, expiry, amount)?;
+    Ok((acquired, counters.get_sliding_window(key, expiry)?))
 }
 
 fn moving(storage: &dyn Storage) -> Result<&dyn MovingWindowSupport> {
