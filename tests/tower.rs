@@ -450,3 +450,31 @@ async fn a_paused_redis_is_answered_within_the_deadline_by_the_fail_policy() {
 fn futures_block<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
+
+/// The example's layer over `writebehind+redis://`, as its `LIMITSTORE_URI`
+/// selects: answers from the node's memory, and the hits reach Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_runs_on_write_behind_over_redis() {
+    let redis = Server::redis(Config::default());
+    let prefix = servers::unique_prefix("tower-wb");
+    let uri = format!(
+        "writebehind+{}?key_prefix={prefix}&sync_interval=0.05",
+        redis.url()
+    );
+    let storage = async_storage_from_string(&uri, &Options::new()).unwrap();
+    let addr = serve(example::layer(storage).unwrap()).await;
+    let c = client("127.0.4.1");
+    let statuses = [
+        get(&c, addr, "/").await.status,
+        get(&c, addr, "/").await.status,
+    ];
+    assert_eq!(statuses, [StatusCode::OK; 2]);
+    let mut conn = redis.connection();
+    servers::wait_until("the hits reach Redis", Duration::from_secs(10), || {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query(&mut conn)
+            .unwrap();
+        keys.iter().any(|k| !k.ends_with(":wb-incarnation"))
+    });
+}
