@@ -32,7 +32,7 @@
 //! ```
 
 mod blocking;
-pub(crate) mod bridge;
+mod bridge;
 mod inline;
 mod registry;
 mod strategy;
@@ -124,10 +124,7 @@ pub trait AsyncStorage: Send + Sync + std::fmt::Debug {
 
     /// See [`Storage::unix_now`](crate::Storage::unix_now).
     fn unix_now(&self) -> f64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0)
+        crate::clock::wall_now()
     }
 
     /// See [`Storage::elastic_expiry`](crate::Storage::elastic_expiry).

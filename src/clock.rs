@@ -44,7 +44,10 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     }
 }
 
-fn system_unix_now() -> f64 {
+/// The wall clock, in Unix seconds: the one place the crate reads
+/// `SystemTime` (clocks anchor their origin to it; remote backends, whose
+/// windows live on a server, stamp their operations with it).
+pub(crate) fn wall_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -70,7 +73,7 @@ impl SystemClock {
         SystemClock {
             clock,
             origin,
-            unix_origin: system_unix_now(),
+            unix_origin: wall_now(),
         }
     }
 }
@@ -248,7 +251,7 @@ mod tests {
         let a = c.now();
         let b = c.now();
         assert!(b >= a);
-        assert!((c.unix_now() - system_unix_now()).abs() < 1.0);
+        assert!((c.unix_now() - wall_now()).abs() < 1.0);
     }
 
     #[test]
@@ -257,7 +260,7 @@ mod tests {
         let a = c.now();
         std::thread::sleep(Duration::from_millis(20));
         assert!(c.now() > a);
-        assert!((c.unix_now() - system_unix_now()).abs() < 1.0);
+        assert!((c.unix_now() - wall_now()).abs() < 1.0);
     }
 
     #[test]

@@ -99,9 +99,10 @@ pub use config::{
     DEFAULT_REQUEST_TIMEOUT, MAX_RETRIES,
 };
 
-use crate::aio::bridge::{block_on, runtime};
 use crate::aio::{AsyncStorage, BoxFuture};
+use crate::clock::wall_now;
 use crate::error::{Error, ErrorKind, Result};
+use crate::rt::{block_on, runtime};
 use crate::storage::{validate_amount, validate_expiry, validate_key, Options, StorageUri};
 use config::EtcdConfig;
 
@@ -252,13 +253,6 @@ pub(crate) fn parse_value(raw: &[u8]) -> std::result::Result<(u64, f64), String>
     Ok((count, end))
 }
 
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Aborts the spawned call when the caller drops its future.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
@@ -386,7 +380,7 @@ impl Inner {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let now = unix_now();
+            let now = wall_now();
             let live = Self::live_window(current.as_ref(), now)?;
             let old_lease = current.as_ref().map_or(0, KeyValue::lease);
             let (count, window_end, lease, granted) = match live {
@@ -504,7 +498,7 @@ impl AsyncStorage for EtcdStorage {
         spawn(async move {
             validate_key(&key)?;
             let kv = inner.get_kv(&inner.full_key(&key)).await?;
-            Ok(Inner::live_window(kv.as_ref(), unix_now())?.map_or(0, |(count, _)| count))
+            Ok(Inner::live_window(kv.as_ref(), wall_now())?.map_or(0, |(count, _)| count))
         })
     }
 
@@ -514,7 +508,7 @@ impl AsyncStorage for EtcdStorage {
         spawn(async move {
             validate_key(&key)?;
             let kv = inner.get_kv(&inner.full_key(&key)).await?;
-            Ok(Inner::live_window(kv.as_ref(), unix_now())?.map_or(0.0, |(_, end)| end))
+            Ok(Inner::live_window(kv.as_ref(), wall_now())?.map_or(0.0, |(_, end)| end))
         })
     }
 

@@ -17,6 +17,8 @@ pub mod mongodb;
 pub mod parse;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "async")]
+mod rt;
 pub mod rush;
 pub mod storage;
 pub mod strategy;

@@ -132,6 +132,7 @@ pub use config::{
     MAX_CONNECTIONS,
 };
 
+use crate::clock::wall_now;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{
     validate_acquire, validate_amount, validate_expiry, validate_key, Options, SlidingWindow,
@@ -147,13 +148,6 @@ pub(crate) const MAX_RELATIVE_EXPIRY: u64 = 30 * 24 * 3600;
 /// How often a fixed-window increment starts over when its key keeps
 /// vanishing between commands (eviction), before giving up.
 const MAX_ATTEMPTS: usize = 4;
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// The expiration Memcached is sent for `expiry` seconds from `now`.
 fn exptime(expiry: u64, now: f64) -> u32 {
@@ -353,7 +347,7 @@ impl Storage for MemcachedStorage {
         let server = self.route(key);
         let counter = self.mkey(key);
         let companion = self.mkey(&format!("{key}/expires"));
-        let at = now();
+        let at = wall_now();
         let ttl = exptime(expiry, at);
         let end = format!("{:.6}", at + expiry as f64);
         let write_end = || server.call(|c| c.set(&companion, end.as_str(), ttl));
@@ -396,7 +390,7 @@ impl Storage for MemcachedStorage {
                 )
             })?;
         // Memcached may keep the companion a tick longer than the window.
-        Ok(if end <= now() { 0.0 } else { end })
+        Ok(if end <= wall_now() { 0.0 } else { end })
     }
 
     fn check(&self) -> bool {
@@ -436,7 +430,7 @@ impl SlidingWindowCounterSupport for MemcachedStorage {
     fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
         validate_key(key)?;
         validate_expiry(expiry)?;
-        Ok(self.sliding_state(key, expiry, now())?.0)
+        Ok(self.sliding_state(key, expiry, wall_now())?.0)
     }
 
     fn acquire_sliding_window_entry(
@@ -450,7 +444,7 @@ impl SlidingWindowCounterSupport for MemcachedStorage {
             return Ok(false);
         }
         let server = self.route(key);
-        let at = now();
+        let at = wall_now();
         let (window, current) = self.sliding_state(key, expiry, at)?;
         if window.weighted_count(expiry).floor() as u64 + amount > limit {
             return Ok(false);
@@ -460,7 +454,7 @@ impl SlidingWindowCounterSupport for MemcachedStorage {
         // Check again with the count this increment returned: concurrent
         // acquires each get a distinct count, so none is admitted beyond
         // the limit.
-        let elapsed = (now() - at).max(0.0);
+        let elapsed = (wall_now() - at).max(0.0);
         let after = SlidingWindow {
             previous_expires_in: (window.previous_expires_in - elapsed).max(0.0),
             current_count: count,
@@ -477,7 +471,8 @@ impl SlidingWindowCounterSupport for MemcachedStorage {
         validate_key(key)?;
         validate_expiry(expiry)?;
         let server = self.route(key);
-        let (previous, current) = TimestampedSlidingWindow::sliding_window_keys(key, expiry, now());
+        let (previous, current) =
+            TimestampedSlidingWindow::sliding_window_keys(key, expiry, wall_now());
         let (previous, current) = (self.mkey(&previous), self.mkey(&current));
         server.call(|c| c.delete(&previous))?;
         server.call(|c| c.delete(&current))?;

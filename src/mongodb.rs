@@ -92,11 +92,12 @@ pub use config::{
 };
 
 use self::config::MongoConfig;
-use crate::aio::bridge::{block_on, runtime};
 use crate::aio::{
     AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture,
 };
+use crate::clock::wall_now;
 use crate::error::{Error, Result};
+use crate::rt::{block_on, runtime};
 use crate::storage::{
     validate_acquire, validate_amount, validate_expiry, validate_key, MovingWindow, Options,
     SlidingWindow, StorageUri,
@@ -145,13 +146,6 @@ async fn both<A: IntoFuture, B: IntoFuture>(a: A, b: B) -> (A::Output, B::Output
         }
     })
     .await
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// What every operation needs, shared with the tasks that run them.
@@ -529,7 +523,7 @@ impl AsyncMovingWindowSupport for MongoDbStorage {
         let key = key.to_owned();
         let op = self.run(move |inner| async move {
             inner.ensure_indexes().await?;
-            let now = unix_now();
+            let now = wall_now();
             let filter = ops::acquire_filter(&key, limit, expiry, amount, now);
             let update = ops::acquire_update(limit, expiry, amount, now);
             match inner
@@ -574,7 +568,7 @@ impl AsyncMovingWindowSupport for MongoDbStorage {
             .and(crate::storage::validate_limit(limit, MAX_WINDOW_ENTRIES));
         let key = key.to_owned();
         let op = self.run(move |inner| async move {
-            let now = unix_now();
+            let now = wall_now();
             let first = inner
                 .aggregate_one(ops::moving_window_pipeline(&key, limit, expiry, now))
                 .await?;

@@ -164,10 +164,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// use it to compute reset times; the memory engine answers from its
     /// clock, so fake clocks reach the strategies too.
     fn unix_now(&self) -> f64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0)
+        crate::clock::wall_now()
     }
 
     /// Whether [`incr`](Self::incr) takes `elastic_expiry = true`: the
@@ -187,6 +184,34 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn sliding_window(&self) -> Option<&dyn SlidingWindowCounterSupport> {
         None
     }
+}
+
+/// A capability of a storage beyond fixed windows, which strategies and
+/// adapters may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Capability {
+    /// [`MovingWindowSupport`].
+    MovingWindow,
+    /// [`SlidingWindowCounterSupport`].
+    SlidingWindowCounter,
+    /// Windows that a hit can extend ([`Storage::elastic_expiry`]).
+    ElasticExpiry,
+}
+
+/// The configuration error for the storage type `S` lacking `capability`:
+/// the one wording of it, whoever finds it missing.
+pub(crate) fn lacks<S: ?Sized>(capability: Capability) -> Error {
+    let (what, strategy) = match capability {
+        Capability::MovingWindow => ("moving window support", "moving-window"),
+        Capability::SlidingWindowCounter => {
+            ("sliding window counter support", "sliding-window-counter")
+        }
+        Capability::ElasticExpiry => ("windows a hit can extend", "fixed-window-elastic-expiry"),
+    };
+    Error::configuration(format!(
+        "`{}` has no {what}, which the {strategy} strategy needs",
+        std::any::type_name::<S>()
+    ))
 }
 
 /// The state of a fixed-window counter, as a hit leaves it (see

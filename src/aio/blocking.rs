@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture};
 use crate::error::{Error, Result};
+use crate::storage::{lacks, Capability};
 use crate::storage::{FixedWindow, MovingWindow, SlidingWindow, Storage};
 
 /// Gives a synchronous [`Storage`] the [`AsyncStorage`] API without blocking
@@ -60,14 +61,6 @@ impl<S: Storage + ?Sized + 'static> Blocking<S> {
             }
         })
     }
-}
-
-fn no_moving_window() -> Error {
-    Error::configuration("the wrapped storage has no moving window support")
-}
-
-fn no_sliding_window() -> Error {
-    Error::configuration("the wrapped storage has no sliding window counter support")
 }
 
 impl<S: Storage + ?Sized + 'static> AsyncStorage for Blocking<S> {
@@ -158,7 +151,9 @@ impl<S: Storage + ?Sized + 'static> AsyncMovingWindowSupport for Blocking<S> {
     ) -> BoxFuture<'a, Result<bool>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let windows = s.moving_window().ok_or_else(no_moving_window)?;
+            let windows = s
+                .moving_window()
+                .ok_or_else(|| lacks::<S>(Capability::MovingWindow))?;
             windows.acquire_entry(&key, limit, expiry, amount)
         })
     }
@@ -171,7 +166,9 @@ impl<S: Storage + ?Sized + 'static> AsyncMovingWindowSupport for Blocking<S> {
     ) -> BoxFuture<'a, Result<MovingWindow>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let windows = s.moving_window().ok_or_else(no_moving_window)?;
+            let windows = s
+                .moving_window()
+                .ok_or_else(|| lacks::<S>(Capability::MovingWindow))?;
             windows.get_moving_window(&key, limit, expiry)
         })
     }
@@ -186,7 +183,9 @@ impl<S: Storage + ?Sized + 'static> AsyncMovingWindowSupport for Blocking<S> {
     ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let windows = s.moving_window().ok_or_else(no_moving_window)?;
+            let windows = s
+                .moving_window()
+                .ok_or_else(|| lacks::<S>(Capability::MovingWindow))?;
             super::inline::moving_hit(windows, &key, limit, expiry, amount)
         })
     }
@@ -200,7 +199,9 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
     ) -> BoxFuture<'a, Result<SlidingWindow>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let counters = s.sliding_window().ok_or_else(no_sliding_window)?;
+            let counters = s
+                .sliding_window()
+                .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))?;
             counters.get_sliding_window(&key, expiry)
         })
     }
@@ -214,7 +215,9 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
     ) -> BoxFuture<'a, Result<bool>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let counters = s.sliding_window().ok_or_else(no_sliding_window)?;
+            let counters = s
+                .sliding_window()
+                .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))?;
             counters.acquire_sliding_window_entry(&key, limit, expiry, amount)
         })
     }
@@ -229,7 +232,9 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
     ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let counters = s.sliding_window().ok_or_else(no_sliding_window)?;
+            let counters = s
+                .sliding_window()
+                .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))?;
             super::inline::sliding_hit(counters, &key, limit, expiry, amount)
         })
     }
@@ -237,7 +242,9 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
     fn clear_sliding_window<'a>(&'a self, key: &'a str, expiry: u64) -> BoxFuture<'a, Result<()>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let counters = s.sliding_window().ok_or_else(no_sliding_window)?;
+            let counters = s
+                .sliding_window()
+                .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))?;
             counters.clear_sliding_window(&key, expiry)
         })
     }

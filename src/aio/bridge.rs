@@ -2,54 +2,15 @@
 //! runtime this crate owns.
 
 use std::fmt;
-use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use super::AsyncStorage;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::rt::block_on;
+use crate::storage::{lacks, Capability};
 use crate::storage::{
     MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport, Storage,
 };
-
-/// The runtime that drives bridged storages and the clients they own: two
-/// worker threads named `limitstore-io`, started on first use.
-pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
-        OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("limitstore-io")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| Error::configuration(format!("cannot start the I/O runtime: {e}")))
-}
-
-/// Runs `future` to completion on [`runtime`] and returns its output.
-///
-/// Called from a thread that is itself inside a tokio runtime (where blocking
-/// on another runtime is forbidden), the future is driven from a short-lived
-/// helper thread instead; async callers should use the async API.
-pub(crate) fn block_on<F>(future: F) -> Result<F::Output>
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    let rt = runtime()?;
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Ok(rt.block_on(future));
-    }
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| rt.block_on(future))
-            .join()
-            .map_err(|_| Error::storage_msg("I/O runtime", "a storage call panicked"))
-    })
-}
 
 /// Gives an [`AsyncStorage`] the synchronous [`Storage`] API: each call is
 /// driven to completion on a runtime owned by this crate (two worker
@@ -82,14 +43,6 @@ impl<A: AsyncStorage + ?Sized> Bridged<A> {
     pub fn storage(&self) -> &Arc<A> {
         &self.inner
     }
-}
-
-fn no_moving_window() -> Error {
-    Error::configuration("the wrapped storage has no moving window support")
-}
-
-fn no_sliding_window() -> Error {
-    Error::configuration("the wrapped storage has no sliding window counter support")
 }
 
 impl<A: AsyncStorage + ?Sized> Storage for Bridged<A> {
@@ -150,19 +103,28 @@ impl<A: AsyncStorage + ?Sized> Storage for Bridged<A> {
 
 impl<A: AsyncStorage + ?Sized> MovingWindowSupport for Bridged<A> {
     fn acquire_entry(&self, key: &str, limit: u64, expiry: u64, amount: u64) -> Result<bool> {
-        let windows = self.inner.moving_window().ok_or_else(no_moving_window)?;
+        let windows = self
+            .inner
+            .moving_window()
+            .ok_or_else(|| lacks::<A>(Capability::MovingWindow))?;
         block_on(windows.acquire_entry(key, limit, expiry, amount))?
     }
 
     fn get_moving_window(&self, key: &str, limit: u64, expiry: u64) -> Result<MovingWindow> {
-        let windows = self.inner.moving_window().ok_or_else(no_moving_window)?;
+        let windows = self
+            .inner
+            .moving_window()
+            .ok_or_else(|| lacks::<A>(Capability::MovingWindow))?;
         block_on(windows.get_moving_window(key, limit, expiry))?
     }
 }
 
 impl<A: AsyncStorage + ?Sized> SlidingWindowCounterSupport for Bridged<A> {
     fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
-        let counters = self.inner.sliding_window().ok_or_else(no_sliding_window)?;
+        let counters = self
+            .inner
+            .sliding_window()
+            .ok_or_else(|| lacks::<A>(Capability::SlidingWindowCounter))?;
         block_on(counters.get_sliding_window(key, expiry))?
     }
 
@@ -173,12 +135,18 @@ impl<A: AsyncStorage + ?Sized> SlidingWindowCounterSupport for Bridged<A> {
         expiry: u64,
         amount: u64,
     ) -> Result<bool> {
-        let counters = self.inner.sliding_window().ok_or_else(no_sliding_window)?;
+        let counters = self
+            .inner
+            .sliding_window()
+            .ok_or_else(|| lacks::<A>(Capability::SlidingWindowCounter))?;
         block_on(counters.acquire_sliding_window_entry(key, limit, expiry, amount))?
     }
 
     fn clear_sliding_window(&self, key: &str, expiry: u64) -> Result<()> {
-        let counters = self.inner.sliding_window().ok_or_else(no_sliding_window)?;
+        let counters = self
+            .inner
+            .sliding_window()
+            .ok_or_else(|| lacks::<A>(Capability::SlidingWindowCounter))?;
         block_on(counters.clear_sliding_window(key, expiry))?
     }
 }

@@ -4,8 +4,9 @@
 
 use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture};
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::memory::MemoryStorage;
+use crate::storage::{lacks, Capability};
 use crate::storage::{
     FixedWindow, MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport,
     Storage,
@@ -208,16 +209,16 @@ pub(super) fn sliding_hit(
     Ok((acquired, counters.get_sliding_window(key, expiry)?))
 }
 
-fn moving(storage: &dyn Storage) -> Result<&dyn MovingWindowSupport> {
+fn moving<S: Storage>(storage: &S) -> Result<&dyn MovingWindowSupport> {
     storage
         .moving_window()
-        .ok_or_else(|| Error::configuration("this storage has no moving window support"))
+        .ok_or_else(|| lacks::<S>(Capability::MovingWindow))
 }
 
-fn sliding(storage: &dyn Storage) -> Result<&dyn SlidingWindowCounterSupport> {
+fn sliding<S: Storage>(storage: &S) -> Result<&dyn SlidingWindowCounterSupport> {
     storage
         .sliding_window()
-        .ok_or_else(|| Error::configuration("this storage has no sliding window counter support"))
+        .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))
 }
 
 answer_in_place!([C: Clock] MemoryStorage<C>);

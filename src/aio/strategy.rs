@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture};
 use crate::error::Result;
 use crate::item::RateLimitItem;
+use crate::storage::{lacks, Capability};
 use crate::strategy::{
     cost_fits, fixed_window, moving_window, sliding_window, Decision, Strategy, WindowStats,
 };
@@ -167,7 +168,7 @@ impl<S: AsyncStorage + ?Sized> AsyncFixedWindowElasticExpiryRateLimiter<S> {
     /// [`Storage::elastic_expiry`](crate::Storage::elastic_expiry)).
     pub fn new(storage: Arc<S>) -> Result<Self> {
         if !storage.elastic_expiry() {
-            return Err(crate::strategy::fixed_window::no_elastic_expiry::<S>());
+            return Err(lacks::<S>(Capability::ElasticExpiry));
         }
         Ok(AsyncFixedWindowElasticExpiryRateLimiter { storage })
     }
@@ -178,7 +179,7 @@ impl<S: AsyncStorage + ?Sized> AsyncMovingWindowRateLimiter<S> {
     /// the storage has no moving window support.
     pub fn new(storage: Arc<S>) -> Result<Self> {
         if storage.moving_window().is_none() {
-            return Err(moving_window::missing_support::<S>());
+            return Err(lacks::<S>(Capability::MovingWindow));
         }
         Ok(AsyncMovingWindowRateLimiter { storage })
     }
@@ -186,7 +187,7 @@ impl<S: AsyncStorage + ?Sized> AsyncMovingWindowRateLimiter<S> {
     fn windows(&self) -> Result<&dyn AsyncMovingWindowSupport> {
         self.storage
             .moving_window()
-            .ok_or_else(moving_window::missing_support::<S>)
+            .ok_or_else(|| lacks::<S>(Capability::MovingWindow))
     }
 }
 
@@ -195,7 +196,7 @@ impl<S: AsyncStorage + ?Sized> AsyncSlidingWindowCounterRateLimiter<S> {
     /// the storage has no sliding window counter support.
     pub fn new(storage: Arc<S>) -> Result<Self> {
         if storage.sliding_window().is_none() {
-            return Err(sliding_window::missing_support::<S>());
+            return Err(lacks::<S>(Capability::SlidingWindowCounter));
         }
         Ok(AsyncSlidingWindowCounterRateLimiter { storage })
     }
@@ -203,7 +204,7 @@ impl<S: AsyncStorage + ?Sized> AsyncSlidingWindowCounterRateLimiter<S> {
     fn counters(&self) -> Result<&dyn AsyncSlidingWindowCounterSupport> {
         self.storage
             .sliding_window()
-            .ok_or_else(sliding_window::missing_support::<S>)
+            .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))
     }
 }
 

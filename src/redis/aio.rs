@@ -35,7 +35,7 @@ use super::pool::is_connection_error;
 use super::sentinel::Sentinel;
 use super::standalone::Standalone;
 use crate::aio::{
-    bridge, AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture,
+    AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture,
 };
 use crate::error::{Error, Result};
 use crate::storage::{Options, StorageUri};
@@ -399,7 +399,7 @@ fn on_runtime<R: Send + 'static>(
     work: impl Future<Output = Result<R>> + Send + 'static,
 ) -> BoxFuture<'static, Result<R>> {
     Box::pin(async move {
-        let task = Task(bridge::runtime()?.spawn(work));
+        let task = Task(crate::rt::runtime()?.spawn(work));
         task.await
             .map_err(|e| Error::storage_msg(backend, format!("the call did not complete: {e}")))?
     })

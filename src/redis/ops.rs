@@ -10,6 +10,7 @@ use redis::{cmd, Cmd, ConnectionLike, RedisError, RedisResult, ScriptInvocation,
 use super::config::RedisConfig;
 use super::pool::{Connector, Pool};
 use super::scripts;
+use crate::clock::wall_now;
 use crate::error::{Error, Result};
 use crate::storage::{
     validate_acquire, validate_amount, validate_expiry, validate_key, validate_limit, FixedWindow,
@@ -65,19 +66,12 @@ pub(crate) fn glob_escape(text: &str) -> String {
     out
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// The Unix time a key with `ttl_ms` left expires at (0: no expiry, absent).
 fn expires_at(ttl_ms: i64) -> f64 {
     if ttl_ms < 0 {
         0.0
     } else {
-        now() + ttl_ms as f64 / 1000.0
+        wall_now() + ttl_ms as f64 / 1000.0
     }
 }
 
@@ -335,7 +329,7 @@ impl Layout {
         if !validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
             return Ok(Step::Done(false));
         }
-        let timestamp = format!("{:.6}", now());
+        let timestamp = format!("{:.6}", wall_now());
         let mut call = scripts::ACQUIRE_MOVING_WINDOW.prepare_invoke();
         call.key(self.key(key))
             .arg(timestamp)
@@ -354,7 +348,7 @@ impl Layout {
         validate_key(key)?;
         validate_expiry(expiry)?;
         validate_limit(limit, MAX_MOVING_WINDOW_LIMIT)?;
-        let now = now();
+        let now = wall_now();
         let start = format!("{:.6}", now - expiry as f64);
         let mut call = scripts::MOVING_WINDOW.prepare_invoke();
         call.key(self.key(key)).arg(start).arg(limit);
@@ -376,7 +370,7 @@ impl Layout {
         amount: u64,
     ) -> Result<Step<(bool, MovingWindow), impl Reply<(bool, MovingWindow)>>> {
         validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)?;
-        let now = now();
+        let now = wall_now();
         let mut call = scripts::ACQUIRE_MOVING_WINDOW_STATE.prepare_invoke();
         call.key(self.key(key))
             .arg(format!("{now:.6}"))

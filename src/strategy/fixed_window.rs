@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{cost_fits, with_key, RateLimiter, WindowStats};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::Storage;
+use crate::storage::{lacks, Capability};
 
 /// The fixed window strategy (`"fixed-window"`): a counter per identity
 /// whose window starts at its first hit and lasts the item's expiry.
@@ -134,22 +135,13 @@ impl<S: Storage + ?Sized> RateLimiter for FixedWindowRateLimiter<S> {
     }
 }
 
-/// The error of an elastic-expiry limiter over a storage that cannot extend a window.
-pub(crate) fn no_elastic_expiry<S: ?Sized>() -> Error {
-    Error::configuration(format!(
-        "the fixed-window-elastic-expiry strategy needs a storage that can extend a window, \
-         which `{}` cannot",
-        std::any::type_name::<S>()
-    ))
-}
-
 impl<S: Storage + ?Sized> FixedWindowElasticExpiryRateLimiter<S> {
     /// An elastic-expiry fixed window limiter over `storage`. Fails with a
     /// [configuration error](crate::ErrorKind::Configuration) if the storage
     /// cannot extend a window ([`Storage::elastic_expiry`] is false).
     pub fn new(storage: Arc<S>) -> Result<Self> {
         if !storage.elastic_expiry() {
-            return Err(no_elastic_expiry::<S>());
+            return Err(lacks::<S>(Capability::ElasticExpiry));
         }
         Ok(FixedWindowElasticExpiryRateLimiter {
             inner: FixedWindowRateLimiter::new(storage),

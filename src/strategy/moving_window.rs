@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{cost_fits, with_key, RateLimiter, WindowStats};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::item::RateLimitItem;
+use crate::storage::{lacks, Capability};
 use crate::storage::{MovingWindow, MovingWindowSupport, Storage};
 
 /// The moving window strategy (`"moving-window"`): a hit is allowed if, with
@@ -37,7 +38,7 @@ impl<S: Storage + ?Sized> MovingWindowRateLimiter<S> {
     /// cannot hold moving windows ([`Storage::moving_window`] is `None`).
     pub fn new(storage: Arc<S>) -> Result<Self> {
         if storage.moving_window().is_none() {
-            return Err(missing_support::<S>());
+            return Err(lacks::<S>(Capability::MovingWindow));
         }
         Ok(MovingWindowRateLimiter { storage })
     }
@@ -50,16 +51,8 @@ impl<S: Storage + ?Sized> MovingWindowRateLimiter<S> {
     fn windows(&self) -> Result<&dyn MovingWindowSupport> {
         self.storage
             .moving_window()
-            .ok_or_else(missing_support::<S>)
+            .ok_or_else(|| lacks::<S>(Capability::MovingWindow))
     }
-}
-
-pub(crate) fn missing_support<S: ?Sized>() -> Error {
-    Error::configuration(format!(
-        "the moving-window strategy needs a storage with moving window support, \
-         which `{}` does not have",
-        std::any::type_name::<S>()
-    ))
 }
 
 impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {

@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{cost_fits, with_key, RateLimiter, WindowStats};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::item::RateLimitItem;
+use crate::storage::{lacks, Capability};
 use crate::storage::{SlidingWindow, SlidingWindowCounterSupport, Storage};
 
 /// The sliding window counter strategy (`"sliding-window-counter"`): the
@@ -36,7 +37,7 @@ impl<S: Storage + ?Sized> SlidingWindowCounterRateLimiter<S> {
     /// `None`).
     pub fn new(storage: Arc<S>) -> Result<Self> {
         if storage.sliding_window().is_none() {
-            return Err(missing_support::<S>());
+            return Err(lacks::<S>(Capability::SlidingWindowCounter));
         }
         Ok(SlidingWindowCounterRateLimiter { storage })
     }
@@ -49,16 +50,8 @@ impl<S: Storage + ?Sized> SlidingWindowCounterRateLimiter<S> {
     fn counters(&self) -> Result<&dyn SlidingWindowCounterSupport> {
         self.storage
             .sliding_window()
-            .ok_or_else(missing_support::<S>)
+            .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))
     }
-}
-
-pub(crate) fn missing_support<S: ?Sized>() -> Error {
-    Error::configuration(format!(
-        "the sliding-window-counter strategy needs a storage with sliding window \
-         counter support, which `{}` does not have",
-        std::any::type_name::<S>()
-    ))
 }
 
 impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {

@@ -13,10 +13,11 @@ use etcd_client::{
 };
 
 use super::target::{Report, SyncTarget};
-use crate::aio::bridge::block_on;
 use crate::aio::AsyncStorage;
+use crate::clock::wall_now;
 use crate::error::{Error, Result};
 use crate::etcd::is_lease_not_found;
+use crate::rt::block_on;
 use crate::storage::validate_key;
 use crate::EtcdStorage;
 
@@ -87,13 +88,6 @@ fn decode(raw: &[u8]) -> Result<u64> {
 /// after the window ends.
 fn deadline(r: &Report<'_>) -> u64 {
     r.window.saturating_add(2).saturating_mul(r.expiry)
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// One report, as sent: what to write (if anything) and what to read.
@@ -264,7 +258,7 @@ impl EtcdStorage {
 
     async fn wb_sync(&self, reports: &[Report<'_>]) -> Result<Vec<u64>> {
         let prefix = self.key_prefix();
-        let now = unix_now();
+        let now = wall_now();
         let plan: Vec<Planned> = reports
             .iter()
             .map(|r| {

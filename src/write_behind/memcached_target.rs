@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use memcache::{CommandError, MemcacheError};
 
 use super::target::{Report, SyncTarget};
+use crate::clock::wall_now;
 use crate::error::{Error, ErrorKind, Result};
 use crate::memcached::{Server, MAX_RELATIVE_EXPIRY};
 use crate::storage::{validate_key, Storage};
@@ -20,13 +21,6 @@ const ATTEMPTS: usize = 8;
 
 /// An item as `gets` reads it: value, flags, CAS token.
 type Item = (Vec<u8>, u32, Option<u64>);
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// `s` with `%`, `/` and `,` percent-encoded: an escaped key is one path
 /// segment, and an escaped node id one entry of a membership list.
@@ -503,7 +497,7 @@ impl SyncTarget for MemcachedStorage {
                 None => groups.push((server, vec![i])),
             }
         }
-        let at = now();
+        let at = wall_now();
         let mut out = vec![0; reports.len()];
         for (server, indices) in &groups {
             self.sync_on(server, reports, indices, at, &mut out)?;

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
 use super::target::{Report, SyncTarget};
-use crate::aio::bridge::block_on;
 use crate::aio::AsyncStorage;
 use crate::error::{Error, Result};
 use crate::mongodb::ops::{self, is_duplicate_key};
 use crate::mongodb::{storage_error, MongoDbStorage, UPSERT_RETRIES};
+use crate::rt::block_on;
 
 const BACKEND: &str = "mongodb";
 

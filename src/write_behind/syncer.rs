@@ -50,10 +50,7 @@ static NODE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A node id unique to this process and instance: pid, start time, sequence.
 fn default_node_id() -> String {
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let started = (crate::clock::wall_now() * 1e9) as u128;
     format!(
         "{}-{started:x}-{}",
         std::process::id(),

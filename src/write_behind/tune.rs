@@ -89,11 +89,7 @@ pub fn unique_namespace(prefix: &str) -> String {
     // instance; the pid, the time and a counter separate runs and calls.
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    h.write_u128((crate::clock::wall_now() * 1e9) as u128);
     h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
     format!("{prefix}-{:016x}", h.finish())
 }
