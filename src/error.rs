@@ -21,8 +21,11 @@ pub enum ErrorKind {
     /// A rate-limit string such as `"10/minute"` could not be parsed.
     Parse,
     /// The backend failed (connection refused, timeout, protocol error, a
-    /// reply that could not be decoded). The backend's own error is the
-    /// [`source`](std::error::Error::source).
+    /// reply that could not be decoded). The backend's own error, when there
+    /// is one, is the [`source`](std::error::Error::source), not part of the
+    /// message: print the error with `{:#}` (or through a reporter that
+    /// walks sources) to see it. [`Error::is_timeout`] and
+    /// [`Error::is_retryable`] tell what to do about it.
     Storage,
     /// An optimistic update lost its race too many times in a row.
     ConcurrentUpdate,
@@ -58,6 +61,8 @@ struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+    /// Set by [`Error::storage_timeout`], for timeouts without a source.
+    timeout: bool,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -70,6 +75,7 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            timeout: false,
         }))
     }
 
@@ -83,22 +89,43 @@ impl Error {
         Self::new(ErrorKind::InvalidArgument, message)
     }
 
-    /// A storage error that wraps the backend's own error.
+    /// A storage error of `backend` caused by the backend's own error,
+    /// which becomes the [`source`](std::error::Error::source).
     pub fn storage<E>(backend: &str, source: E) -> Self
     where
         E: StdError + Send + Sync + 'static,
     {
         Error(Box::new(Inner {
             kind: ErrorKind::Storage,
-            message: format!("{backend}: {source}"),
+            message: format!("{backend} call failed"),
             source: Some(Arc::new(source)),
+            timeout: false,
         }))
+    }
+
+    /// A storage error of `backend` saying `message`, caused by `source`
+    /// (which is not repeated in the message).
+    pub fn storage_caused<E>(backend: &str, message: impl fmt::Display, source: E) -> Self
+    where
+        E: StdError + Send + Sync + 'static,
+    {
+        let mut e = Self::storage(backend, source);
+        e.0.message = format!("{backend}: {message}");
+        e
     }
 
     /// A storage error without an underlying error value (for example a reply
     /// of an unexpected shape).
     pub fn storage_msg(backend: &str, message: impl fmt::Display) -> Self {
         Self::new(ErrorKind::Storage, format!("{backend}: {message}"))
+    }
+
+    /// A storage error for a call that did not finish in time, without an
+    /// underlying error value; [`is_timeout`](Self::is_timeout) is true.
+    pub fn storage_timeout(backend: &str, message: impl fmt::Display) -> Self {
+        let mut e = Self::storage_msg(backend, message);
+        e.0.timeout = true;
+        e
     }
 
     /// What kind of error this is.
@@ -125,6 +152,71 @@ impl Error {
     pub fn storage_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
         self.0.source.as_deref()
     }
+
+    /// Whether a storage call ran out of time: a server that did not answer
+    /// within the timeouts (a hung or paused server, a lost network).
+    pub fn is_timeout(&self) -> bool {
+        self.0.timeout || self.causes().any(cause_is_timeout)
+    }
+
+    /// Whether the same call may succeed if tried again later: timeouts,
+    /// lost or refused connections and other I/O failures, a server busy
+    /// loading or failing over, a lost optimistic race. Bad configuration,
+    /// bad arguments, parse errors and replies of the wrong shape are not.
+    pub fn is_retryable(&self) -> bool {
+        match self.0.kind {
+            ErrorKind::ConcurrentUpdate => true,
+            ErrorKind::Storage => {
+                self.is_timeout() || self.0.source.as_deref().is_some_and(source_is_retryable)
+            }
+            _ => false,
+        }
+    }
+
+    /// This error's sources, outermost first.
+    fn causes(&self) -> impl Iterator<Item = &(dyn StdError + 'static)> {
+        let mut next = self
+            .0
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static));
+        std::iter::from_fn(move || {
+            let cause = next?;
+            next = cause.source();
+            Some(cause)
+        })
+    }
+}
+
+fn cause_is_timeout(cause: &(dyn StdError + 'static)) -> bool {
+    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+        // A socket read timeout surfaces as `WouldBlock` (EAGAIN) on Unix.
+        return matches!(
+            io.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        );
+    }
+    #[cfg(feature = "redis")]
+    if let Some(redis) = cause.downcast_ref::<redis::RedisError>() {
+        return redis.is_timeout();
+    }
+    false
+}
+
+/// Whether a backend error is worth a retry. Errors of clients this module
+/// cannot inspect (MongoDB, etcd, Memcached) are their transport's failures
+/// in practice, so they count as retryable.
+fn source_is_retryable(source: &(dyn StdError + Send + Sync + 'static)) -> bool {
+    let source = source as &(dyn StdError + 'static);
+    if source.downcast_ref::<std::io::Error>().is_some() {
+        return true;
+    }
+    #[cfg(feature = "redis")]
+    if let Some(e) = source.downcast_ref::<redis::RedisError>() {
+        return e.kind() != redis::ErrorKind::AuthenticationFailed
+            && !matches!(e.retry_method(), redis::RetryMethod::NoRetry);
+    }
+    true
 }
 
 impl fmt::Debug for Error {
@@ -139,9 +231,19 @@ impl fmt::Debug for Error {
     }
 }
 
+/// `{}` prints the kind and the message; `{:#}` adds every source after
+/// them (`storage error: redis call failed: Connection refused (os error
+/// 111)`), as reporters do. The source is never part of the message, so a
+/// reporter walking sources prints it once.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.0.kind.as_str(), self.0.message)
+        write!(f, "{}: {}", self.0.kind.as_str(), self.0.message)?;
+        if f.alternate() {
+            for cause in self.causes() {
+                write!(f, ": {cause}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -165,14 +267,57 @@ mod tests {
     }
 
     #[test]
-    fn storage_error_keeps_its_source() {
+    fn storage_error_keeps_its_source_and_prints_it_once() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let e = Error::storage("redis", io);
         assert!(e.is_storage());
-        assert!(e.to_string().contains("refused"));
+        assert_eq!(e.to_string(), "storage error: redis call failed");
+        assert_eq!(
+            format!("{e:#}"),
+            "storage error: redis call failed: refused"
+        );
+        assert!(e.is_retryable());
+        assert!(!e.is_timeout());
         let src = e.source().expect("source");
         assert!(src.downcast_ref::<std::io::Error>().is_some());
         let cloned = e.clone();
         assert_eq!(cloned.kind(), ErrorKind::Storage);
+    }
+
+    #[test]
+    fn timeouts_and_retries() {
+        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow");
+        let e = Error::storage("memcached", timed_out);
+        assert!(e.is_timeout() && e.is_retryable());
+        let eagain = std::io::Error::from_raw_os_error(11);
+        assert!(Error::storage("redis", eagain).is_timeout());
+        let e = Error::storage_timeout("etcd", "connecting timed out");
+        assert!(e.is_timeout() && e.is_retryable());
+        let shape = Error::storage_msg("redis", "entry `x` is not a timestamp");
+        assert!(!shape.is_timeout() && !shape.is_retryable());
+        assert!(Error::new(ErrorKind::ConcurrentUpdate, "lost").is_retryable());
+        for e in [
+            Error::configuration("x"),
+            Error::invalid_argument("x"),
+            Error::new(ErrorKind::Parse, "x"),
+        ] {
+            assert!(!e.is_retryable() && !e.is_timeout(), "{e}");
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_errors() {
+        let decode =
+            redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "not a number"));
+        assert!(!Error::storage("redis", decode).is_retryable());
+        let auth = redis::RedisError::from((redis::ErrorKind::AuthenticationFailed, "wrong pass"));
+        assert!(!Error::storage("redis", auth).is_retryable());
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "read");
+        let e = Error::storage("redis", redis::RedisError::from(io));
+        assert!(e.is_timeout() && e.is_retryable());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = Error::storage("redis", redis::RedisError::from(refused));
+        assert!(!e.is_timeout() && e.is_retryable());
     }
 }

@@ -164,7 +164,7 @@ impl EtcdStorage {
         let client = block_on(async move {
             tokio::time::timeout(limit, Client::connect(endpoints, Some(connect))).await
         })?
-        .map_err(|_| Error::storage_msg(BACKEND, "building the client timed out"))?
+        .map_err(|_| Error::storage_timeout(BACKEND, "building the client timed out"))?
         .map_err(|e| Error::configuration(format!("`{}`: {e}", uri.redacted())))?;
         Ok(EtcdStorage {
             inner: Arc::new(Inner {

@@ -4,24 +4,24 @@
 
 #[cfg(feature = "async")]
 pub mod aio;
-pub mod clock;
-pub mod error;
+mod clock;
+mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
-pub mod item;
+mod item;
 #[cfg(feature = "memcached")]
 pub mod memcached;
-pub mod memory;
+mod memory;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
-pub mod parse;
+mod parse;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "async")]
 mod rt;
 pub mod rush;
 pub mod storage;
-pub mod strategy;
+mod strategy;
 mod sync;
 #[cfg(feature = "tower")]
 pub mod tower;
@@ -40,7 +40,7 @@ pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};
-pub use memory::{MemoryStorage, MemoryStorageBuilder};
+pub use memory::{MemoryStorage, MemoryStorageBuilder, DEFAULT_MAX_ENTRIES};
 pub use parse::{parse, parse_many};
 pub use storage::{
     register_storage, storage_from_string, FixedWindow, Location, MovingWindow,

@@ -34,12 +34,24 @@ use crate::storage::{Storage, MAX_AMOUNT};
 /// The state of an identity's window, as [`RateLimiter::get_window_stats`]
 /// reports it.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct WindowStats {
     /// When the window (or, for the sliding window counter, the next unit of
     /// quota) frees up, in Unix seconds.
     pub reset_time: f64,
     /// Hits still allowed in the current window.
     pub remaining: u64,
+}
+
+impl WindowStats {
+    /// The stats of a window that resets at `reset_time` (Unix seconds)
+    /// with `remaining` hits left, for limiters of your own.
+    pub fn new(reset_time: f64, remaining: u64) -> Self {
+        WindowStats {
+            reset_time,
+            remaining,
+        }
+    }
 }
 
 /// One hit's answer together with the window it leaves: what a server tells

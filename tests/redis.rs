@@ -397,8 +397,9 @@ fn killed_server_gives_storage_errors_then_reconnects() {
     server.kill();
     let started = Instant::now();
     let e = st.incr("k", 60, false, 1).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Storage, "{e:#}");
     assert!(e.storage_error().is_some());
+    assert!(e.is_retryable(), "{e:#}");
     let e = st
         .moving_window()
         .unwrap()
@@ -436,7 +437,8 @@ fn hung_server_times_out() {
     let started = Instant::now();
     assert!(!st.check());
     let e = st.incr("k", 60, false, 1).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Storage, "{e:#}");
+    assert!(e.is_timeout() && e.is_retryable(), "{e:#}");
     let elapsed = started.elapsed();
     server.signal("CONT");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");

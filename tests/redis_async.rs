@@ -228,8 +228,13 @@ fn no_server_is_a_storage_error() {
     let started = Instant::now();
     block_on(async {
         let e = st.incr("k", 60, false, 1).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+        assert_eq!(e.kind(), ErrorKind::Storage, "{e:#}");
         assert!(e.storage_error().is_some());
+        assert!(e.is_retryable() && !e.is_timeout(), "{e:#}");
+        // The cause is printed once: in the alternate form, not the message.
+        let cause = e.storage_error().unwrap().to_string();
+        assert!(!e.to_string().contains(&cause), "{e}");
+        assert!(format!("{e:#}").ends_with(&cause), "{e:#}");
         assert!(!st.check().await);
     });
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -416,7 +421,8 @@ fn hung_server_times_out() {
     let elapsed = started.elapsed();
     server.signal("CONT");
     assert!(!healthy);
-    assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Storage, "{e:#}");
+    assert!(e.is_timeout() && e.is_retryable(), "{e:#}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     assert!(block_on(st.check()));
     assert_eq!(block_on(st.incr("k", 60, false, 1)).unwrap(), 1);

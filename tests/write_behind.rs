@@ -349,7 +349,8 @@ fn fail_closed_refuses_hits_after_the_grace_period() {
     clock.advance(Duration::from_secs(1));
     let e = closed.incr("k", 60, false, 1).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Storage);
-    assert!(e.to_string().contains("unreachable"), "{e}");
+    assert!(format!("{e:#}").contains("unreachable"), "{e:#}");
+    assert!(e.is_retryable(), "{e:#}");
     let sw = closed.sliding_window().unwrap();
     assert!(sw.acquire_sliding_window_entry("s", 5, 60, 1).is_err());
     assert_eq!(closed.get("k").unwrap(), 2, "reads answer locally");
@@ -515,17 +516,15 @@ mod tune {
 
     #[test]
     fn a_break_keeps_the_finished_intervals_and_stops_the_one_under_way() {
-        let config = TuneConfig {
-            nodes: 2,
-            limit: 50,
-            duration: Duration::from_millis(300),
-            intervals: vec![
-                Duration::ZERO,
-                Duration::from_millis(5),
-                Duration::from_secs(1),
-            ],
-            ..TuneConfig::default()
-        };
+        let mut config = TuneConfig::default();
+        config.nodes = 2;
+        config.limit = 50;
+        config.duration = Duration::from_millis(300);
+        config.intervals = vec![
+            Duration::ZERO,
+            Duration::from_millis(5),
+            Duration::from_secs(1),
+        ];
         let started = std::time::Instant::now();
         let report = run_tune(&config, &mut |p| {
             if p.index == 1 && p.done > 0.4 {
@@ -550,14 +549,12 @@ mod tune {
     #[test]
     fn a_tiny_rate_or_a_huge_one_ends_on_time() {
         for rate in [1e-300, 1e-3, 1e9] {
-            let config = TuneConfig {
-                nodes: 2,
-                limit: 10,
-                duration: Duration::from_millis(100),
-                rate: Some(rate),
-                intervals: vec![Duration::from_millis(10)],
-                ..TuneConfig::default()
-            };
+            let mut config = TuneConfig::default();
+            config.nodes = 2;
+            config.limit = 10;
+            config.duration = Duration::from_millis(100);
+            config.rate = Some(rate);
+            config.intervals = vec![Duration::from_millis(10)];
             let started = std::time::Instant::now();
             let report = run_tune(&config, &mut |_| ControlFlow::Continue(())).unwrap();
             assert!(started.elapsed() < Duration::from_secs(2), "{rate}");
@@ -570,19 +567,17 @@ mod tune {
 
     #[test]
     fn tune_report_is_consistent() {
-        let config = TuneConfig {
-            nodes: 3,
-            limit: 40,
-            window: 1,
-            duration: Duration::from_millis(1200),
-            intervals: vec![
-                Duration::ZERO,
-                Duration::from_millis(20),
-                Duration::from_secs(2),
-            ],
-            latency: Duration::from_micros(50),
-            ..TuneConfig::default()
-        };
+        let mut config = TuneConfig::default();
+        config.nodes = 3;
+        config.limit = 40;
+        config.window = 1;
+        config.duration = Duration::from_millis(1200);
+        config.intervals = vec![
+            Duration::ZERO,
+            Duration::from_millis(20),
+            Duration::from_secs(2),
+        ];
+        config.latency = Duration::from_micros(50);
         let mut ticks = 0;
         let report = run_tune(&config, &mut |p| {
             assert!((0.0..=1.0).contains(&p.done));

@@ -318,14 +318,12 @@ fn tune_against_redis_is_exact_in_write_through() {
     require_or_skip!("redis-server");
     let server = Server::redis(Config::default());
     let remote = Arc::new(RedisStorage::new(&format!("{}?{QUERY}", server.url())).unwrap());
-    let config = TuneConfig {
-        nodes: 2,
-        limit: 30,
-        duration: Duration::from_millis(600),
-        intervals: vec![Duration::ZERO, Duration::from_millis(50)],
-        remote: Some(remote),
-        ..TuneConfig::default()
-    };
+    let mut config = TuneConfig::default();
+    config.nodes = 2;
+    config.limit = 30;
+    config.duration = Duration::from_millis(600);
+    config.intervals = vec![Duration::ZERO, Duration::from_millis(50)];
+    config.remote = Some(remote);
     let report = run_tune(&config, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
     let exact = &report.rows[0];
     assert_eq!(

@@ -244,7 +244,7 @@ fn case(plan: &Plan, strategy: Strategy, keys: usize, threads: usize) -> Result<
     cleaned.map_err(|e| {
         limitstore::Error::storage_msg(
             "bench",
-            format!("deleting the case's keys failed (they expire with their window): {e}"),
+            format!("deleting the case's keys failed (they expire with their window): {e:#}"),
         )
     })?;
     Ok(counts)
@@ -282,7 +282,7 @@ pub fn run(plan: &Plan) -> std::result::Result<Outcome, Failure> {
                 let counts = case(plan, strategy, keys, threads).map_err(|e| {
                     limitstore::Error::storage_msg(
                         "bench",
-                        format!("{strategy}, {keys} keys, {threads} threads: {e}"),
+                        format!("{strategy}, {keys} keys, {threads} threads: {e:#}"),
                     )
                 })?;
                 let Some(o) = counts else {

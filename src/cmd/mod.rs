@@ -41,7 +41,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Usage(m) => f.write_str(m),
-            Failure::Run(e) => write!(f, "{e}"),
+            Failure::Run(e) => write!(f, "{e:#}"),
         }
     }
 }

@@ -198,18 +198,18 @@ pub fn plan(args: &Args) -> Result<Plan, Failure> {
         ));
     }
     check_output(&args.svg)?;
+    let mut config = TuneConfig::default();
+    config.nodes = args.nodes;
+    config.limit = args.limit;
+    config.window = args.window;
+    config.duration = duration;
+    config.rate = args.rate;
+    config.intervals = intervals;
+    config.latency = latency;
+    config.remote = remote;
+    config.namespace = namespace;
     Ok(Plan {
-        config: TuneConfig {
-            nodes: args.nodes,
-            limit: args.limit,
-            window: args.window,
-            duration,
-            rate: args.rate,
-            intervals,
-            latency,
-            remote,
-            namespace,
-        },
+        config,
         svg: args.svg.clone(),
         reset_own_prefix,
     })

@@ -120,6 +120,7 @@ pub fn redact(text: &str) -> String {
 /// secret query parameters; `raw` and `password` keep them for the backends
 /// that connect with them.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StorageUri {
     /// The text the URI was parsed from.
     pub raw: String,

@@ -5,6 +5,7 @@ use std::time::Duration;
 /// A snapshot of a write-behind node's counters, from
 /// [`WriteBehind::stats`](super::WriteBehind::stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Stats {
     /// Keys with hits the remote has not acknowledged.
     pub pending_keys: u64,

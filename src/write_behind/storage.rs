@@ -421,15 +421,11 @@ impl WriteBehind {
         if failing < self.grace {
             return None;
         }
-        let last = self
-            .last_error
-            .lock()
-            .as_ref()
-            .map_or_else(String::new, |e| format!(": {e}"));
-        Some(Error::storage_msg(
-            "write-behind",
-            format!("remote failing for {failing:?}, failing closed{last}"),
-        ))
+        let message = format!("remote failing for {failing:?}, failing closed");
+        Some(match self.last_error.lock().as_ref() {
+            Some(last) => Error::storage_caused("write-behind", message, last.clone()),
+            None => Error::storage_msg("write-behind", message),
+        })
     }
 
     /// After a failed write-through call: the local estimate under

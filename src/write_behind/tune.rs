@@ -50,6 +50,7 @@ use crate::error::{Error, Result};
 
 /// What to run.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TuneConfig {
     /// Simulated nodes (threads), each its own write-behind instance.
     pub nodes: usize,
