@@ -232,6 +232,15 @@ pub(crate) fn cost_fits(item: &RateLimitItem, cost: u64) -> Result<bool> {
     Ok(cost <= item.amount())
 }
 
+/// Whether `cost` more fits beside `count` under a limit of `amount` (the
+/// `test` of the fixed and moving windows); `cost <= amount`, as
+/// [`cost_fits`] checked.
+#[inline]
+pub(crate) fn room_for(count: u64, amount: u64, cost: u64) -> bool {
+    // `count + cost <= amount`, without overflow.
+    count <= amount - cost
+}
+
 /// Checks a cost: at least 1, at most [`MAX_AMOUNT`].
 #[inline]
 fn validate_cost(cost: u64) -> Result<()> {

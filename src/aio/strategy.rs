@@ -9,7 +9,8 @@ use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::{lacks, Capability};
 use crate::strategy::{
-    cost_fits, fixed_window, moving_window, sliding_window, Decision, Strategy, WindowStats,
+    cost_fits, fixed_window, moving_window, room_for, sliding_window, Decision, Strategy,
+    WindowStats,
 };
 
 /// The asynchronous twin of [`RateLimiter`](crate::RateLimiter): the same
@@ -234,7 +235,7 @@ async fn fixed_test<S: AsyncStorage + ?Sized>(
         return Ok(false);
     }
     let count = storage.get(&item.key_for(identifiers)).await?;
-    Ok(count <= item.amount() - cost)
+    Ok(room_for(count, item.amount(), cost))
 }
 
 async fn fixed_stats<S: AsyncStorage + ?Sized>(
@@ -360,7 +361,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
                 .windows()?
                 .get_moving_window(&key, item.amount(), item.get_expiry())
                 .await?;
-            Ok(window.count <= item.amount() - cost)
+            Ok(room_for(window.count, item.amount(), cost))
         })
     }
 

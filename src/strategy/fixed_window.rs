@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{cost_fits, with_key, RateLimiter, WindowStats};
+use super::{cost_fits, room_for, with_key, RateLimiter, WindowStats};
 use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::Storage;
@@ -86,8 +86,7 @@ impl<S: Storage + ?Sized> FixedWindowRateLimiter<S> {
         }
         let amount = item.amount();
         let count = with_key(item, identifiers, |key| self.storage.get(key))?;
-        // `count < amount - cost + 1`, without underflow.
-        Ok(count <= amount - cost)
+        Ok(room_for(count, amount, cost))
     }
 
     fn stats_impl(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats> {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{cost_fits, with_key, RateLimiter, WindowStats};
+use super::{cost_fits, room_for, with_key, RateLimiter, WindowStats};
 use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::{lacks, Capability};
@@ -78,7 +78,7 @@ impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {
         let window = with_key(item, identifiers, |key| {
             windows.get_moving_window(key, amount, expiry)
         })?;
-        Ok(window.count <= amount - cost)
+        Ok(room_for(window.count, amount, cost))
     }
 
     fn get_window_stats(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats> {
