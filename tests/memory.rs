@@ -20,6 +20,7 @@ fn subject() -> Subject {
         storage: Arc::new(storage),
         advance: Box::new(move |d| clock.advance(d)),
         slack: 0.0,
+        lacks: &[],
     }
 }
 

@@ -39,6 +39,7 @@ fn sync_subject() -> Subject {
         storage,
         advance: real_time(server),
         slack: 0.5,
+        lacks: &[],
     }
 }
 

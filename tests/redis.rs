@@ -25,6 +25,7 @@ fn subject_on(server: Server, uri: &str) -> Subject {
             std::thread::sleep(d)
         }),
         slack: 0.5,
+        lacks: &[],
     }
 }
 

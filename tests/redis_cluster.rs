@@ -21,6 +21,7 @@ fn subject() -> Subject {
             std::thread::sleep(d)
         }),
         slack: 0.5,
+        lacks: &[],
     }
 }
 

@@ -32,6 +32,7 @@ fn subject() -> Subject {
             std::thread::sleep(d)
         }),
         slack: 0.5,
+        lacks: &[],
     }
 }
 

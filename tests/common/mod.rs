@@ -10,22 +10,35 @@ pub mod suite;
 
 pub use suite::Subject;
 
-/// Generates one `#[test]` per behaviour of the shared suite.
+/// Generates one `#[test]` per behaviour of the shared suite: every one of
+/// them, for every backend.
 ///
 /// `$make` is an expression (usually a function path) called once per test,
 /// which returns a fresh [`Subject`]: a storage isolated from the other tests
 /// (its own memory storage, or its own key prefix on a shared server).
+///
+/// `lacks: [..]` declares the [`Capability`](suite::Capability)s the backend
+/// does not have: the tests of such a capability assert that the storage
+/// refuses it (no support offered, the strategy refused at construction),
+/// and every capability not declared missing is asserted present. `skip:
+/// [..]` names tests this file runs otherwise (each with a comment saying
+/// why at the call site); a skipped test says so on stderr, and a name that
+/// is not a suite test fails `skip_list_names_suite_tests`.
 ///
 /// ```ignore
 /// #[macro_use]
 /// mod common;
 /// fn subject() -> common::Subject { /* ... */ }
 /// storage_suite!(subject);
+/// storage_suite!(subject; lacks: [MovingWindow]; skip: []);
 /// ```
 #[macro_export]
 macro_rules! storage_suite {
     ($make:expr) => {
-        $crate::storage_suite!(@tests $make;
+        $crate::storage_suite!($make; lacks: []; skip: []);
+    };
+    ($make:expr; lacks: $lacks:tt; skip: $skip:tt) => {
+        $crate::storage_suite!(@tests $make; $lacks; $skip;
             incr_adds_amounts,
             incr_within_counts_and_compares_with_the_limit,
             keys_are_independent,
@@ -50,11 +63,29 @@ macro_rules! storage_suite {
             concurrent_sliding_window_is_exact,
         );
     };
-    (@tests $make:expr; $($name:ident),* $(,)?) => {
+    (@lacks [$($capability:ident),* $(,)?]) => {
+        &[$(common::suite::Capability::$capability),*]
+    };
+    (@tests $make:expr; $lacks:tt; [$($skip:ident),* $(,)?]; $($name:ident),* $(,)?) => {
+        const SUITE_SKIPS: &[&str] = &[$(stringify!($skip)),*];
+
+        #[test]
+        fn skip_list_names_suite_tests() {
+            let suite = [$(stringify!($name)),*];
+            for skipped in SUITE_SKIPS {
+                assert!(suite.contains(skipped), "`{skipped}` is not a suite test");
+            }
+        }
+
         $(
             #[test]
             fn $name() {
-                let subject = $make();
+                if SUITE_SKIPS.contains(&stringify!($name)) {
+                    eprintln!("{}: in this backend's skip list", stringify!($name));
+                    return;
+                }
+                let mut subject = $make();
+                subject.lacks = $crate::storage_suite!(@lacks $lacks);
                 common::suite::$name(&subject);
             }
         )*
@@ -74,5 +105,6 @@ pub fn via_async(
         storage: std::sync::Arc::new(limitstore::aio::Bridged::new(storage)),
         advance,
         slack,
+        lacks: &[],
     }
 }

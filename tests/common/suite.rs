@@ -7,7 +7,22 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use limitstore::{ErrorKind, Storage, MAX_AMOUNT, MAX_EXPIRY};
+use limitstore::{
+    limiter_for, ErrorKind, MovingWindowSupport, SlidingWindowCounterSupport, Storage, Strategy,
+    MAX_AMOUNT, MAX_EXPIRY,
+};
+
+/// A capability beyond fixed windows, which a backend declares it lacks
+/// (`storage_suite!(make; lacks: [..])`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Moving windows (`Storage::moving_window`).
+    MovingWindow,
+    /// Sliding window counters (`Storage::sliding_window`).
+    SlidingWindowCounter,
+    /// Windows a hit can extend (`Storage::elastic_expiry`).
+    ElasticExpiry,
+}
 
 /// A storage under test and the means to move its time forward.
 pub struct Subject {
@@ -17,6 +32,9 @@ pub struct Subject {
     pub advance: Box<dyn Fn(Duration) + Send + Sync>,
     /// Tolerance, in seconds, for timestamps the storage reports (0 for a fake clock).
     pub slack: f64,
+    /// The capabilities the backend declares it lacks; every other one is
+    /// asserted present.
+    pub lacks: &'static [Capability],
 }
 
 impl Subject {
@@ -26,7 +44,72 @@ impl Subject {
             storage,
             advance: Box::new(std::thread::sleep),
             slack: 0.5,
+            lacks: &[],
         }
+    }
+
+    fn declares(&self, capability: Capability) -> bool {
+        !self.lacks.contains(&capability)
+    }
+
+    /// A strategy needing a capability the backend lacks is refused at
+    /// construction, with a configuration error naming the strategy.
+    fn assert_refused(&self, strategy: Strategy) {
+        let e = limiter_for(strategy, Arc::clone(&self.storage))
+            .err()
+            .unwrap_or_else(|| panic!("{strategy} over a storage lacking it was built"));
+        assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
+        assert!(e.message().contains(strategy.name()), "{e}");
+    }
+
+    /// The storage's moving windows when it declares them (asserted
+    /// present); `None` when it declares none, after asserting that the
+    /// storage has none and that the moving-window strategy is refused.
+    fn moving(&self) -> Option<&dyn MovingWindowSupport> {
+        let declared = self.declares(Capability::MovingWindow);
+        let found = self.storage.moving_window();
+        assert_eq!(
+            found.is_some(),
+            declared,
+            "moving window support declared: {declared}"
+        );
+        if !declared {
+            self.assert_refused(Strategy::MovingWindow);
+        }
+        found
+    }
+
+    /// As [`moving`](Self::moving), for sliding window counters.
+    fn sliding(&self) -> Option<&dyn SlidingWindowCounterSupport> {
+        let declared = self.declares(Capability::SlidingWindowCounter);
+        let found = self.storage.sliding_window();
+        assert_eq!(
+            found.is_some(),
+            declared,
+            "sliding window support declared: {declared}"
+        );
+        if !declared {
+            self.assert_refused(Strategy::SlidingWindowCounter);
+        }
+        found
+    }
+
+    /// Whether the storage extends windows (asserted as declared); when it
+    /// does not, the elastic strategy is refused and an elastic `incr`
+    /// fails without counting.
+    fn elastic(&self) -> bool {
+        let declared = self.declares(Capability::ElasticExpiry);
+        assert_eq!(
+            self.storage.elastic_expiry(),
+            declared,
+            "elastic expiry declared: {declared}"
+        );
+        if !declared {
+            self.assert_refused(Strategy::FixedWindowElasticExpiry);
+            assert!(self.storage.incr("elastic-refused", 1, true, 1).is_err());
+            assert_eq!(self.storage.get("elastic-refused").unwrap(), 0);
+        }
+        declared
     }
 
     fn advance(&self, by: Duration) {
@@ -111,6 +194,9 @@ pub fn get_expiry_reports_the_window_end(s: &Subject) {
 }
 
 pub fn elastic_expiry_pushes_the_window_out(s: &Subject) {
+    if !s.elastic() {
+        return;
+    }
     let st = &s.storage;
     st.incr("el", 1, true, 1).unwrap();
     st.incr("fx", 1, false, 1).unwrap();
@@ -132,7 +218,7 @@ pub fn clear_removes_counter_and_moving_window(s: &Subject) {
     st.clear("clr").unwrap();
     assert_eq!(st.get("clr").unwrap(), 0);
     assert_eq!(st.incr("clr", 10, false, 1).unwrap(), 1);
-    if let Some(mw) = st.moving_window() {
+    if let Some(mw) = s.moving() {
         assert!(mw.acquire_entry("clr-mw", 2, 10, 2).unwrap());
         assert!(!mw.acquire_entry("clr-mw", 2, 10, 1).unwrap());
         st.clear("clr-mw").unwrap();
@@ -186,7 +272,7 @@ pub fn bad_arguments_are_typed_errors(s: &Subject) {
     );
     // Nothing was counted by the refused calls.
     assert_eq!(st.get("bad").unwrap(), 0);
-    if let Some(mw) = st.moving_window() {
+    if let Some(mw) = s.moving() {
         assert_eq!(
             kind(mw.acquire_entry("bad", 0, 10, 1)),
             ErrorKind::InvalidArgument
@@ -204,7 +290,7 @@ pub fn bad_arguments_are_typed_errors(s: &Subject) {
             ErrorKind::InvalidArgument
         );
     }
-    if let Some(sw) = st.sliding_window() {
+    if let Some(sw) = s.sliding() {
         assert_eq!(
             kind(sw.acquire_sliding_window_entry("bad", 0, 10, 1)),
             ErrorKind::InvalidArgument
@@ -221,7 +307,7 @@ pub fn bad_arguments_are_typed_errors(s: &Subject) {
 }
 
 pub fn acquire_entry_admits_up_to_the_limit(s: &Subject) {
-    let Some(mw) = s.storage.moving_window() else {
+    let Some(mw) = s.moving() else {
         return;
     };
     for i in 0..5 {
@@ -233,7 +319,7 @@ pub fn acquire_entry_admits_up_to_the_limit(s: &Subject) {
 }
 
 pub fn acquire_entry_refuses_amount_over_limit(s: &Subject) {
-    let Some(mw) = s.storage.moving_window() else {
+    let Some(mw) = s.moving() else {
         return;
     };
     assert!(!mw.acquire_entry("mw-big", 10, 10, 11).unwrap());
@@ -243,7 +329,7 @@ pub fn acquire_entry_refuses_amount_over_limit(s: &Subject) {
 }
 
 pub fn acquire_entry_large_amounts(s: &Subject) {
-    let Some(mw) = s.storage.moving_window() else {
+    let Some(mw) = s.moving() else {
         return;
     };
     assert!(mw.acquire_entry("mw-large", 30_000, 10, 20_000).unwrap());
@@ -256,7 +342,7 @@ pub fn acquire_entry_large_amounts(s: &Subject) {
 }
 
 pub fn moving_window_frees_up_as_entries_age(s: &Subject) {
-    let Some(mw) = s.storage.moving_window() else {
+    let Some(mw) = s.moving() else {
         return;
     };
     assert!(mw.acquire_entry("mw-age", 2, 1, 1).unwrap());
@@ -280,7 +366,7 @@ pub fn moving_window_frees_up_as_entries_age(s: &Subject) {
 }
 
 pub fn moving_window_start_is_the_oldest_entry(s: &Subject) {
-    let Some(mw) = s.storage.moving_window() else {
+    let Some(mw) = s.moving() else {
         return;
     };
     let empty = mw.get_moving_window("mw-start", 5, 10).unwrap();
@@ -300,7 +386,7 @@ pub fn moving_window_start_is_the_oldest_entry(s: &Subject) {
 }
 
 pub fn sliding_window_counts_and_refuses(s: &Subject) {
-    let Some(sw) = s.storage.sliding_window() else {
+    let Some(sw) = s.sliding() else {
         return;
     };
     for i in 0..5 {
@@ -319,7 +405,7 @@ pub fn sliding_window_counts_and_refuses(s: &Subject) {
 }
 
 pub fn sliding_window_weights_the_previous_window(s: &Subject) {
-    let Some(sw) = s.storage.sliding_window() else {
+    let Some(sw) = s.sliding() else {
         return;
     };
     // Backends align windows differently (to the epoch, or to the first
@@ -354,7 +440,7 @@ pub fn sliding_window_weights_the_previous_window(s: &Subject) {
 }
 
 pub fn clear_sliding_window_removes_both_buckets(s: &Subject) {
-    let Some(sw) = s.storage.sliding_window() else {
+    let Some(sw) = s.sliding() else {
         return;
     };
     for _ in 0..3 {
@@ -404,7 +490,7 @@ pub fn concurrent_incr_within_is_exact(s: &Subject) {
 }
 
 pub fn concurrent_acquire_entry_is_exact(s: &Subject) {
-    let Some(mw) = s.storage.moving_window() else {
+    let Some(mw) = s.moving() else {
         return;
     };
     let admitted = hammer(|| mw.acquire_entry("conc-mw", 5, 60, 1).unwrap());
@@ -413,7 +499,7 @@ pub fn concurrent_acquire_entry_is_exact(s: &Subject) {
 }
 
 pub fn concurrent_sliding_window_is_exact(s: &Subject) {
-    let Some(sw) = s.storage.sliding_window() else {
+    let Some(sw) = s.sliding() else {
         return;
     };
     let admitted = hammer(|| {
