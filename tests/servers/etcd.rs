@@ -13,7 +13,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{free_port, TempDir};
@@ -23,7 +23,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running single-member etcd cluster.
 pub struct Etcd {
-    child: Option<Child>,
+    process: super::Process,
     args: Vec<String>,
     /// The client port (`127.0.0.1:port`).
     pub port: u16,
@@ -77,7 +77,7 @@ impl Etcd {
             dir.path().join("etcd.log").to_str().unwrap().into(),
         ];
         let mut etcd = Etcd {
-            child: None,
+            process: super::Process::default(),
             args,
             port,
             peer_port,
@@ -89,7 +89,6 @@ impl Etcd {
     }
 
     fn spawn(&mut self) {
-        assert!(self.child.is_none(), "etcd already running");
         let child = Command::new("etcd")
             .args(&self.args)
             .current_dir(self.dir.path())
@@ -98,13 +97,13 @@ impl Etcd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start etcd: {e}"));
-        self.child = Some(child);
+        self.process.hold(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if self.healthy() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(status) = self.process.exited() {
                 panic!(
                     "etcd on port {} exited with {status}; log:\n{}",
                     self.port,
@@ -152,24 +151,6 @@ impl Etcd {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The pid of the running server.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("etcd not running").id()
-    }
-
-    /// Sends a signal (`STOP`, `CONT`, ...); see [`super::send_signal`].
-    pub fn signal(&self, signal: &str) {
-        super::send_signal(self.pid(), signal);
-    }
-
-    /// Kills the server (SIGKILL) and waits until its pid has exited.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
     /// Starts the server again on the same ports with the same data.
     pub fn restart(&mut self) {
         self.kill();
@@ -177,9 +158,11 @@ impl Etcd {
     }
 }
 
+deref_process!(Etcd);
+
 impl Drop for Etcd {
     fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }

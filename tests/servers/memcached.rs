@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{free_port, TempDir};
@@ -29,7 +29,7 @@ pub enum Listen {
 /// A running `memcached`.
 pub struct Memcached {
     args: Vec<String>,
-    child: Option<Child>,
+    process: super::Process,
     /// Where it listens.
     pub listen: Listen,
     /// Its directory (holds the unix socket).
@@ -82,7 +82,7 @@ impl Memcached {
         }
         let mut server = Memcached {
             args,
-            child: None,
+            process: super::Process::default(),
             listen,
             dir,
         };
@@ -91,7 +91,6 @@ impl Memcached {
     }
 
     fn start(&mut self) {
-        assert!(self.child.is_none(), "memcached already running");
         let child = Command::new("memcached")
             .args(&self.args)
             .stdin(Stdio::null())
@@ -99,7 +98,7 @@ impl Memcached {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start memcached: {e}"));
-        self.child = Some(child);
+        self.process.hold(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if self
@@ -108,7 +107,7 @@ impl Memcached {
             {
                 return;
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(status) = self.process.exited() {
                 panic!("memcached {:?} exited with {status}", self.listen);
             }
             assert!(
@@ -206,24 +205,6 @@ impl Memcached {
         }
     }
 
-    /// The pid of the running server.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("memcached not running").id()
-    }
-
-    /// Sends a signal (`STOP`, `CONT`, ...); see [`super::send_signal`].
-    pub fn signal(&self, signal: &str) {
-        super::send_signal(self.pid(), signal);
-    }
-
-    /// Kills the server (SIGKILL) and waits until its pid has exited.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
     /// Starts the server again, empty, where it listened before.
     pub fn restart(&mut self) {
         self.kill();
@@ -234,8 +215,4 @@ impl Memcached {
     }
 }
 
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+deref_process!(Memcached);

@@ -11,6 +11,25 @@
 //! skip itself.
 #![allow(dead_code)]
 
+/// Gives a server type with a `process: Process` field the methods of
+/// [`Process`].
+macro_rules! deref_process {
+    ($server:ty) => {
+        impl std::ops::Deref for $server {
+            type Target = $crate::servers::Process;
+            fn deref(&self) -> &Self::Target {
+                &self.process
+            }
+        }
+
+        impl std::ops::DerefMut for $server {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.process
+            }
+        }
+    };
+}
+
 pub mod memcached;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
@@ -161,11 +180,64 @@ pub enum Addr {
     Unix(PathBuf),
 }
 
+/// The process of a server a test started: signalled, killed and waited
+/// for here, and killed when dropped. Each server type holds one and derefs
+/// to it, so `server.pid()`, `server.signal("STOP")` and `server.kill()` are
+/// written once.
+#[derive(Default)]
+pub struct Process(Option<Child>);
+
+impl Process {
+    /// Holds `child`, the server just spawned; panics if one is running.
+    pub fn hold(&mut self, child: Child) {
+        assert!(self.0.is_none(), "server already running");
+        self.0 = Some(child);
+    }
+
+    /// Whether a process is held.
+    pub fn is_running(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0
+            .as_mut()
+            .expect("server not running")
+            .try_wait()
+            .unwrap()
+    }
+
+    /// The pid of the running server.
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().expect("server not running").id()
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, ...); see [`send_signal`].
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.pid(), signal);
+    }
+
+    /// Kills the server (SIGKILL) and waits until its pid has exited.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A running `redis-server` or `redis-sentinel`.
 pub struct Server {
     program: String,
     args: Vec<String>,
-    child: Option<Child>,
+    process: Process,
     /// The plain TCP port.
     pub port: u16,
     /// The unix socket, when one was asked for.
@@ -218,7 +290,7 @@ impl Server {
         let mut server = Server {
             program: "redis-server".into(),
             args,
-            child: None,
+            process: Process::default(),
             port,
             socket,
             dir,
@@ -247,7 +319,7 @@ impl Server {
         let mut server = Server {
             program: "redis-sentinel".into(),
             args: vec![conf.to_str().unwrap().to_string()],
-            child: None,
+            process: Process::default(),
             port,
             socket: None,
             dir,
@@ -257,7 +329,6 @@ impl Server {
     }
 
     fn start(&mut self) {
-        assert!(self.child.is_none(), "server already running");
         let child = Command::new(&self.program)
             .args(&self.args)
             .current_dir(self.dir.path())
@@ -266,7 +337,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program));
-        self.child = Some(child);
+        self.process.hold(child);
         self.wait_ready();
     }
 
@@ -279,7 +350,7 @@ impl Server {
             {
                 return;
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(status) = self.process.exited() {
                 panic!(
                     "{} on port {} exited with {status}; log:\n{}",
                     self.program,
@@ -306,28 +377,10 @@ impl Server {
             .collect()
     }
 
-    /// Kills the server (SIGKILL) and waits until its pid has exited.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
     /// Starts the server again with the same arguments, on the same port.
     pub fn restart(&mut self) {
         self.kill();
         self.start();
-    }
-
-    /// The pid of the running server.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server not running").id()
-    }
-
-    /// Sends a signal (`STOP`, `CONT`, ...); see [`send_signal`].
-    pub fn signal(&self, signal: &str) {
-        send_signal(self.pid(), signal);
     }
 
     /// A plain `redis` crate connection to this server.
@@ -347,11 +400,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+deref_process!(Server);
 
 /// A key prefix no other test uses.
 pub fn unique_prefix(tag: &str) -> String {

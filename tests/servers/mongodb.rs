@@ -11,7 +11,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -106,7 +106,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// A running SecantusDB server.
 pub struct MongoServer {
-    child: Option<Child>,
+    process: super::Process,
     /// Held open: the server exits when it closes.
     stdin: Option<ChildStdin>,
     /// The TCP port on 127.0.0.1.
@@ -134,7 +134,11 @@ impl MongoServer {
             .expect("cannot start SecantusDB");
         let stdin = child.stdin.take();
         let mut server = MongoServer {
-            child: Some(child),
+            process: {
+                let mut process = super::Process::default();
+                process.hold(child);
+                process
+            },
             stdin,
             port,
             dir,
@@ -156,7 +160,7 @@ impl MongoServer {
             if ping.is_ok() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(status) = self.process.exited() {
                 panic!(
                     "SecantusDB on port {} exited with {status}; log:\n{}",
                     self.port,
@@ -193,30 +197,15 @@ impl MongoServer {
             .block_on(async { ::mongodb::Client::with_uri_str(&uri).await })
             .unwrap()
     }
-
-    /// The pid of the running server.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server not running").id()
-    }
-
-    /// Sends a signal (`STOP`, `CONT`, ...); see [`super::send_signal`].
-    pub fn signal(&self, signal: &str) {
-        super::send_signal(self.pid(), signal);
-    }
-
-    /// Kills the server (SIGKILL) and waits until its pid has exited.
-    pub fn kill(&mut self) {
-        self.stdin.take();
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
+
+deref_process!(MongoServer);
 
 impl Drop for MongoServer {
     fn drop(&mut self) {
-        self.kill();
+        // Closing its stdin ends the server's read loop, as the kill does.
+        self.stdin.take();
+        self.process.kill();
     }
 }
 
