@@ -40,9 +40,11 @@ mod strategy;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use crate::backends::async_storage_from_string;
 pub use blocking::Blocking;
 pub use bridge::Bridged;
-pub use registry::{async_storage_from_string, register_async_storage, AsyncStorageFactory};
+pub(crate) use registry::custom_async_factory;
+pub use registry::{register_async_storage, AsyncStorageFactory};
 pub use strategy::{
     async_limiter_for, AsyncFixedWindowElasticExpiryRateLimiter, AsyncFixedWindowRateLimiter,
     AsyncMovingWindowRateLimiter, AsyncRateLimiter, AsyncSlidingWindowCounterRateLimiter,

@@ -555,13 +555,6 @@ impl AsyncStorage for EtcdStorage {
     }
 }
 
-/// Builds the synchronous storage of an `etcd://` URI.
-pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn crate::Storage>> {
-    Ok(Arc::new(crate::aio::Bridged::new(Arc::new(
-        EtcdStorage::from_uri(uri, options)?,
-    ))))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "async")]
 pub mod aio;
+mod backends;
 mod clock;
 mod error;
 #[cfg(feature = "etcd")]
@@ -37,16 +38,16 @@ pub use self::mongodb::MongoDbStorage;
 pub use self::redis::{AsyncRedisClusterStorage, AsyncRedisSentinelStorage, AsyncRedisStorage};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
+pub use backends::storage_from_string;
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};
 pub use memory::{MemoryStorage, MemoryStorageBuilder, DEFAULT_MAX_ENTRIES};
 pub use parse::{parse, parse_many};
 pub use storage::{
-    register_storage, storage_from_string, FixedWindow, Location, MovingWindow,
-    MovingWindowSupport, OptionValue, Options, SlidingWindow, SlidingWindowCounterSupport, Storage,
-    StorageFactory, StorageUri, TimestampedSlidingWindow, MAX_AMOUNT, MAX_EXPIRY, MAX_KEY_LEN,
-    MAX_MOVING_WINDOW_LIMIT,
+    register_storage, FixedWindow, Location, MovingWindow, MovingWindowSupport, OptionValue,
+    Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageFactory, StorageUri,
+    TimestampedSlidingWindow, MAX_AMOUNT, MAX_EXPIRY, MAX_KEY_LEN, MAX_MOVING_WINDOW_LIMIT,
 };
 pub use strategy::{
     limiter_for, Decision, FixedWindowElasticExpiryRateLimiter, FixedWindowRateLimiter,

@@ -480,11 +480,6 @@ impl SlidingWindowCounterSupport for MemcachedStorage {
     }
 }
 
-/// Builds the Memcached storage a (synchronous) URI names.
-pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn Storage>> {
-    Ok(Arc::new(MemcachedStorage::from_uri(uri, options)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

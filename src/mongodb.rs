@@ -396,11 +396,6 @@ impl MongoDbStorage {
     }
 }
 
-/// Builds the storage a synchronous or `async+` MongoDB URI names.
-pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<MongoDbStorage> {
-    MongoDbStorage::from_uri(uri, options)
-}
-
 impl AsyncStorage for MongoDbStorage {
     fn incr<'a>(
         &'a self,

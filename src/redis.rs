@@ -27,7 +27,7 @@
 //! `async+` prefix (`async+redis://...`): same URIs, options, scripts and
 //! keys, over multiplexed connections, with the same timeouts.
 //!
-//! Options (URI query or [`Options`]):
+//! Options (URI query or [`Options`](crate::Options)):
 //!
 //! | option | meaning | default |
 //! | --- | --- | --- |
@@ -64,10 +64,6 @@ mod scripts;
 mod sentinel;
 mod standalone;
 
-use std::sync::Arc;
-
-#[cfg(feature = "async")]
-pub(crate) use aio::from_uri as async_from_uri;
 #[cfg(feature = "async")]
 pub use aio::{AsyncRedisClusterStorage, AsyncRedisSentinelStorage, AsyncRedisStorage};
 pub use cluster::RedisClusterStorage;
@@ -76,27 +72,3 @@ pub use config::{
 };
 pub use sentinel::RedisSentinelStorage;
 pub use standalone::RedisStorage;
-
-use crate::error::{Error, Result};
-use crate::storage::{Options, Storage, StorageUri};
-
-/// Builds the Redis storage a (synchronous) URI names.
-pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn Storage>> {
-    let (base, _) = uri.base_scheme();
-    Ok(match base {
-        "redis+cluster" | "valkey+cluster" => {
-            Arc::new(RedisClusterStorage::from_uri(uri, options)?)
-        }
-        "redis+sentinel" | "valkey+sentinel" => {
-            Arc::new(RedisSentinelStorage::from_uri(uri, options)?)
-        }
-        "redis" | "rediss" | "redis+unix" | "valkey" | "valkeys" | "valkey+unix" => {
-            Arc::new(RedisStorage::from_uri(uri, options)?)
-        }
-        other => {
-            return Err(Error::configuration(format!(
-                "`{other}` is not a Redis scheme"
-            )))
-        }
-    })
-}

@@ -16,9 +16,8 @@ mod registry;
 mod uri;
 
 pub use options::{OptionValue, Options};
-#[cfg(feature = "async")]
-pub(crate) use registry::{builtin_backend, custom_factory, not_built, parse_with_options};
-pub use registry::{register_storage, storage_from_string, StorageFactory};
+pub(crate) use registry::{custom_factory, parse_with_options};
+pub use registry::{register_storage, StorageFactory};
 pub(crate) use uri::is_secret_name;
 pub use uri::{redact, Location, StorageUri, REDACTED};
 

@@ -85,11 +85,10 @@ pub use memory_remote::MemoryRemote;
 /// The most keys a write-behind node holds unless
 /// [`WriteBehindBuilder::max_entries`] says otherwise.
 pub const DEFAULT_MAX_ENTRIES: usize = 1 << 20;
+pub use crate::backends::sync_target_from_string;
 pub use stats::Stats;
 pub use storage::WriteBehind;
 pub use syncer::{FailurePolicy, WriteBehindBuilder, WriteBehindHandle};
 pub use target::{Report, SyncTarget};
-pub(crate) use uri::from_uri;
-#[cfg(feature = "async")]
 pub(crate) use uri::handle_from_uri;
-pub use uri::{sync_target_from_string, SCHEME_PREFIX};
+pub use uri::SCHEME_PREFIX;

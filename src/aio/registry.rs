@@ -5,11 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
-use super::{AsyncStorage, Blocking};
+use super::AsyncStorage;
 use crate::error::{Error, Result};
-use crate::storage::{
-    builtin_backend, custom_factory, not_built, parse_with_options, Options, StorageUri,
-};
+use crate::storage::{Options, StorageUri};
 
 /// Builds an asynchronous storage from a parsed URI and its options.
 pub type AsyncStorageFactory =
@@ -50,73 +48,15 @@ where
     Ok(())
 }
 
-/// Builds an asynchronous storage from a URI such as `"async+memory://"` or
-/// `"async+redis://localhost:6379"`. The `async+` prefix is optional: every
-/// scheme [`storage_from_string`](crate::storage_from_string) knows is
-/// accepted, and its options are the same.
-///
-/// Backends with an asynchronous client are driven natively; a blocking
-/// backend (Memcached, or a custom storage registered only with
-/// [`register_storage`](crate::register_storage)) runs on tokio's blocking
-/// pool through [`Blocking`].
-///
-/// ```
-/// use limitstore::aio::async_storage_from_string;
-/// use limitstore::Options;
-/// assert!(async_storage_from_string("async+memory://?max_entries=10", &Options::new()).is_ok());
-/// let e = async_storage_from_string("async+bogus://", &Options::new()).unwrap_err();
-/// assert!(e.is_configuration());
-/// ```
-pub fn async_storage_from_string(uri: &str, options: &Options) -> Result<Arc<dyn AsyncStorage>> {
-    let (parsed, merged) = parse_with_options(uri, options)?;
-    let (base, _) = parsed.base_scheme();
-    let base = base.to_owned();
-    let custom_async = custom().read().get(&base).cloned();
-    if let Some(factory) = custom_async {
-        return factory(&parsed, &merged);
-    }
-    if let Some(factory) = custom_factory(&base) {
-        return Ok(Arc::new(Blocking::new(factory(&parsed, &merged)?)));
-    }
-    // The backends see the URI under its synchronous scheme name.
-    let parsed = StorageUri {
-        scheme: base.clone(),
-        ..parsed
-    };
-    if base.starts_with(crate::write_behind::SCHEME_PREFIX) {
-        return Ok(Arc::new(crate::write_behind::handle_from_uri(
-            &parsed, &merged,
-        )?));
-    }
-    let Some(backend) = builtin_backend(&base) else {
-        return Err(Error::configuration(format!(
-            "unknown storage scheme `{}`",
-            parsed.raw.split("://").next().unwrap_or(&base)
-        )));
-    };
-    match backend {
-        "memory" => Ok(Arc::new(crate::memory::MemoryStorage::from_uri(
-            &parsed, &merged,
-        )?)),
-        #[cfg(feature = "redis")]
-        "redis" => crate::redis::async_from_uri(&parsed, &merged),
-        #[cfg(feature = "memcached")]
-        "memcached" => Ok(Arc::new(Blocking::new(crate::memcached::from_uri(
-            &parsed, &merged,
-        )?))),
-        #[cfg(feature = "etcd")]
-        "etcd" => Ok(Arc::new(crate::etcd::EtcdStorage::from_uri(
-            &parsed, &merged,
-        )?)),
-        #[cfg(feature = "mongodb")]
-        "mongodb" => Ok(Arc::new(crate::mongodb::from_uri(&parsed, &merged)?)),
-        other => Err(not_built(&base, other)),
-    }
+/// The asynchronous factory registered for `scheme`, if any.
+pub(crate) fn custom_async_factory(scheme: &str) -> Option<AsyncStorageFactory> {
+    custom().read().get(scheme).cloned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aio::async_storage_from_string;
 
     #[test]
     fn schemes_with_and_without_prefix() {

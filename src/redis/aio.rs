@@ -810,24 +810,3 @@ impl std::fmt::Debug for AsyncRedisSentinelStorage {
 }
 
 impl_async_storage_traits!(AsyncRedisSentinelStorage);
-
-/// Builds the asynchronous Redis storage a URI names.
-pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn AsyncStorage>> {
-    let (base, _) = uri.base_scheme();
-    Ok(match base {
-        "redis+cluster" | "valkey+cluster" => {
-            Arc::new(AsyncRedisClusterStorage::from_uri(uri, options)?)
-        }
-        "redis+sentinel" | "valkey+sentinel" => {
-            Arc::new(AsyncRedisSentinelStorage::from_uri(uri, options)?)
-        }
-        "redis" | "rediss" | "redis+unix" | "valkey" | "valkeys" | "valkey+unix" => {
-            Arc::new(AsyncRedisStorage::from_uri(uri, options)?)
-        }
-        other => {
-            return Err(Error::configuration(format!(
-                "`{other}` is not a Redis scheme"
-            )))
-        }
-    })
-}

@@ -13,8 +13,8 @@ use super::scripts;
 use crate::clock::wall_now;
 use crate::error::{Error, Result};
 use crate::storage::{
-    validate_acquire, validate_amount, validate_expiry, validate_key, validate_limit, FixedWindow,
-    MovingWindow, SlidingWindow, MAX_AMOUNT, MAX_MOVING_WINDOW_LIMIT,
+    validate_acquire, validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow,
+    SlidingWindow, MAX_AMOUNT, MAX_MOVING_WINDOW_LIMIT,
 };
 
 /// Keys deleted per `DEL` by [`Ops::reset`], and the `COUNT` hint of its `SCAN`.
@@ -264,13 +264,14 @@ impl Layout {
 
     /// [`incr`](Self::incr), answering the counter as it stands after the
     /// increment, in one script.
+    #[cfg(feature = "async")]
     pub(crate) fn incr_and_window(
         &self,
         key: &str,
         expiry: u64,
         elastic: bool,
         amount: u64,
-    ) -> Result<Step<FixedWindow, impl Reply<FixedWindow>>> {
+    ) -> Result<Step<crate::storage::FixedWindow, impl Reply<crate::storage::FixedWindow>>> {
         validate_key(key)?;
         validate_expiry(expiry)?;
         validate_amount(amount)?;
@@ -282,7 +283,7 @@ impl Layout {
         let backend = self.backend;
         Ok(Step::Call(Call::Script(call), move |reply| {
             let (count, ttl_ms): (u64, i64) = decode(backend, reply)?;
-            Ok(FixedWindow {
+            Ok(crate::storage::FixedWindow {
                 count,
                 expires_at: expires_at(ttl_ms),
             })
@@ -362,6 +363,7 @@ impl Layout {
     /// [`acquire_entry`](Self::acquire_entry), answering the window as it
     /// stands after the admission, in one script. An `amount` above `limit`
     /// is sent too: the script refuses it and still reads the window.
+    #[cfg(feature = "async")]
     pub(crate) fn acquire_entry_and_window(
         &self,
         key: &str,
@@ -404,6 +406,7 @@ impl Layout {
     /// answering the counters as they stand after the admission, in one
     /// script. An `amount` above `limit` is sent too: the script refuses it
     /// and still reads the counters.
+    #[cfg(feature = "async")]
     pub(crate) fn acquire_sliding_window_entry_and_window(
         &self,
         key: &str,

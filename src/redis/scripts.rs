@@ -18,6 +18,7 @@ pub(crate) static INCR_EXPIRE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// [`INCR_EXPIRE`], answering the new count and the counter's `PTTL`.
+#[cfg(feature = "async")]
 pub(crate) static INCR_EXPIRE_TTL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/incr_expire.lua"),
@@ -44,6 +45,7 @@ pub(crate) static MOVING_WINDOW: LazyLock<Script> = LazyLock::new(|| {
 
 /// [`ACQUIRE_MOVING_WINDOW`], answering `{acquired, count, oldest}`: the
 /// window as it stands after the admission.
+#[cfg(feature = "async")]
 pub(crate) static ACQUIRE_MOVING_WINDOW_STATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/acquire_moving_window.lua"),
@@ -65,6 +67,7 @@ pub(crate) static ACQUIRE_SLIDING_WINDOW: LazyLock<Script> = LazyLock::new(|| {
 
 /// [`ACQUIRE_SLIDING_WINDOW`], answering `{acquired, previous count,
 /// previous ttl ms, current count, current ttl ms}` after the admission.
+#[cfg(feature = "async")]
 pub(crate) static ACQUIRE_SLIDING_WINDOW_STATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/sliding_window_roll.lua"),

@@ -86,6 +86,22 @@ impl MemoryRemote {
         }
     }
 
+    /// The remote of a `memory://` URI (as a write-behind remote): no host;
+    /// option `latency`, in seconds, injects a round-trip delay.
+    pub(crate) fn from_uri(
+        uri: &crate::storage::StorageUri,
+        options: &crate::Options,
+    ) -> crate::Result<Self> {
+        if !uri.locations.is_empty() {
+            return Err(crate::Error::configuration(
+                "a memory remote takes no host: it lives in this process",
+            ));
+        }
+        options.reject_unknown("write-behind memory remote", &["latency"])?;
+        let latency = options.get_secs("latency")?.unwrap_or(Duration::ZERO);
+        Ok(MemoryRemote::new().with_latency(latency))
+    }
+
     /// Adds `latency` to every call (a simulated network round trip; the
     /// call sleeps without holding the table).
     pub fn with_latency(mut self, latency: Duration) -> Self {

@@ -22,13 +22,11 @@
 //! use std::ops::ControlFlow;
 //! use std::time::Duration;
 //! use limitstore::write_behind::tune::{run_tune, TuneConfig};
-//! let config = TuneConfig {
-//!     nodes: 2,
-//!     limit: 20,
-//!     duration: Duration::from_millis(100),
-//!     intervals: vec![Duration::ZERO, Duration::from_millis(10)],
-//!     ..TuneConfig::default()
-//! };
+//! let mut config = TuneConfig::default();
+//! config.nodes = 2;
+//! config.limit = 20;
+//! config.duration = Duration::from_millis(100);
+//! config.intervals = vec![Duration::ZERO, Duration::from_millis(10)];
 //! let report = run_tune(&config, &mut |_| ControlFlow::Continue(())).unwrap();
 //! assert_eq!(report.rows[0].over_admitted, 0);
 //! println!("{report}");

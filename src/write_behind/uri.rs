@@ -1,14 +1,12 @@
 //! The `writebehind+<scheme>://` URI wrapper.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::memory_remote::MemoryRemote;
 use super::syncer::{FailurePolicy, WriteBehindHandle};
 use super::target::SyncTarget;
 use super::WriteBehind;
 use crate::error::{Error, Result};
-use crate::storage::{Options, Storage, StorageUri};
+use crate::storage::{Options, StorageUri};
 
 /// The scheme prefix that wraps a remote in a write-behind node:
 /// `writebehind+memory://?sync_interval=0.05&node_id=a`.
@@ -22,75 +20,6 @@ const OPTIONS: &[&str] = &[
     "grace",
     "max_entries",
 ];
-
-/// The remote named by `uri` (its scheme already stripped of any
-/// `writebehind+`), if its storage can act as a [`SyncTarget`]. `options`
-/// are the remote's own options.
-fn target_for(uri: &StorageUri, options: &Options) -> Result<Arc<dyn SyncTarget>> {
-    match uri.scheme.as_str() {
-        "memory" => {
-            if !uri.locations.is_empty() {
-                return Err(Error::configuration(
-                    "a memory remote takes no host: it lives in this process",
-                ));
-            }
-            options.reject_unknown("write-behind memory remote", &["latency"])?;
-            let latency = options.get_secs("latency")?.unwrap_or(Duration::ZERO);
-            Ok(Arc::new(MemoryRemote::new().with_latency(latency)))
-        }
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" | "redis+unix" | "valkey" | "valkeys" | "valkey+unix" => Ok(Arc::new(
-            crate::redis::RedisStorage::from_uri(uri, options)?,
-        )),
-        #[cfg(feature = "mongodb")]
-        "mongodb" | "mongodb+srv" => Ok(Arc::new(crate::mongodb::MongoDbStorage::from_uri(
-            uri, options,
-        )?)),
-        #[cfg(feature = "redis")]
-        "redis+cluster" | "valkey+cluster" => Ok(Arc::new(
-            crate::redis::RedisClusterStorage::from_uri(uri, options)?,
-        )),
-        #[cfg(feature = "redis")]
-        "redis+sentinel" | "valkey+sentinel" => Ok(Arc::new(
-            crate::redis::RedisSentinelStorage::from_uri(uri, options)?,
-        )),
-        #[cfg(feature = "etcd")]
-        "etcd" => Ok(Arc::new(crate::EtcdStorage::from_uri(uri, options)?)),
-        #[cfg(feature = "memcached")]
-        "memcached" => Ok(Arc::new(crate::MemcachedStorage::from_uri(uri, options)?)),
-        other => {
-            let mut supported = vec!["memory"];
-            if cfg!(feature = "redis") {
-                supported.extend([
-                    "redis",
-                    "rediss",
-                    "redis+unix",
-                    "valkey",
-                    "valkeys",
-                    "valkey+unix",
-                    "redis+cluster",
-                    "valkey+cluster",
-                    "redis+sentinel",
-                    "valkey+sentinel",
-                ]);
-            }
-            if cfg!(feature = "mongodb") {
-                supported.extend(["mongodb", "mongodb+srv"]);
-            }
-            if cfg!(feature = "etcd") {
-                supported.push("etcd");
-            }
-            if cfg!(feature = "memcached") {
-                supported.push("memcached");
-            }
-            Err(Error::configuration(format!(
-                "storage scheme `{other}` cannot be a write-behind remote in this build \
-                 (supported: {})",
-                supported.join(", ")
-            )))
-        }
-    }
-}
 
 /// Splits `options` into the write-behind node's and the remote's.
 fn split(options: &Options) -> (Options, Options) {
@@ -106,15 +35,14 @@ fn split(options: &Options) -> (Options, Options) {
     (node, remote)
 }
 
-/// Builds a started write-behind node from a `writebehind+...` URI. The
-/// returned storage owns its syncer: dropping the last reference flushes and
-/// stops it.
-pub(crate) fn from_uri(uri: &StorageUri, options: &Options) -> Result<Arc<dyn Storage>> {
-    Ok(Arc::new(handle_from_uri(uri, options)?))
-}
-
-/// The started write-behind node of a `writebehind+` URI.
-pub(crate) fn handle_from_uri(uri: &StorageUri, options: &Options) -> Result<WriteBehindHandle> {
+/// The started write-behind node of a `writebehind+` URI, reconciling with
+/// the remote `target` builds from the URI without its prefix (and the
+/// options that are not the node's).
+pub(crate) fn handle_from_uri(
+    uri: &StorageUri,
+    options: &Options,
+    target: impl FnOnce(&StorageUri, &Options) -> Result<Arc<dyn SyncTarget>>,
+) -> Result<WriteBehindHandle> {
     let Some(inner) = uri.scheme.strip_prefix(SCHEME_PREFIX) else {
         return Err(Error::configuration(format!(
             "`{}` is not a write-behind scheme",
@@ -131,7 +59,7 @@ pub(crate) fn handle_from_uri(uri: &StorageUri, options: &Options) -> Result<Wri
         query: Vec::new(),
         ..uri.clone()
     };
-    let target = target_for(&inner_uri, &remote_options)?;
+    let target = target(&inner_uri, &remote_options)?;
     let mut builder = WriteBehind::builder(target);
     if let Some(interval) = options.get_secs("sync_interval")? {
         builder = builder.sync_interval(interval);
@@ -164,43 +92,11 @@ pub(crate) fn handle_from_uri(uri: &StorageUri, options: &Options) -> Result<Wri
     builder.start()
 }
 
-/// Builds the remote a write-behind node reconciles through from a storage
-/// URI: `memory://` is a fresh [`MemoryRemote`] (option `latency`, in
-/// seconds, injects a round-trip delay); `redis://` and its variants are a
-/// [`RedisStorage`](crate::RedisStorage), a Cluster or a Sentinel
-/// deployment (with the `redis` feature); `etcd://` an
-/// `EtcdStorage` (feature `etcd`); `memcached://` a
-/// `MemcachedStorage` (feature `memcached`).
-/// Schemes whose storage cannot act as a [`SyncTarget`] are configuration
-/// errors.
-///
-/// ```
-/// use limitstore::Options;
-/// use limitstore::write_behind::sync_target_from_string;
-/// let remote = sync_target_from_string("memory://?latency=0.0001", &Options::new()).unwrap();
-/// assert!(remote.check());
-/// assert!(sync_target_from_string("nosuch://localhost:1", &Options::new()).unwrap_err().is_configuration());
-/// ```
-pub fn sync_target_from_string(uri: &str, options: &Options) -> Result<Arc<dyn SyncTarget>> {
-    let parsed = StorageUri::parse(uri)?;
-    parsed.check_unique_query()?;
-    let mut merged = options.clone();
-    for (k, v) in &parsed.query {
-        merged.insert_default(k, v.as_str());
-    }
-    target_for(
-        &StorageUri {
-            query: Vec::new(),
-            ..parsed
-        },
-        &merged,
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::storage::{storage_from_string, Options};
-    use crate::strategy::{limiter_for, Strategy};
+    use crate::storage::Options;
+    use crate::storage_from_string;
+    use crate::{limiter_for, Strategy};
 
     #[test]
     fn wrapper_scheme_builds_a_node() {
