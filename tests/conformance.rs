@@ -250,30 +250,11 @@ fn generate(seed: u64, kind: Kind, timed: bool) -> Sequence {
 
 // ---------------------------------------------------------------- the two sides
 
-/// The Python interpreter of `limits`, from `env` or the venv `venv`.
-fn python(env: &str, venv: &str, package: &str) -> Option<PathBuf> {
-    let from_env = std::env::var_os(env).map(PathBuf::from);
-    let default =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/{venv}/bin/python"));
-    if let Some(found) = from_env.into_iter().chain([default]).find(|p| p.is_file()) {
-        return Some(found);
-    }
-    let how = format!(
-        "scripts/test.sh installs it (python3 -m venv target/{venv} && \
-         target/{venv}/bin/pip install '{package}')"
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("Python `{package}` is not installed, and CI=true requires this test to run; {how}");
-    }
-    eprintln!("note: Python `{package}` is not installed; skipping ({how})");
-    None
-}
-
 fn python_for(kind: Kind) -> Option<PathBuf> {
     if kind == Kind::Elastic {
-        python("LIMITSTORE_LIMITS4_PYTHON", "limits4-venv", "limits==4.7.3")
+        servers::python("LIMITSTORE_LIMITS4_PYTHON", "limits4-venv", "limits==4.7.3")
     } else {
-        python(
+        servers::python(
             "LIMITSTORE_LIMITS_PYTHON",
             "limits-venv",
             "limits[redis]==5.8.0",

@@ -248,18 +248,30 @@ impl Layout {
         elastic: bool,
         amount: u64,
     ) -> Result<Step<u64, impl Reply<u64>>> {
+        let call = self.incr_call(&scripts::INCR_EXPIRE, key, expiry, elastic, amount)?;
+        let backend = self.backend;
+        Ok(Step::Call(call, move |reply| decode(backend, reply)))
+    }
+
+    /// `script` (one of the fixed-window increments) invoked on `key`, its
+    /// arguments checked.
+    fn incr_call(
+        &self,
+        script: &'static redis::Script,
+        key: &str,
+        expiry: u64,
+        elastic: bool,
+        amount: u64,
+    ) -> Result<Call> {
         validate_key(key)?;
         validate_expiry(expiry)?;
         validate_amount(amount)?;
-        let mut call = scripts::INCR_EXPIRE.prepare_invoke();
+        let mut call = script.prepare_invoke();
         call.key(self.key(key))
             .arg(expiry)
             .arg(amount)
             .arg(u8::from(elastic));
-        let backend = self.backend;
-        Ok(Step::Call(Call::Script(call), move |reply| {
-            decode(backend, reply)
-        }))
+        Ok(Call::Script(call))
     }
 
     /// [`incr`](Self::incr), answering the counter as it stands after the
@@ -272,16 +284,9 @@ impl Layout {
         elastic: bool,
         amount: u64,
     ) -> Result<Step<crate::storage::FixedWindow, impl Reply<crate::storage::FixedWindow>>> {
-        validate_key(key)?;
-        validate_expiry(expiry)?;
-        validate_amount(amount)?;
-        let mut call = scripts::INCR_EXPIRE_TTL.prepare_invoke();
-        call.key(self.key(key))
-            .arg(expiry)
-            .arg(amount)
-            .arg(u8::from(elastic));
+        let call = self.incr_call(&scripts::INCR_EXPIRE_TTL, key, expiry, elastic, amount)?;
         let backend = self.backend;
-        Ok(Step::Call(Call::Script(call), move |reply| {
+        Ok(Step::Call(call, move |reply| {
             let (count, ttl_ms): (u64, i64) = decode(backend, reply)?;
             Ok(crate::storage::FixedWindow {
                 count,

@@ -180,6 +180,28 @@ pub enum Addr {
     Unix(PathBuf),
 }
 
+/// The Python interpreter of the virtual environment `target/<venv>` (or
+/// the one the variable `env` names) that has `package` installed. Missing:
+/// a panic when `CI=true`, a note on stderr and `None` otherwise (the test
+/// then returns early).
+pub fn python(env: &str, venv: &str, package: &str) -> Option<PathBuf> {
+    let from_env = std::env::var_os(env).map(PathBuf::from);
+    let default =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/{venv}/bin/python"));
+    if let Some(found) = from_env.into_iter().chain([default]).find(|p| p.is_file()) {
+        return Some(found);
+    }
+    let how = format!(
+        "scripts/test.sh installs it (python3 -m venv target/{venv} && \
+         target/{venv}/bin/pip install '{package}')"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("Python `{package}` is not installed, and CI=true requires this test to run; {how}");
+    }
+    eprintln!("note: Python `{package}` is not installed; skipping ({how})");
+    None
+}
+
 /// The process of a server a test started: signalled, killed and waited
 /// for here, and killed when dropped. Each server type holds one and derefs
 /// to it, so `server.pid()`, `server.signal("STOP")` and `server.kill()` are

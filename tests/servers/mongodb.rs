@@ -60,26 +60,16 @@ server.start()
 server.wait()
 "#;
 
-/// The Python interpreter to run SecantusDB with, if there is one.
+/// The Python interpreter to run SecantusDB with, if there is one (see
+/// [`super::python`]).
 pub fn python() -> Option<PathBuf> {
-    let from_env = std::env::var_os(PYTHON_ENV).map(PathBuf::from);
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/secantus-venv/bin/python");
-    from_env.into_iter().chain([venv]).find(|p| p.is_file())
+    super::python(PYTHON_ENV, "secantus-venv", "secantusdb==0.7.0b3")
 }
 
 /// Whether SecantusDB can be started. Missing: a panic when `CI=true`, a
 /// note on stderr otherwise (the caller then returns early).
 pub fn available() -> bool {
-    if python().is_some() {
-        return true;
-    }
-    let how = "scripts/test.sh installs it (python3 -m venv target/secantus-venv && \
-               target/secantus-venv/bin/pip install secantusdb==0.7.0b3)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("SecantusDB is not installed, and CI=true requires every server test to run; {how}");
-    }
-    eprintln!("note: SecantusDB is not installed; skipping this test ({how})");
-    false
+    python().is_some()
 }
 
 /// Returns early from a test when SecantusDB is missing (see [`available`]).
