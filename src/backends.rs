@@ -5,7 +5,9 @@
 //! [`async_storage_from_string`](crate::aio::async_storage_from_string),
 //! `writebehind+` URIs and
 //! [`sync_target_from_string`](crate::write_behind::sync_target_from_string)
-//! read it; no other place lists schemes.
+//! read it; no other place in the library lists schemes. (The CLI, a
+//! separate binary on the public API, keeps its own note of which schemes
+//! take a `key_prefix`, to scope what it writes.)
 
 use std::sync::Arc;
 

@@ -82,6 +82,7 @@
 //! ```
 
 mod config;
+mod target;
 
 use std::future::Future;
 use std::hash::BuildHasher;

@@ -121,6 +121,7 @@
 
 mod config;
 mod server;
+mod target;
 
 use std::sync::Arc;
 

@@ -76,6 +76,7 @@
 
 mod config;
 pub(crate) mod ops;
+mod target;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;

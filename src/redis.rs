@@ -63,6 +63,7 @@ mod pool;
 mod scripts;
 mod sentinel;
 mod standalone;
+mod target;
 
 #[cfg(feature = "async")]
 pub use aio::{AsyncRedisClusterStorage, AsyncRedisSentinelStorage, AsyncRedisStorage};

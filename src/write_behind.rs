@@ -65,13 +65,8 @@
 //! assert!(!limiter.hit(&item, &["user"], 1).unwrap());
 //! ```
 
-mod etcd_target;
 mod histogram;
-mod memcached_target;
 mod memory_remote;
-#[cfg(feature = "mongodb")]
-mod mongodb_target;
-mod redis_target;
 mod state;
 mod stats;
 mod storage;

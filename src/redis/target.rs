@@ -1,6 +1,5 @@
 //! The Redis storages as write-behind remotes: one Lua script per batch (per
 //! hash slot on a Cluster).
-#![cfg(feature = "redis")]
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -8,15 +7,16 @@ use std::sync::LazyLock;
 use redis::cluster_routing::Slot;
 use redis::Script;
 
-use super::target::{Report, SyncTarget};
 use crate::error::Result;
 use crate::redis::RedisStorage;
 use crate::redis::{glob_escape, Ops, RedisClusterStorage, RedisSentinelStorage, Topology};
 use crate::storage::Storage;
+use crate::write_behind::{Report, SyncTarget};
 
 /// The sync script: per report, `max(stored, total)` in the node's field of
 /// the `(key, window)` hash, then the sum of the hash's fields.
-static SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sync.lua")));
+static SYNC: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/write_behind_sync.lua")));
 
 /// The hash of one key and window: `{prefix}:wb:{key}/{window}`. Its fields
 /// are node ids, its values their cumulative totals.

@@ -1,7 +1,6 @@
 //! The etcd storage as a write-behind remote: per sync, a few transactions
 //! that keep the larger total in each node's slot and read the window's
 //! slots back.
-#![cfg(feature = "etcd")]
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -12,13 +11,13 @@ use etcd_client::{
     TxnResponse,
 };
 
-use super::target::{Report, SyncTarget};
+use super::is_lease_not_found;
 use crate::aio::AsyncStorage;
 use crate::clock::wall_now;
 use crate::error::{Error, Result};
-use crate::etcd::is_lease_not_found;
 use crate::rt::block_on;
 use crate::storage::validate_key;
+use crate::write_behind::{Report, SyncTarget};
 use crate::EtcdStorage;
 
 const BACKEND: &str = "etcd write-behind";

@@ -1,18 +1,17 @@
 //! The Memcached storage as a write-behind remote: per-node slot items with
 //! compare-and-swap, and a membership item per window listing the nodes
 //! that hold a slot in it.
-#![cfg(feature = "memcached")]
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use memcache::{CommandError, MemcacheError};
 
-use super::target::{Report, SyncTarget};
 use crate::clock::wall_now;
 use crate::error::{Error, ErrorKind, Result};
 use crate::memcached::{Server, MAX_RELATIVE_EXPIRY};
 use crate::storage::{validate_key, Storage};
+use crate::write_behind::{Report, SyncTarget};
 use crate::MemcachedStorage;
 
 const BACKEND: &str = "memcached write-behind";

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
-use super::target::{Report, SyncTarget};
 use crate::aio::AsyncStorage;
 use crate::error::{Error, Result};
 use crate::mongodb::ops::{self, is_duplicate_key};
 use crate::mongodb::{storage_error, MongoDbStorage, UPSERT_RETRIES};
 use crate::rt::block_on;
+use crate::write_behind::{Report, SyncTarget};
 
 const BACKEND: &str = "mongodb";
 
