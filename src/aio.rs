@@ -51,7 +51,7 @@ pub use strategy::{
 };
 
 use crate::error::Result;
-use crate::storage::{FixedWindow, MovingWindow, SlidingWindow};
+use crate::storage::{lacks, Capability, FixedWindow, MovingWindow, SlidingWindow};
 
 /// A boxed future that can move between threads, as the async traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -224,4 +224,22 @@ pub trait AsyncSlidingWindowCounterSupport: Send + Sync {
 
     /// See [`SlidingWindowCounterSupport::clear_sliding_window`](crate::SlidingWindowCounterSupport::clear_sliding_window).
     fn clear_sliding_window<'a>(&'a self, key: &'a str, expiry: u64) -> BoxFuture<'a, Result<()>>;
+}
+
+/// `storage`'s moving windows, or the error saying it has none.
+pub(crate) fn moving_windows<A: AsyncStorage + ?Sized>(
+    storage: &A,
+) -> Result<&dyn AsyncMovingWindowSupport> {
+    storage
+        .moving_window()
+        .ok_or_else(|| lacks::<A>(Capability::MovingWindow))
+}
+
+/// `storage`'s sliding window counters, or the error saying it has none.
+pub(crate) fn sliding_counters<A: AsyncStorage + ?Sized>(
+    storage: &A,
+) -> Result<&dyn AsyncSlidingWindowCounterSupport> {
+    storage
+        .sliding_window()
+        .ok_or_else(|| lacks::<A>(Capability::SlidingWindowCounter))
 }

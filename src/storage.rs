@@ -213,6 +213,22 @@ pub(crate) fn lacks<S: ?Sized>(capability: Capability) -> Error {
     ))
 }
 
+/// `storage`'s moving windows, or the error saying it has none.
+pub(crate) fn moving_windows<S: Storage + ?Sized>(storage: &S) -> Result<&dyn MovingWindowSupport> {
+    storage
+        .moving_window()
+        .ok_or_else(|| lacks::<S>(Capability::MovingWindow))
+}
+
+/// `storage`'s sliding window counters, or the error saying it has none.
+pub(crate) fn sliding_counters<S: Storage + ?Sized>(
+    storage: &S,
+) -> Result<&dyn SlidingWindowCounterSupport> {
+    storage
+        .sliding_window()
+        .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))
+}
+
 /// The state of a fixed-window counter, as a hit leaves it (see
 /// [`AsyncStorage::incr_within_and_window`](crate::aio::AsyncStorage::incr_within_and_window)).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture};
 use crate::error::{Error, Result};
-use crate::storage::{lacks, Capability};
-use crate::storage::{FixedWindow, MovingWindow, SlidingWindow, Storage};
+use crate::storage::{
+    moving_windows, sliding_counters, FixedWindow, MovingWindow, SlidingWindow, Storage,
+};
 
 /// Gives a synchronous [`Storage`] the [`AsyncStorage`] API without blocking
 /// the async runtime: each call runs on tokio's blocking thread pool
@@ -151,9 +152,7 @@ impl<S: Storage + ?Sized + 'static> AsyncMovingWindowSupport for Blocking<S> {
     ) -> BoxFuture<'a, Result<bool>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let windows = s
-                .moving_window()
-                .ok_or_else(|| lacks::<S>(Capability::MovingWindow))?;
+            let windows = moving_windows(s)?;
             windows.acquire_entry(&key, limit, expiry, amount)
         })
     }
@@ -166,9 +165,7 @@ impl<S: Storage + ?Sized + 'static> AsyncMovingWindowSupport for Blocking<S> {
     ) -> BoxFuture<'a, Result<MovingWindow>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let windows = s
-                .moving_window()
-                .ok_or_else(|| lacks::<S>(Capability::MovingWindow))?;
+            let windows = moving_windows(s)?;
             windows.get_moving_window(&key, limit, expiry)
         })
     }
@@ -183,9 +180,7 @@ impl<S: Storage + ?Sized + 'static> AsyncMovingWindowSupport for Blocking<S> {
     ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let windows = s
-                .moving_window()
-                .ok_or_else(|| lacks::<S>(Capability::MovingWindow))?;
+            let windows = moving_windows(s)?;
             super::inline::moving_hit(windows, &key, limit, expiry, amount)
         })
     }
@@ -199,9 +194,7 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
     ) -> BoxFuture<'a, Result<SlidingWindow>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let counters = s
-                .sliding_window()
-                .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))?;
+            let counters = sliding_counters(s)?;
             counters.get_sliding_window(&key, expiry)
         })
     }
@@ -215,9 +208,7 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
     ) -> BoxFuture<'a, Result<bool>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let counters = s
-                .sliding_window()
-                .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))?;
+            let counters = sliding_counters(s)?;
             counters.acquire_sliding_window_entry(&key, limit, expiry, amount)
         })
     }
@@ -232,9 +223,7 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
     ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let counters = s
-                .sliding_window()
-                .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))?;
+            let counters = sliding_counters(s)?;
             super::inline::sliding_hit(counters, &key, limit, expiry, amount)
         })
     }
@@ -242,9 +231,7 @@ impl<S: Storage + ?Sized + 'static> AsyncSlidingWindowCounterSupport for Blockin
     fn clear_sliding_window<'a>(&'a self, key: &'a str, expiry: u64) -> BoxFuture<'a, Result<()>> {
         let key = key.to_owned();
         self.run(move |s| {
-            let counters = s
-                .sliding_window()
-                .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))?;
+            let counters = sliding_counters(s)?;
             counters.clear_sliding_window(&key, expiry)
         })
     }

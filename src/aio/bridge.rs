@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::AsyncStorage;
 use crate::error::Result;
 use crate::rt::block_on;
-use crate::storage::{lacks, Capability};
 use crate::storage::{
     MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport, Storage,
 };
@@ -103,28 +102,19 @@ impl<A: AsyncStorage + ?Sized> Storage for Bridged<A> {
 
 impl<A: AsyncStorage + ?Sized> MovingWindowSupport for Bridged<A> {
     fn acquire_entry(&self, key: &str, limit: u64, expiry: u64, amount: u64) -> Result<bool> {
-        let windows = self
-            .inner
-            .moving_window()
-            .ok_or_else(|| lacks::<A>(Capability::MovingWindow))?;
+        let windows = super::moving_windows(&*self.inner)?;
         block_on(windows.acquire_entry(key, limit, expiry, amount))?
     }
 
     fn get_moving_window(&self, key: &str, limit: u64, expiry: u64) -> Result<MovingWindow> {
-        let windows = self
-            .inner
-            .moving_window()
-            .ok_or_else(|| lacks::<A>(Capability::MovingWindow))?;
+        let windows = super::moving_windows(&*self.inner)?;
         block_on(windows.get_moving_window(key, limit, expiry))?
     }
 }
 
 impl<A: AsyncStorage + ?Sized> SlidingWindowCounterSupport for Bridged<A> {
     fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
-        let counters = self
-            .inner
-            .sliding_window()
-            .ok_or_else(|| lacks::<A>(Capability::SlidingWindowCounter))?;
+        let counters = super::sliding_counters(&*self.inner)?;
         block_on(counters.get_sliding_window(key, expiry))?
     }
 
@@ -135,18 +125,12 @@ impl<A: AsyncStorage + ?Sized> SlidingWindowCounterSupport for Bridged<A> {
         expiry: u64,
         amount: u64,
     ) -> Result<bool> {
-        let counters = self
-            .inner
-            .sliding_window()
-            .ok_or_else(|| lacks::<A>(Capability::SlidingWindowCounter))?;
+        let counters = super::sliding_counters(&*self.inner)?;
         block_on(counters.acquire_sliding_window_entry(key, limit, expiry, amount))?
     }
 
     fn clear_sliding_window(&self, key: &str, expiry: u64) -> Result<()> {
-        let counters = self
-            .inner
-            .sliding_window()
-            .ok_or_else(|| lacks::<A>(Capability::SlidingWindowCounter))?;
+        let counters = super::sliding_counters(&*self.inner)?;
         block_on(counters.clear_sliding_window(key, expiry))?
     }
 }

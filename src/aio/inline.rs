@@ -6,10 +6,9 @@ use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncSto
 use crate::clock::Clock;
 use crate::error::Result;
 use crate::memory::MemoryStorage;
-use crate::storage::{lacks, Capability};
 use crate::storage::{
-    FixedWindow, MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport,
-    Storage,
+    moving_windows, sliding_counters, FixedWindow, MovingWindow, MovingWindowSupport,
+    SlidingWindow, SlidingWindowCounterSupport, Storage,
 };
 use crate::write_behind::{WriteBehind, WriteBehindHandle};
 
@@ -105,7 +104,7 @@ macro_rules! answer_in_place {
                 expiry: u64,
                 amount: u64,
             ) -> BoxFuture<'a, Result<bool>> {
-                ready(moving(self).and_then(|w| w.acquire_entry(key, limit, expiry, amount)))
+                ready(moving_windows(self).and_then(|w| w.acquire_entry(key, limit, expiry, amount)))
             }
 
             fn get_moving_window<'a>(
@@ -114,7 +113,7 @@ macro_rules! answer_in_place {
                 limit: u64,
                 expiry: u64,
             ) -> BoxFuture<'a, Result<MovingWindow>> {
-                ready(moving(self).and_then(|w| w.get_moving_window(key, limit, expiry)))
+                ready(moving_windows(self).and_then(|w| w.get_moving_window(key, limit, expiry)))
             }
 
             fn acquire_entry_and_window<'a>(
@@ -124,7 +123,7 @@ macro_rules! answer_in_place {
                 expiry: u64,
                 amount: u64,
             ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
-                ready(moving(self).and_then(|w| moving_hit(w, key, limit, expiry, amount)))
+                ready(moving_windows(self).and_then(|w| moving_hit(w, key, limit, expiry, amount)))
             }
         }
 
@@ -134,7 +133,7 @@ macro_rules! answer_in_place {
                 key: &'a str,
                 expiry: u64,
             ) -> BoxFuture<'a, Result<SlidingWindow>> {
-                ready(sliding(self).and_then(|c| c.get_sliding_window(key, expiry)))
+                ready(sliding_counters(self).and_then(|c| c.get_sliding_window(key, expiry)))
             }
 
             fn acquire_sliding_window_entry<'a>(
@@ -144,7 +143,7 @@ macro_rules! answer_in_place {
                 expiry: u64,
                 amount: u64,
             ) -> BoxFuture<'a, Result<bool>> {
-                ready(sliding(self).and_then(|c| {
+                ready(sliding_counters(self).and_then(|c| {
                     c.acquire_sliding_window_entry(key, limit, expiry, amount)
                 }))
             }
@@ -156,7 +155,7 @@ macro_rules! answer_in_place {
                 expiry: u64,
                 amount: u64,
             ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
-                ready(sliding(self).and_then(|c| sliding_hit(c, key, limit, expiry, amount)))
+                ready(sliding_counters(self).and_then(|c| sliding_hit(c, key, limit, expiry, amount)))
             }
 
             fn clear_sliding_window<'a>(
@@ -164,7 +163,7 @@ macro_rules! answer_in_place {
                 key: &'a str,
                 expiry: u64,
             ) -> BoxFuture<'a, Result<()>> {
-                ready(sliding(self).and_then(|c| c.clear_sliding_window(key, expiry)))
+                ready(sliding_counters(self).and_then(|c| c.clear_sliding_window(key, expiry)))
             }
         }
     };
@@ -207,18 +206,6 @@ pub(super) fn sliding_hit(
 ) -> Result<(bool, SlidingWindow)> {
     let acquired = counters.acquire_sliding_window_entry(key, limit, expiry, amount)?;
     Ok((acquired, counters.get_sliding_window(key, expiry)?))
-}
-
-fn moving<S: Storage>(storage: &S) -> Result<&dyn MovingWindowSupport> {
-    storage
-        .moving_window()
-        .ok_or_else(|| lacks::<S>(Capability::MovingWindow))
-}
-
-fn sliding<S: Storage>(storage: &S) -> Result<&dyn SlidingWindowCounterSupport> {
-    storage
-        .sliding_window()
-        .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))
 }
 
 answer_in_place!([C: Clock] MemoryStorage<C>);

@@ -179,16 +179,12 @@ impl<S: AsyncStorage + ?Sized> AsyncMovingWindowRateLimiter<S> {
     /// A limiter keeping its windows in `storage`; a configuration error if
     /// the storage has no moving window support.
     pub fn new(storage: Arc<S>) -> Result<Self> {
-        if storage.moving_window().is_none() {
-            return Err(lacks::<S>(Capability::MovingWindow));
-        }
+        super::moving_windows(&*storage)?;
         Ok(AsyncMovingWindowRateLimiter { storage })
     }
 
     fn windows(&self) -> Result<&dyn AsyncMovingWindowSupport> {
-        self.storage
-            .moving_window()
-            .ok_or_else(|| lacks::<S>(Capability::MovingWindow))
+        super::moving_windows(&*self.storage)
     }
 }
 
@@ -196,16 +192,12 @@ impl<S: AsyncStorage + ?Sized> AsyncSlidingWindowCounterRateLimiter<S> {
     /// A limiter keeping its counters in `storage`; a configuration error if
     /// the storage has no sliding window counter support.
     pub fn new(storage: Arc<S>) -> Result<Self> {
-        if storage.sliding_window().is_none() {
-            return Err(lacks::<S>(Capability::SlidingWindowCounter));
-        }
+        super::sliding_counters(&*storage)?;
         Ok(AsyncSlidingWindowCounterRateLimiter { storage })
     }
 
     fn counters(&self) -> Result<&dyn AsyncSlidingWindowCounterSupport> {
-        self.storage
-            .sliding_window()
-            .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))
+        super::sliding_counters(&*self.storage)
     }
 }
 

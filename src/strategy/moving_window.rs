@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::{cost_fits, room_for, with_key, RateLimiter, WindowStats};
 use crate::error::Result;
 use crate::item::RateLimitItem;
-use crate::storage::{lacks, Capability};
 use crate::storage::{MovingWindow, MovingWindowSupport, Storage};
 
 /// The moving window strategy (`"moving-window"`): a hit is allowed if, with
@@ -37,9 +36,7 @@ impl<S: Storage + ?Sized> MovingWindowRateLimiter<S> {
     /// [configuration error](crate::ErrorKind::Configuration) if the storage
     /// cannot hold moving windows ([`Storage::moving_window`] is `None`).
     pub fn new(storage: Arc<S>) -> Result<Self> {
-        if storage.moving_window().is_none() {
-            return Err(lacks::<S>(Capability::MovingWindow));
-        }
+        crate::storage::moving_windows(&*storage)?;
         Ok(MovingWindowRateLimiter { storage })
     }
 
@@ -49,9 +46,7 @@ impl<S: Storage + ?Sized> MovingWindowRateLimiter<S> {
     }
 
     fn windows(&self) -> Result<&dyn MovingWindowSupport> {
-        self.storage
-            .moving_window()
-            .ok_or_else(|| lacks::<S>(Capability::MovingWindow))
+        crate::storage::moving_windows(&*self.storage)
     }
 }
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::{cost_fits, with_key, RateLimiter, WindowStats};
 use crate::error::Result;
 use crate::item::RateLimitItem;
-use crate::storage::{lacks, Capability};
 use crate::storage::{SlidingWindow, SlidingWindowCounterSupport, Storage};
 
 /// The sliding window counter strategy (`"sliding-window-counter"`): the
@@ -36,9 +35,7 @@ impl<S: Storage + ?Sized> SlidingWindowCounterRateLimiter<S> {
     /// cannot hold sliding window counters ([`Storage::sliding_window`] is
     /// `None`).
     pub fn new(storage: Arc<S>) -> Result<Self> {
-        if storage.sliding_window().is_none() {
-            return Err(lacks::<S>(Capability::SlidingWindowCounter));
-        }
+        crate::storage::sliding_counters(&*storage)?;
         Ok(SlidingWindowCounterRateLimiter { storage })
     }
 
@@ -48,9 +45,7 @@ impl<S: Storage + ?Sized> SlidingWindowCounterRateLimiter<S> {
     }
 
     fn counters(&self) -> Result<&dyn SlidingWindowCounterSupport> {
-        self.storage
-            .sliding_window()
-            .ok_or_else(|| lacks::<S>(Capability::SlidingWindowCounter))
+        crate::storage::sliding_counters(&*self.storage)
     }
 }
 
