@@ -123,9 +123,15 @@ impl Error {
     /// A storage error for a call that did not finish in time, without an
     /// underlying error value; [`is_timeout`](Self::is_timeout) is true.
     pub fn storage_timeout(backend: &str, message: impl fmt::Display) -> Self {
-        let mut e = Self::storage_msg(backend, message);
-        e.0.timeout = true;
-        e
+        Self::storage_msg(backend, message).timed_out()
+    }
+
+    /// This error, marked as a timeout: for a backend whose client reports
+    /// timeouts in terms [`is_timeout`](Self::is_timeout) cannot read
+    /// through the sources.
+    pub(crate) fn timed_out(mut self) -> Self {
+        self.0.timeout = true;
+        self
     }
 
     /// What kind of error this is.
@@ -188,13 +194,18 @@ impl Error {
     }
 }
 
+/// Whether an I/O error is a timeout. A socket read timeout surfaces as
+/// `WouldBlock` (EAGAIN) on Unix.
+pub(crate) fn io_timed_out(io: &std::io::Error) -> bool {
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
+}
+
 fn cause_is_timeout(cause: &(dyn StdError + 'static)) -> bool {
     if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-        // A socket read timeout surfaces as `WouldBlock` (EAGAIN) on Unix.
-        return matches!(
-            io.kind(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-        );
+        return io_timed_out(io);
     }
     #[cfg(feature = "redis")]
     if let Some(redis) = cause.downcast_ref::<redis::RedisError>() {

@@ -277,6 +277,29 @@ fn spawn<T: Send + 'static>(
     })
 }
 
+/// A client error as `backend` reports it. The client's own request
+/// timeout (gRPC `CANCELLED` "Timeout expired") and a server deadline
+/// (`DEADLINE_EXCEEDED`) are marked as timeouts: the client does not expose
+/// them as I/O errors.
+pub(crate) fn client_error(backend: &str, e: etcd_client::Error) -> Error {
+    const CANCELLED: i32 = 1;
+    const DEADLINE_EXCEEDED: i32 = 4;
+    let timed_out = match &e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let code = i32::from(s.code());
+            code == DEADLINE_EXCEEDED || (code == CANCELLED && s.message() == "Timeout expired")
+        }
+        etcd_client::Error::IoError(io) => crate::error::io_timed_out(io),
+        _ => false,
+    };
+    let e = Error::storage(backend, e);
+    if timed_out {
+        e.timed_out()
+    } else {
+        e
+    }
+}
+
 pub(crate) fn is_lease_not_found(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("lease not found"))
 }
@@ -287,7 +310,7 @@ impl Inner {
     }
 
     fn timeout_error(&self, what: &str) -> Error {
-        Error::storage_msg(
+        Error::storage_timeout(
             BACKEND,
             format!(
                 "{what}: no reply from {} within {:?}",
@@ -475,7 +498,7 @@ enum RequestError {
 impl RequestError {
     fn into_error(self) -> Error {
         match self {
-            RequestError::Etcd(e) => Error::storage(BACKEND, e),
+            RequestError::Etcd(e) => client_error(BACKEND, e),
             RequestError::Other(e) => e,
         }
     }

@@ -279,7 +279,7 @@ impl MemcachedStorage {
                     return Ok((amount, true));
                 }
                 Err(e) if is_key_exists(&e) => {}
-                Err(e) => return Err(server_error(server, e)),
+                Err(e) => return Err(server.error_as(server::BACKEND, e)),
             }
             let count = server.call(|c| c.increment(key, amount))?;
             if count != 0 {
@@ -325,10 +325,6 @@ impl MemcachedStorage {
         };
         Ok((window, current))
     }
-}
-
-fn server_error(server: &Server, err: MemcacheError) -> Error {
-    Error::storage(&format!("{} {}", server::BACKEND, server.name()), err)
 }
 
 impl std::fmt::Debug for MemcachedStorage {

@@ -364,7 +364,7 @@ impl MongoDbStorage {
             let handle = runtime()?.spawn(async move {
                 match tokio::time::timeout(limit, task).await {
                     Ok(result) => result,
-                    Err(_) => Err(Error::storage_msg(
+                    Err(_) => Err(Error::storage_timeout(
                         BACKEND,
                         format!("no reply within {limit:?}"),
                     )),

@@ -425,6 +425,7 @@ fn a_hung_server_is_a_storage_error_within_the_timeout() {
     let e = rt.block_on(st.incr("k", 60, false, 1)).unwrap_err();
     let incr = start.elapsed();
     assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+    assert!(e.is_timeout() && e.is_retryable(), "{e:#}");
     let start = Instant::now();
     assert!(!rt.block_on(st.check()));
     let check = start.elapsed();

@@ -420,7 +420,9 @@ fn hung_server_times_out() {
     st.incr("k", 60, false, 1).unwrap();
     server.signal("STOP");
     let (r, took) = timed(|| st.incr("k", 60, false, 1));
-    assert_eq!(r.unwrap_err().kind(), ErrorKind::Storage);
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Storage);
+    assert!(e.is_timeout() && e.is_retryable(), "{e:#}");
     assert!(took < Duration::from_secs(2), "{took:?}");
     let (ok, took) = timed(|| st.check());
     assert!(!ok);

@@ -424,7 +424,9 @@ fn a_hung_server_is_a_storage_error_within_the_timeouts() {
     server.signal("STOP");
     let bound = Duration::from_millis(1500);
     storage_error_within("incr on a hung server", bound, || {
-        st.incr("k", 60, false, 1)
+        st.incr("k", 60, false, 1).inspect_err(|e| {
+            assert!(e.is_timeout() && e.is_retryable(), "{e:#}");
+        })
     });
     storage_error_within("get on a hung server", bound, || st.get("k"));
     let started = Instant::now();

@@ -103,10 +103,6 @@ struct Chunk {
     end: usize,
 }
 
-fn request_error(e: etcd_client::Error) -> Error {
-    Error::storage(BACKEND, e)
-}
-
 async fn timed<T>(
     limit: Duration,
     what: &str,
@@ -115,8 +111,8 @@ async fn timed<T>(
     match tokio::time::timeout(limit, call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) if is_lease_not_found(&e) => Err(Attempt::LeaseGone),
-        Ok(Err(e)) => Err(Attempt::Failed(request_error(e))),
-        Err(_) => Err(Attempt::Failed(Error::storage_msg(
+        Ok(Err(e)) => Err(Attempt::Failed(super::client_error(BACKEND, e))),
+        Err(_) => Err(Attempt::Failed(Error::storage_timeout(
             BACKEND,
             format!("{what}: no reply within {limit:?}"),
         ))),

@@ -21,7 +21,7 @@ use memcache::{Client, CommandError, ConnectionManager, MemcacheError, Url};
 use parking_lot::RwLock;
 
 use super::config::{MemcachedConfig, Target};
-use crate::error::{Error, Result};
+use crate::error::{io_timed_out, Error, Result};
 
 pub(crate) const BACKEND: &str = "memcached";
 
@@ -95,7 +95,19 @@ impl Server {
     }
 
     fn error(&self, err: MemcacheError) -> Error {
-        Error::storage(&format!("{BACKEND} {}", self.target.name()), err)
+        self.error_as(BACKEND, err)
+    }
+
+    /// A client error of this server, as `backend` reports it; an I/O
+    /// timeout (the client does not expose it as a source) is marked so.
+    pub(crate) fn error_as(&self, backend: &str, err: MemcacheError) -> Error {
+        let timed_out = matches!(&err, MemcacheError::IOError(io) if io_timed_out(io));
+        let e = Error::storage(&format!("{backend} {}", self.name()), err);
+        if timed_out {
+            e.timed_out()
+        } else {
+            e
+        }
     }
 
     /// Runs `f` on this server; a connection-level error drops the pool.

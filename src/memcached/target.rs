@@ -74,10 +74,6 @@ fn is_not_stored(e: &MemcacheError) -> bool {
     )
 }
 
-fn server_error(server: &Server, e: MemcacheError) -> Error {
-    Error::storage(&format!("{BACKEND} {}", server.name()), e)
-}
-
 /// The CAS token of a read item. (A token of 0 would make `cas` an
 /// unconditional `set`; the binary protocol always sends one.)
 fn cas_token(key: &str, token: Option<u64>) -> Result<u64> {
@@ -189,13 +185,13 @@ impl MemcachedStorage {
                 match server.run(|c| c.append(key, entry)) {
                     Ok(()) => return Ok(false),
                     Err(e) if is_not_stored(&e) => {}
-                    Err(e) => return Err(server_error(server, e)),
+                    Err(e) => return Err(server.error_as(BACKEND, e)),
                 }
             }
             match server.run(|c| c.add(key, entry, exptime)) {
                 Ok(()) => return Ok(true),
                 Err(e) if is_key_exists(&e) => exists = true,
-                Err(e) => return Err(server_error(server, e)),
+                Err(e) => return Err(server.error_as(BACKEND, e)),
             }
         }
         Err(Error::new(
@@ -213,7 +209,7 @@ impl MemcachedStorage {
                 None => match server.run(|c| c.add(&w.slot, value.as_str(), w.exptime)) {
                     Ok(()) => return Ok(()),
                     Err(e) if is_key_exists(&e) => {}
-                    Err(e) => return Err(server_error(server, e)),
+                    Err(e) => return Err(server.error_as(BACKEND, e)),
                 },
                 Some((stored, _)) if stored >= w.total => return Ok(()),
                 Some((_, token)) => {
