@@ -432,7 +432,7 @@ async fn a_paused_redis_is_answered_within_the_deadline_by_the_fail_policy() {
     assert!(failures.load(Ordering::Relaxed) >= 28);
 
     redis.signal("CONT");
-    for (policy, _, addr) in &layers {
+    for (_, _, addr) in &layers {
         let c = client("127.0.3.1");
         servers::wait_until(
             "Redis answers the layer again",
@@ -442,7 +442,6 @@ async fn a_paused_redis_is_answered_within_the_deadline_by_the_fail_policy() {
                 answer.status == StatusCode::OK && !answer.header("ratelimit").is_empty()
             },
         );
-        let _ = policy;
     }
 }
 

@@ -532,26 +532,22 @@ impl Shared {
             decide(&*self.limiter, &limits.items, &identifiers),
         )
         .await;
-        let (index, decision) = match decided {
-            Ok(Ok(decided)) => decided,
+        let decided = match decided {
+            Ok(Ok(decided)) => Ok(decided),
             Ok(Err(e)) => {
                 self.counters.storage_errors.fetch_add(1, Relaxed);
-                match self
-                    .failed(Failure::Storage(&e), &limits.items, &identifiers)
-                    .await
-                {
-                    Ok(decided) => decided,
-                    Err(verdict) => return verdict,
-                }
+                let failure = Failure::Storage(&e);
+                self.failed(failure, &limits.items, &identifiers).await
             }
             Err(_) => {
                 self.counters.timeouts.fetch_add(1, Relaxed);
                 let failure = Failure::Timeout(self.deadline);
-                match self.failed(failure, &limits.items, &identifiers).await {
-                    Ok(decided) => decided,
-                    Err(verdict) => return verdict,
-                }
+                self.failed(failure, &limits.items, &identifiers).await
             }
+        };
+        let (index, decision) = match decided {
+            Ok(decided) => decided,
+            Err(verdict) => return verdict,
         };
         let report = Report {
             limits,
