@@ -84,6 +84,6 @@ pub use crate::backends::sync_target_from_string;
 pub use stats::Stats;
 pub use storage::WriteBehind;
 pub use syncer::{FailurePolicy, WriteBehindBuilder, WriteBehindHandle};
-pub use target::{Report, SyncTarget};
+pub use target::{share_rule, Budget, Report, Share, SyncTarget};
 pub(crate) use uri::handle_from_uri;
 pub use uri::SCHEME_PREFIX;

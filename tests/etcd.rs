@@ -501,7 +501,8 @@ mod write_behind_remote {
         require_or_skip!("etcd");
         let etcd = shared_etcd();
         let remote = remote(&etcd, &unique_prefix("wb-writers"));
-        common::remote::several_writers_total_exactly(remote, "etcd");
+        common::remote::several_writers_total_exactly(remote.clone(), "etcd");
+        common::remote::budget_shares(remote, "etcd");
     }
 
     /// Batches larger than one transaction, a slot repeated in a batch, keys

@@ -467,7 +467,8 @@ mod write_behind_remote {
         let server = Memcached::tcp();
         let remote = Arc::new(storage(&server, ""));
         common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "mc");
-        common::remote::several_writers_total_exactly(remote, "mc");
+        common::remote::several_writers_total_exactly(remote.clone(), "mc");
+        common::remote::budget_shares(remote, "mc");
     }
 
     #[test]

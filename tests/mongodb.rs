@@ -551,7 +551,8 @@ mod write_behind_remote {
         let uri = format!("{}/?database_name={}", server.uri(), unique_database("wb"));
         let remote = Arc::new(MongoDbStorage::new(&uri).unwrap());
         common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "mo");
-        common::remote::several_writers_total_exactly(remote, "mo");
+        common::remote::several_writers_total_exactly(remote.clone(), "mo");
+        common::remote::budget_shares(remote, "mo");
     }
 
     #[test]

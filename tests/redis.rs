@@ -623,3 +623,112 @@ fn tls_with_a_private_ca() {
         RedisStorage::new(&format!("redis://127.0.0.1:{tls_port}?socket_timeout=1")).unwrap();
     assert!(!plain.check());
 }
+
+/// Write-behind over a standalone Redis under budget split.
+mod budget_split {
+    use super::*;
+    use limitstore::write_behind::WriteBehind;
+
+    /// The share script answers as the embedded remote does.
+    #[test]
+    fn the_share_script_follows_the_rule() {
+        require_or_skip!("redis-server");
+        let server = Server::redis(Config::default());
+        let remote = Arc::new(RedisStorage::new(&server.url()).unwrap());
+        common::remote::budget_shares(remote, "rs");
+    }
+
+    /// Four nodes on their own threads, each offering twice the limit over
+    /// a real Redis, with a sync interval of 20 ms and 1 s windows: no window
+    /// admits past the limit, the full ones admit nearly all of it, and the
+    /// remote counts exactly what was admitted.
+    #[test]
+    fn four_nodes_over_redis_never_pass_the_limit() {
+        require_or_skip!("redis-server");
+        let server = Server::redis(Config::default());
+        let uri = format!("{}?key_prefix=SPLIT", server.url());
+        const LIMIT: u64 = 400;
+        let nodes: Vec<_> = (0..4)
+            .map(|i| {
+                let remote = Arc::new(RedisStorage::new(&uri).unwrap());
+                WriteBehind::builder(remote)
+                    .node_id(format!("n{i}"))
+                    .sync_interval(Duration::from_millis(20))
+                    .budget_split(true)
+                    .start()
+                    .unwrap()
+            })
+            .collect();
+        let barrier = Barrier::new(nodes.len());
+        let per_node: Vec<std::collections::BTreeMap<u64, u64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|node| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        let mut admitted = std::collections::BTreeMap::new();
+                        barrier.wait();
+                        let start = Instant::now();
+                        let mut hits = 0u32;
+                        // 200 hits/s per node: twice the limit together.
+                        while start.elapsed() < Duration::from_millis(3500) {
+                            let due = start + Duration::from_millis(5) * hits;
+                            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            let (w, ok) = node.hit_in_window("shared", 1, LIMIT, 1).unwrap();
+                            *admitted.entry(w).or_insert(0) += u64::from(ok);
+                            hits += 1;
+                        }
+                        admitted
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for node in &nodes {
+            node.flush().unwrap();
+        }
+        let mut windows = std::collections::BTreeMap::new();
+        for m in &per_node {
+            for (w, a) in m {
+                *windows.entry(*w).or_insert(0u64) += a;
+            }
+        }
+        let direct = RedisStorage::new(&uri).unwrap();
+        let full: Vec<u64> = windows.keys().copied().skip(1).collect();
+        // Slots of 1 s windows expire one window after theirs: the
+        // windows still live are checked against the server.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let mut checked = 0;
+        for (w, admitted) in &windows {
+            assert!(*admitted <= LIMIT, "window {w}: {admitted} of {LIMIT}");
+            if (*w + 2) as f64 <= now + 0.2 {
+                continue;
+            }
+            checked += 1;
+            let read = limitstore::write_behind::Report {
+                key: "shared",
+                window: *w,
+                expiry: 1,
+                node: "reader",
+                total: 0,
+            };
+            use limitstore::write_behind::SyncTarget;
+            assert_eq!(direct.sync(&[read]).unwrap()[0], *admitted, "window {w}");
+        }
+        // The windows after the first, but the last, are full ones.
+        for w in &full[..full.len().saturating_sub(1)] {
+            assert!(
+                windows[w] >= LIMIT * 95 / 100,
+                "window {w}: {} of {LIMIT}",
+                windows[w]
+            );
+        }
+        assert!(full.len() >= 3, "{windows:?}");
+        assert!(checked >= 1, "{windows:?}");
+    }
+}

@@ -115,6 +115,7 @@ mod write_behind_remote {
         let remote = std::sync::Arc::new(RedisClusterStorage::new(&cluster.url()).unwrap());
         common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "cl");
         common::remote::several_writers_total_exactly(remote.clone(), "cl");
+        common::remote::budget_shares(remote.clone(), "cl");
         // The slots live on more than one primary.
         let holding = cluster
             .nodes

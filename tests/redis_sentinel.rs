@@ -180,7 +180,8 @@ fn write_behind_remote_totals_exactly() {
     let uri = format!("redis+sentinel://127.0.0.1:{}/{SERVICE}", sentinel.port);
     let remote = std::sync::Arc::new(RedisSentinelStorage::new(&uri).unwrap());
     common::remote::batches_answer_per_key_and_repeat_harmlessly(&*remote, "se");
-    common::remote::several_writers_total_exactly(remote, "se");
+    common::remote::several_writers_total_exactly(remote.clone(), "se");
+    common::remote::budget_shares(remote, "se");
     common::remote::write_through_nodes_share_hits(
         |id| format!("writebehind+{uri}?sync_interval=0&node_id={id}"),
         &format!("writebehind+{uri}?colour=blue"),

@@ -477,11 +477,12 @@ mod tune {
     use std::ops::ControlFlow;
     use std::time::Duration;
 
-    use limitstore::write_behind::tune::{run_tune, TuneConfig};
+    use limitstore::write_behind::tune::{run_tune, TuneConfig, TuneMode};
 
     #[test]
     fn a_break_keeps_the_finished_intervals_and_stops_the_one_under_way() {
         let mut config = TuneConfig::default();
+        config.modes = vec![TuneMode::Interval];
         config.nodes = 2;
         config.limit = 50;
         config.duration = Duration::from_millis(300);
@@ -551,7 +552,15 @@ mod tune {
         })
         .unwrap();
         assert!(ticks > 3);
-        assert_eq!(report.rows.len(), 3);
+        // Write-through once, then every mode at each positive interval.
+        let runs: Vec<(Duration, TuneMode)> =
+            report.rows.iter().map(|r| (r.interval, r.mode)).collect();
+        let ms = Duration::from_millis;
+        let mut expected = vec![(Duration::ZERO, TuneMode::Interval)];
+        for interval in [ms(20), ms(2000)] {
+            expected.extend(TuneMode::ALL.iter().map(|&m| (interval, m)));
+        }
+        assert_eq!(runs, expected);
         assert!(!report.interrupted);
         for r in &report.rows {
             assert!(r.admitted <= r.attempts, "{r:?}");
@@ -560,6 +569,22 @@ mod tune {
             assert!(r.remote_ops_per_sec > 0.0, "{r:?}");
             let capacity = (config.limit * r.windows) as f64;
             assert!((r.over_pct - 100.0 * r.over_admitted as f64 / capacity).abs() < 1e-9);
+            // Budget split admits within claims the remote granted
+            // atomically: never past the limit while each node syncs within
+            // every window. At an interval past the window, a node's first
+            // hits in a window can come from its unclaimed opening share,
+            // ⌊limit / (nodes + 1)⌋ each, and no further.
+            if r.mode != TuneMode::Interval {
+                if r.interval < Duration::from_secs(1) {
+                    assert_eq!(r.over_admitted, 0, "{report}");
+                } else {
+                    let opening = config.limit / (config.nodes as u64 + 1);
+                    assert!(
+                        r.worst_window_over <= config.nodes as u64 * opening,
+                        "{report}"
+                    );
+                }
+            }
         }
         // Write-through is exact: nothing beyond the limit, nothing refused
         // below it, and each full window admits the limit.
@@ -571,7 +596,8 @@ mod tune {
         );
         assert!(exact.admitted >= config.limit, "{exact:?}");
         // An interval longer than the run: each node admits the limit alone.
-        let blind = &report.rows[2];
+        let blind = &report.rows[4];
+        assert_eq!((blind.interval, blind.mode), (ms(2000), TuneMode::Interval));
         assert!(blind.worst_window_over >= config.limit, "{blind:?}");
         assert!(blind.worst_window_over <= 2 * config.limit, "{blind:?}");
         assert!(blind.within_bound(), "{blind:?}");
@@ -581,13 +607,37 @@ mod tune {
             "{report}"
         );
         let table = report.to_string();
-        assert!(
-            table.contains("write") || table.contains("interval"),
-            "{table}"
-        );
+        for name in ["write-through", "interval", "split", "split+max"] {
+            assert!(table.contains(name), "{table}");
+        }
         let svg = report.to_svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        // The bound, then over and under for each of the three modes.
+        assert_eq!(svg.matches("<polyline").count(), 7);
+    }
+
+    #[test]
+    fn the_chart_ticks_at_round_values() {
+        let mut config = TuneConfig::default();
+        config.nodes = 3;
+        config.limit = 40;
+        config.duration = Duration::from_millis(300);
+        config.intervals = vec![Duration::from_millis(50)];
+        config.modes = vec![TuneMode::Interval];
+        let report = run_tune(&config, &mut |_| ControlFlow::Continue(())).unwrap();
+        let svg = report.to_svg();
+        let ticks: Vec<f64> = svg
+            .split("text-anchor=\"end\">")
+            .skip(1)
+            .map(|t| t[..t.find('%').unwrap()].parse().unwrap())
+            .collect();
+        assert!(ticks.len() >= 2, "{svg}");
+        let step = ticks[1] - ticks[0];
+        let mantissa = step / 10f64.powf(step.log10().floor());
+        assert!(
+            [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6),
+            "{ticks:?}"
+        );
     }
 }
 

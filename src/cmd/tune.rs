@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use limitstore::write_behind::sync_target_from_string;
 use limitstore::write_behind::tune::{
-    format_duration, run_tune, unique_namespace, TuneConfig, TuneProgress, TuneReport,
+    format_duration, run_tune, unique_namespace, TuneConfig, TuneMode, TuneProgress, TuneReport,
 };
 use limitstore::{Error, Options, MAX_AMOUNT, MAX_EXPIRY};
 
@@ -59,6 +59,23 @@ pub struct Args {
     /// `memory://?latency=0.0001`.
     #[arg(long)]
     remote: Option<String>,
+    /// Modes measured at each positive interval (comma-separated):
+    /// `interval` (plain write-behind), `split` (budget split), `split+max`
+    /// (budget split with --max-unsynced).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "interval,split,split+max"
+    )]
+    modes: Vec<String>,
+    /// Unsynced hits per node and window that ask for an early sync in mode
+    /// `split+max` (default: max(1, limit / (10 x nodes))).
+    #[arg(long)]
+    max_unsynced: Option<u64>,
+    /// The fraction of the whole load node 0 offers, 0 to 1 (needs --rate:
+    /// the nodes together offer rate x nodes).
+    #[arg(long)]
+    skew: Option<f64>,
     /// Where to write the SVG chart.
     #[arg(long, default_value = "tune.svg")]
     svg: PathBuf,
@@ -197,8 +214,32 @@ pub fn plan(args: &Args) -> Result<Plan, Failure> {
             format_duration(duration)
         ));
     }
+    let mut modes = Vec::new();
+    for m in &args.modes {
+        let mode: TuneMode = m.parse().map_err(|e| usage_of("--modes", e))?;
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    if modes.is_empty() {
+        return usage("--modes takes at least one mode".to_string());
+    }
+    if args.max_unsynced == Some(0) {
+        return usage("--max-unsynced must be at least 1".to_string());
+    }
+    if let Some(skew) = args.skew {
+        if !(0.0..=1.0).contains(&skew) {
+            return usage("--skew must lie between 0 and 1".to_string());
+        }
+        if args.rate.is_none() {
+            return usage("--skew needs --rate (the load it divides)".to_string());
+        }
+    }
     check_output(&args.svg)?;
     let mut config = TuneConfig::default();
+    config.modes = modes;
+    config.max_unsynced = args.max_unsynced;
+    config.skew = args.skew;
     config.nodes = args.nodes;
     config.limit = args.limit;
     config.window = args.window;
@@ -237,13 +278,18 @@ fn draw(p: &TuneProgress) {
     let mut err = std::io::stderr().lock();
     let _ = write!(
         err,
-        "\r[{}{}] {:>3.0}%  interval {}/{} ({})   ",
+        "\r[{}{}] {:>3.0}%  run {}/{} ({}, {})   ",
         "#".repeat(filled),
         "-".repeat(WIDTH - filled),
         p.done * 100.0,
         p.index + 1,
         p.of,
-        format_duration(p.interval)
+        format_duration(p.interval),
+        if p.interval.is_zero() {
+            "write-through"
+        } else {
+            p.mode.name()
+        }
     );
     let _ = err.flush();
 }
@@ -254,7 +300,10 @@ fn print(report: &TuneReport, svg: &Path) -> Result<(), Failure> {
         "over: admitted beyond the limit, summed over windows; over%: that over limit x windows;\n\
          worst/win: the worst window; bound: the research-note bound for one window,\n\
          max over B of max(0, sum min(B, r_i*T) - B), T = 2 x (interval + mean round trip);\n\
-         ok: worst/win <= bound."
+         ok: worst/win <= bound. under%: refused demand that fitted under the limit;\n\
+         under/win: the worst full window's.\n\
+         modes: interval = plain write-behind, split = budget split, split+max = budget split\n\
+         with max_unsynced; at interval 0 every hit is written through."
     );
     std::fs::write(svg, report.to_svg()).map_err(|e| Error::storage("writing the chart", e))?;
     println!("chart: {}", svg.display());
@@ -280,11 +329,7 @@ pub fn run(plan: Plan) -> Result<Outcome, Failure> {
     let report = result?;
     cleaned?;
     if report.interrupted {
-        println!(
-            "interrupted: {} of {} intervals finished",
-            report.rows.len(),
-            plan.config.intervals.len()
-        );
+        println!("interrupted: {} runs finished", report.rows.len(),);
     }
     print(&report, &plan.svg)?;
     Ok(if report.interrupted {

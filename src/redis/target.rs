@@ -7,11 +7,11 @@ use std::sync::LazyLock;
 use redis::cluster_routing::Slot;
 use redis::Script;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::redis::RedisStorage;
 use crate::redis::{glob_escape, Ops, RedisClusterStorage, RedisSentinelStorage, Topology};
 use crate::storage::Storage;
-use crate::write_behind::{Report, SyncTarget};
+use crate::write_behind::{Budget, Report, Share, SyncTarget};
 
 /// The sync script: per report, `max(stored, total)` in the node's field of
 /// the `(key, window)` hash, then the sum of the hash's fields.
@@ -24,15 +24,29 @@ pub(crate) fn slot_key(prefix: &str, key: &str, window: u64) -> String {
     format!("{prefix}:wb:{key}/{window}")
 }
 
-/// Applies `reports` with one script run per group of reports whose slot keys
+/// The budget-split script: [`SYNC`] plus the claim of
+/// [`share_rule`](crate::write_behind::share_rule), kept in the field
+/// `NUL + node` of the same hash.
+static SHARE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/write_behind_share.lua")));
+
+/// Runs `script` over `reports` once per group of reports whose slot keys
 /// `group` puts together (all of them for one server, one hash slot each on
-/// a Cluster, where a script's keys must share a slot). Answers in the order
-/// of `reports`.
-fn sync_grouped<T, G>(ops: &Ops<T>, reports: &[Report<'_>], group: G) -> Result<Vec<u64>>
+/// a Cluster, where a script's keys must share a slot), with the node id as
+/// first argument and `args` adding each report's. Answers in the order of
+/// `reports`.
+fn run_grouped<T, G, A>(
+    ops: &Ops<T>,
+    reports: &[Report<'_>],
+    group: G,
+    script: &Script,
+    args: impl Fn(&mut redis::ScriptInvocation<'_>, usize),
+) -> Result<Vec<A>>
 where
     T: Topology,
     T::Conn: redis::ConnectionLike,
     G: Fn(&str) -> Option<Slot>,
+    A: redis::FromRedisValue + Default + Clone,
 {
     let Some(first) = reports.first() else {
         return Ok(Vec::new());
@@ -52,28 +66,78 @@ where
         });
         groups[g].1.push(i);
     }
-    let mut totals = vec![0u64; reports.len()];
+    let mut answers = vec![A::default(); reports.len()];
     ops.run(|c| {
         for (_, members) in &groups {
-            let mut invocation = SYNC.prepare_invoke();
+            let mut invocation = script.prepare_invoke();
             invocation.arg(first.node);
             for &i in members {
-                let r = &reports[i];
-                let expire_at_ms = r
-                    .window
-                    .saturating_add(2)
-                    .saturating_mul(r.expiry)
-                    .saturating_mul(1000);
-                invocation.key(&keys[i]).arg(r.total).arg(expire_at_ms);
+                invocation.key(&keys[i]);
+                args(&mut invocation, i);
             }
-            let answers: Vec<u64> = invocation.invoke(c)?;
-            for (&i, total) in members.iter().zip(answers) {
-                totals[i] = total;
+            let got: Vec<A> = invocation.invoke(c)?;
+            for (&i, answer) in members.iter().zip(got) {
+                answers[i] = answer;
             }
         }
         Ok(())
     })?;
-    Ok(totals)
+    Ok(answers)
+}
+
+/// When the slots of `r`'s window expire: one window after it ends, in Unix ms.
+fn expire_at_ms(r: &Report<'_>) -> u64 {
+    r.window
+        .saturating_add(2)
+        .saturating_mul(r.expiry)
+        .saturating_mul(1000)
+}
+
+fn sync_grouped<T, G>(ops: &Ops<T>, reports: &[Report<'_>], group: G) -> Result<Vec<u64>>
+where
+    T: Topology,
+    T::Conn: redis::ConnectionLike,
+    G: Fn(&str) -> Option<Slot>,
+{
+    run_grouped(ops, reports, group, &SYNC, |inv, i| {
+        let r = &reports[i];
+        inv.arg(r.total).arg(expire_at_ms(r));
+    })
+}
+
+fn share_grouped<T, G>(
+    ops: &Ops<T>,
+    reports: &[Report<'_>],
+    budgets: &[Budget],
+    group: G,
+) -> Result<Vec<Share>>
+where
+    T: Topology,
+    T::Conn: redis::ConnectionLike,
+    G: Fn(&str) -> Option<Slot>,
+{
+    if budgets.len() != reports.len() {
+        return Err(Error::invalid_argument(
+            "sync_shares needs one budget per report",
+        ));
+    }
+    let answers: Vec<(u64, u64, u64)> = run_grouped(ops, reports, group, &SHARE, |inv, i| {
+        let (r, b) = (&reports[i], &budgets[i]);
+        inv.arg(r.total)
+            .arg(expire_at_ms(r))
+            .arg(b.limit)
+            .arg(b.want)
+            .arg(b.demand)
+            .arg(b.nodes);
+    })?;
+    Ok(answers
+        .into_iter()
+        .map(|(global, nodes, allowed)| Share {
+            global,
+            nodes,
+            allowed,
+        })
+        .collect())
 }
 
 /// Sets the incarnation marker `{prefix}:wb-incarnation` to `candidate`
@@ -120,6 +184,21 @@ macro_rules! sync_target {
 
             fn check(&self) -> bool {
                 Storage::check(self)
+            }
+
+            fn shares_budgets(&self) -> bool {
+                true
+            }
+
+            /// One script run as for [`sync`](SyncTarget::sync), which
+            /// also grants and stores the claim (the hash's field
+            /// `NUL + node`).
+            fn sync_shares(
+                &self,
+                reports: &[Report<'_>],
+                budgets: &[Budget],
+            ) -> Result<Vec<Share>> {
+                share_grouped(self.ops(), reports, budgets, $group)
             }
 
             fn clear(&self, key: &str) -> Result<()> {

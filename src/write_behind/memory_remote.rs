@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::target::{Report, SyncTarget};
+use super::target::{share_rule, Budget, Report, Share, SyncTarget};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 
@@ -23,6 +23,20 @@ struct Slots {
     nodes: HashMap<String, u64>,
     /// The sum over `nodes`.
     sum: u64,
+    /// Per node under budget split: the largest claim it was granted.
+    claims: HashMap<String, u64>,
+}
+
+impl Slots {
+    /// Over the nodes other than `node`: the sum of `max(total, claim)`.
+    /// (A node with a claim has a slot: budget reports always create one.)
+    fn others(&self, node: &str) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|(n, _)| n.as_str() != node)
+            .map(|(n, &total)| total.max(self.claims.get(n).copied().unwrap_or(0)))
+            .fold(0, u64::saturating_add)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -203,8 +217,16 @@ impl fmt::Debug for MemoryRemote {
     }
 }
 
-impl SyncTarget for MemoryRemote {
-    fn sync(&self, reports: &[Report<'_>]) -> Result<Vec<u64>> {
+impl MemoryRemote {
+    /// Applies `reports` under one lock; `grant` runs on each report's
+    /// slots after the report was applied. Unless `create`, a read (total
+    /// 0) creates no slots and is answered from an empty one when absent.
+    fn apply<T>(
+        &self,
+        reports: &[Report<'_>],
+        create: bool,
+        mut grant: impl FnMut(usize, &Report<'_>, &mut Slots) -> T,
+    ) -> Result<Vec<T>> {
         self.round_trip()?;
         self.reports
             .fetch_add(reports.len() as u64, Ordering::Relaxed);
@@ -215,14 +237,14 @@ impl SyncTarget for MemoryRemote {
             table.next_purge = now + 1.0;
         }
         let mut out = Vec::with_capacity(reports.len());
-        for r in reports {
-            if r.total == 0 {
+        for (i, r) in reports.iter().enumerate() {
+            if r.total == 0 && !create {
                 // A read: answer without creating anything.
-                let sum = table
-                    .windows
-                    .get(&(r.key.to_owned(), r.window))
-                    .map_or(0, |s| s.sum);
-                out.push(sum);
+                let id = (r.key.to_owned(), r.window);
+                match table.windows.get_mut(&id) {
+                    Some(slots) => out.push(grant(i, r, slots)),
+                    None => out.push(grant(i, r, &mut Slots::default())),
+                }
                 continue;
             }
             let slots = table
@@ -236,13 +258,49 @@ impl SyncTarget for MemoryRemote {
                 slots.sum += r.total - *slot;
                 *slot = r.total;
             }
-            out.push(slots.sum);
+            out.push(grant(i, r, slots));
         }
         drop(table);
         if Self::take_one(&self.fail_after) {
             return Err(self.unreachable());
         }
         Ok(out)
+    }
+}
+
+impl SyncTarget for MemoryRemote {
+    fn sync(&self, reports: &[Report<'_>]) -> Result<Vec<u64>> {
+        self.apply(reports, false, |_, _, slots| slots.sum)
+    }
+
+    fn shares_budgets(&self) -> bool {
+        true
+    }
+
+    /// Applies [`share_rule`] under the table's lock; every report, a
+    /// total of 0 too, stores the claim it is granted.
+    fn sync_shares(&self, reports: &[Report<'_>], budgets: &[Budget]) -> Result<Vec<Share>> {
+        if budgets.len() != reports.len() {
+            return Err(Error::invalid_argument(
+                "sync_shares needs one budget per report",
+            ));
+        }
+        self.apply(reports, true, |i, r, slots| {
+            let b = budgets[i];
+            let used = slots.nodes.get(r.node).copied().unwrap_or(0);
+            let stored = slots.claims.get(r.node).copied().unwrap_or(0);
+            // The report created this node's slot: it is among them.
+            let nodes = slots.nodes.len() as u64;
+            let allowed = share_rule(b, used, slots.others(r.node), nodes, stored);
+            if allowed > stored {
+                slots.claims.insert(r.node.to_owned(), allowed);
+            }
+            Share {
+                global: slots.sum,
+                nodes,
+                allowed,
+            }
+        })
     }
 
     fn check(&self) -> bool {

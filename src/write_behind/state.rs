@@ -17,6 +17,23 @@ pub(crate) struct Win {
     pub sent: u64,
     /// The global total the remote answered that report with.
     pub global: u64,
+    /// Budget split: the cumulative `local` this node may reach in the
+    /// window (its claim once granted, its opening share before).
+    pub allowed: u64,
+    /// Budget split: the window's limit as of the last hit that knew it
+    /// (0: none known), sent with the next report.
+    pub budget: u64,
+    /// Budget split: the largest hit refused for want of share since the
+    /// last grant.
+    pub want: u64,
+    /// Budget split: whether `allowed` was granted by the remote.
+    pub granted: bool,
+    /// Budget split: hits asked for (admitted or refused for want of
+    /// share) since the last grant.
+    pub asked: u64,
+    /// Budget split: the next window's budget is `budget` too (a fixed
+    /// window), so its share is asked for ahead, with this one's reports.
+    pub ahead: bool,
 }
 
 impl Win {
@@ -27,6 +44,12 @@ impl Win {
             local: 0,
             sent: 0,
             global: 0,
+            allowed: 0,
+            budget: 0,
+            want: 0,
+            granted: false,
+            asked: 0,
+            ahead: false,
         }
     }
 
@@ -38,6 +61,12 @@ impl Win {
     /// Whether hits were accepted that the remote has not acknowledged.
     pub fn pending(&self) -> bool {
         self.local > self.sent
+    }
+
+    /// Budget split: whether the window waits for a share from the remote
+    /// (none granted yet, or a hit found the share spent).
+    pub fn wants_share(&self) -> bool {
+        self.budget > 0 && (!self.granted || self.want > 0)
     }
 
     /// Forgets the acknowledgement (the remote lost it), keeping the
@@ -67,6 +96,15 @@ pub(crate) struct Entry {
     pub wins: Vec<Win>,
     /// True while the key is in the pending queue.
     pub dirty: bool,
+    /// Budget split: true while the key is in the early-sync queue.
+    pub early: bool,
+    /// Budget split: the nodes the remote last said share the key (0: not
+    /// known yet).
+    pub nodes: u64,
+    /// Budget split: hits asked for in the key's last period between two
+    /// grants, decaying by half per grant: what the node expects to ask for
+    /// until its next one.
+    pub demand: u64,
 }
 
 /// The epoch-aligned window index of Unix time `now` for windows of `expiry` seconds.
@@ -116,6 +154,20 @@ impl Entry {
     pub fn prune(&mut self, now: f64) {
         self.wins
             .retain(|w| w.pending() || w.window + 1 >= window_of(now, w.expiry));
+    }
+
+    /// Budget split: what a node that has not heard from the remote in a
+    /// window may admit there: `⌊limit / (n + 1)⌋` for the `n` nodes last
+    /// seen sharing the key, or, for a key not synced yet, the most nodes
+    /// `peers` seen sharing any key; nothing before the node's first share
+    /// (`peers` 0). It is what [`share_rule`] grants with nothing used.
+    ///
+    /// [`share_rule`]: super::target::share_rule
+    pub fn opening_share(&self, limit: u64, peers: u64) -> u64 {
+        match if self.nodes > 0 { self.nodes } else { peers } {
+            0 => 0,
+            n => limit / (n + 1),
+        }
     }
 }
 

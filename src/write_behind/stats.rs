@@ -33,4 +33,11 @@ pub struct Stats {
     /// [incarnation marker](super::SyncTarget::incarnation) changed), each
     /// followed by a re-send of every window this node holds.
     pub remote_data_losses: u64,
+    /// Early syncs made: passes over the keys whose share ran out, whose
+    /// window opened, or that reached
+    /// [`max_unsynced`](super::WriteBehindBuilder::max_unsynced).
+    pub early_syncs: u64,
+    /// Hits refused under budget split because this node's share was spent
+    /// while the estimate still had room.
+    pub share_refusals: u64,
 }

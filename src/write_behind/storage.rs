@@ -2,11 +2,17 @@
 //! with a [`SyncTarget`].
 //!
 //! Lock order, outermost first: `sync_lock`, a write-through stripe, a
-//! table shard, `pending`, `last_error`. A thread holding a later lock never
-//! takes an earlier one: a hit marks its key dirty (`pending`) while it
-//! holds the key's shard, so a sync pass reads the table before it takes
-//! `pending`, never while holding it. `incarnation` is taken only under
-//! `sync_lock`, alone.
+//! table shard, `pending` or `early`, `last_error`. A thread holding a later
+//! lock never takes an earlier one: a hit marks its key dirty (`pending`)
+//! or asks for an early sync (`early`) while it holds the key's shard, so a
+//! sync pass takes either list, empties it and lets it go before it reads
+//! the table, never reading the table while holding one. `incarnation` is
+//! taken only under `sync_lock`, alone.
+//!
+//! Budget split (see [the module](crate::write_behind)) keeps, beside each
+//! window, the claim the remote granted (`Win::allowed`), the limit last
+//! hit against and the largest hit refused for want of share, all under the
+//! key's shard like the counts: it adds no lock and no atomic protocol.
 //!
 //! A remote that loses its data (a restart without persistence, a flush)
 //! is noticed by its [incarnation marker](SyncTarget::incarnation), read
@@ -19,7 +25,8 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -27,7 +34,7 @@ use parking_lot::Mutex;
 
 use super::state::{window_of, Entry};
 use super::stats::Stats;
-use super::target::{Report, SyncTarget};
+use super::target::{Budget, Report, Share, SyncTarget};
 use super::FailurePolicy;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -128,6 +135,20 @@ pub struct WriteBehind {
     incarnation: Mutex<Option<String>>,
     /// Times the marker changed: the remote had lost its data.
     remote_losses: AtomicU64,
+    /// Budget split on (and not write-through): see the module doc.
+    budget_split: bool,
+    /// Unsynced hits on one window that ask for an early sync.
+    max_unsynced: Option<u64>,
+    /// The least time between two early syncs.
+    early_gap: Duration,
+    /// Keys that asked for an early sync, each once (see `Entry::early`).
+    early: Mutex<Vec<String>>,
+    /// The syncer thread, woken by early-sync requests.
+    syncer: OnceLock<Thread>,
+    early_syncs: AtomicU64,
+    share_refusals: AtomicU64,
+    /// Budget split: the most nodes a share answer said shared a key.
+    peers: AtomicU64,
 }
 
 pub(crate) struct Config {
@@ -139,6 +160,9 @@ pub(crate) struct Config {
     pub policy: FailurePolicy,
     pub grace: Duration,
     pub max_entries: usize,
+    pub budget_split: bool,
+    pub max_unsynced: Option<u64>,
+    pub early_gap: Duration,
 }
 
 impl fmt::Debug for WriteBehind {
@@ -183,7 +207,30 @@ impl WriteBehind {
             last_error: Mutex::new(None),
             incarnation: Mutex::new(None),
             remote_losses: AtomicU64::new(0),
+            budget_split: c.budget_split && !c.interval.is_zero(),
+            max_unsynced: c.max_unsynced.filter(|_| !c.interval.is_zero()),
+            early_gap: c.early_gap,
+            early: Mutex::new(Vec::new()),
+            syncer: OnceLock::new(),
+            early_syncs: AtomicU64::new(0),
+            share_refusals: AtomicU64::new(0),
+            peers: AtomicU64::new(0),
         }
+    }
+
+    /// The syncer thread to wake for early syncs.
+    pub(crate) fn set_syncer(&self, thread: Thread) {
+        let _ = self.syncer.set(thread);
+    }
+
+    /// Whether the node admits only within shares (see the module doc).
+    pub fn is_budget_split(&self) -> bool {
+        self.budget_split
+    }
+
+    /// The least time between two early syncs.
+    pub(crate) fn early_gap(&self) -> Duration {
+        self.early_gap
     }
 
     /// This node's id, as it appears in its reports.
@@ -229,13 +276,139 @@ impl WriteBehind {
             let w = e.win_mut(expiry, window);
             w.local += amount;
             let count = w.count();
+            let early = self.over_unsynced(w);
             self.mark_dirty(key, e);
+            if early {
+                self.request_early(key, e);
+            }
             count
         });
         match count {
             Some(count) => Ok((window, count)),
             None => Ok((window, self.unrecorded(amount)?)),
         }
+    }
+
+    /// A fixed-window hit of `amount` against `limit`, as
+    /// [`incr_within`](Storage::incr_within) answers it, also returning the
+    /// epoch-aligned window: `(window, admitted)`.
+    ///
+    /// Without budget split the hit is counted and admitted when the count
+    /// is within `limit`; with it, see the [module documentation](crate::write_behind).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use limitstore::FakeClock;
+    /// use limitstore::write_behind::{MemoryRemote, WriteBehind};
+    /// let node = WriteBehind::builder(Arc::new(MemoryRemote::new()))
+    ///     .clock(FakeClock::new()).start().unwrap();
+    /// assert_eq!(node.hit_in_window("k", 60, 1, 1).unwrap(), (1_700_000_000 / 60, true));
+    /// assert_eq!(node.hit_in_window("k", 60, 1, 1).unwrap(), (1_700_000_000 / 60, false));
+    /// ```
+    pub fn hit_in_window(
+        &self,
+        key: &str,
+        expiry: u64,
+        limit: u64,
+        amount: u64,
+    ) -> Result<(u64, bool)> {
+        if !self.budget_split {
+            let (window, count) = self.incr_in_window(key, expiry, amount)?;
+            return Ok((window, count <= limit));
+        }
+        validate_key(key)?;
+        validate_expiry(expiry)?;
+        validate_amount(amount)?;
+        if let Some(e) = self.closed_error() {
+            return Err(e);
+        }
+        let (_, window) = self.window(expiry);
+        let admitted = self.with_entry(key, |e| {
+            let fits = e.count(expiry, window).saturating_add(amount) <= limit;
+            self.take_share(key, e, (expiry, window), amount, limit, fits, true)
+        });
+        match admitted {
+            Some(admitted) => Ok((window, admitted)),
+            None => Ok((window, self.unrecorded(amount)? <= limit)),
+        }
+    }
+
+    /// Budget split: admits `amount` into `(expiry, window)` of `key` when
+    /// the estimate `fits` and the node's share has room (or the remote has
+    /// failed past the grace period under [`FailurePolicy::Open`], which then
+    /// decides alone). A refused hit is not counted; one refused for want of
+    /// share asks for an early sync, as does a window's first hit.
+    #[allow(clippy::too_many_arguments)]
+    fn take_share(
+        &self,
+        key: &str,
+        e: &mut Entry,
+        (expiry, window): (u64, u64),
+        amount: u64,
+        budget: u64,
+        fits: bool,
+        ahead: bool,
+    ) -> bool {
+        let opening = e.opening_share(budget, self.peers.load(Ordering::Relaxed));
+        let governed = !self.open_past_grace();
+        let w = e.win_mut(expiry, window);
+        w.budget = budget;
+        w.ahead = ahead;
+        if !w.granted {
+            w.allowed = w.allowed.max(opening);
+        }
+        let room = !governed || w.local.saturating_add(amount) <= w.allowed;
+        let admitted = fits && room;
+        if fits {
+            w.asked = w.asked.saturating_add(amount);
+        }
+        if admitted {
+            w.local += amount;
+        } else if fits {
+            w.want = w.want.max(amount);
+            self.share_refusals.fetch_add(1, Ordering::Relaxed);
+        }
+        let early = w.wants_share() || self.over_unsynced(w);
+        if admitted {
+            self.mark_dirty(key, e);
+        }
+        if early {
+            self.request_early(key, e);
+        }
+        admitted
+    }
+
+    /// Whether `w` holds `max_unsynced` hits or more that are not synced.
+    fn over_unsynced(&self, w: &super::state::Win) -> bool {
+        self.max_unsynced
+            .is_some_and(|m| w.local - w.sent >= m.max(1))
+    }
+
+    /// Queues `key` for an early sync unless it is queued already, and
+    /// wakes the syncer.
+    fn request_early(&self, key: &str, entry: &mut Entry) {
+        if !entry.early {
+            entry.early = true;
+            self.early.lock().push(key.to_owned());
+            if let Some(t) = self.syncer.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Whether keys wait for an early sync.
+    pub(crate) fn early_pending(&self) -> bool {
+        !self.early.lock().is_empty()
+    }
+
+    /// Under [`FailurePolicy::Open`], whether the remote has failed for
+    /// longer than the grace period: shares are no longer kept to.
+    fn open_past_grace(&self) -> bool {
+        if self.policy != FailurePolicy::Open {
+            return false;
+        }
+        let since = self.failing_since.load(Ordering::Acquire);
+        since != 0 && Duration::from_nanos(self.clock.now().saturating_sub(since - 1)) >= self.grace
     }
 
     /// Counters for metrics.
@@ -255,6 +428,8 @@ impl WriteBehind {
             remote_time: Duration::from_nanos(self.remote_nanos.load(Ordering::Relaxed)),
             unrecorded_hits: self.unrecorded.load(Ordering::Relaxed),
             remote_data_losses: self.remote_losses.load(Ordering::Relaxed),
+            early_syncs: self.early_syncs.load(Ordering::Relaxed),
+            share_refusals: self.share_refusals.load(Ordering::Relaxed),
         }
     }
 
@@ -365,23 +540,36 @@ impl WriteBehind {
         }
     }
 
-    fn call(&self, reports: &[Report<'_>]) -> Result<Vec<u64>> {
+    /// One remote call: `sync`, or `sync_shares` with `budgets`; plain
+    /// answers come back as shares with only `global` set.
+    fn call(&self, reports: &[Report<'_>], budgets: Option<&[Budget]>) -> Result<Vec<Share>> {
         self.remote_calls.fetch_add(1, Ordering::Relaxed);
         self.reports_sent
             .fetch_add(reports.len() as u64, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let res = self.target.sync(reports);
+        let res = match budgets {
+            Some(budgets) => self.target.sync_shares(reports, budgets),
+            None => self.target.sync(reports).map(|globals| {
+                globals
+                    .into_iter()
+                    .map(|global| Share {
+                        global,
+                        ..Share::default()
+                    })
+                    .collect()
+            }),
+        };
         self.remote_nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let res = res.and_then(|globals| {
-            if globals.len() == reports.len() {
-                Ok(globals)
+        let res = res.and_then(|answers| {
+            if answers.len() == reports.len() {
+                Ok(answers)
             } else {
                 Err(Error::storage_msg(
                     "write-behind",
                     format!(
                         "remote answered {} totals for {} reports",
-                        globals.len(),
+                        answers.len(),
                         reports.len()
                     ),
                 ))
@@ -437,13 +625,15 @@ impl WriteBehind {
         }
     }
 
-    /// Syncs every pending key now, in batches; waits for the answers.
+    /// Syncs every pending key now (and, under budget split, every key that
+    /// waits for a share), in batches; waits for the answers.
     ///
     /// On an error every key not acknowledged stays pending, and the error
     /// is returned.
     pub fn flush(&self) -> Result<()> {
         let _g = self.sync_lock.lock();
-        self.sync_pass()
+        let early = self.early_pass();
+        self.sync_pass().and(early)
     }
 
     fn sync_pass(&self) -> Result<()> {
@@ -487,7 +677,7 @@ impl WriteBehind {
             };
             let chunks: Vec<&[String]> = keys.chunks(size).collect();
             for (i, chunk) in chunks.iter().enumerate() {
-                if let Err(e) = self.sync_chunk(chunk) {
+                if let Err(e) = self.sync_chunk(chunk, false) {
                     // The failed chunk was re-queued by `sync_chunk`; the
                     // untouched ones are still marked dirty, so queue them.
                     // The table is read before `pending` is taken: the lock
@@ -548,7 +738,11 @@ impl WriteBehind {
         true
     }
 
-    fn sync_chunk(&self, keys: &[String]) -> Result<()> {
+    /// Sends the windows of `keys` that have hits to deliver (or, under
+    /// budget split, that wait for a share) in one call, and applies the
+    /// answers. On an error, keys with pending hits are queued again unless
+    /// `early` (an early pass leaves them to the next regular one).
+    fn sync_chunk(&self, keys: &[String], early: bool) -> Result<()> {
         // In write-through mode a retry must not interleave with a hit's own
         // call on the same key.
         let _stripe = if self.is_write_through() {
@@ -556,12 +750,44 @@ impl WriteBehind {
         } else {
             None
         };
-        let mut snap: Vec<(usize, u64, u64, u64)> = Vec::with_capacity(keys.len());
+        let now = self.clock.unix_now();
+        // (key index, expiry, window, total, budget)
+        let mut snap: Vec<(usize, u64, u64, u64, Budget)> = Vec::with_capacity(keys.len());
+        // Per snapshot entry: the window's `asked` it carries.
+        let mut asked: Vec<u64> = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             if let Some(mut e) = self.map.get_mut(key.as_str()) {
-                e.dirty = false;
-                for w in e.wins.iter().filter(|w| w.pending()) {
-                    snap.push((i, w.expiry, w.window, w.local));
+                if early {
+                    e.early = false;
+                } else {
+                    e.dirty = false;
+                }
+                for w in e.wins.iter() {
+                    let share = self.budget_split
+                        && w.wants_share()
+                        && w.window >= window_of(now, w.expiry);
+                    if w.pending() || share {
+                        // Twice the last period's asking: room for the rate to grow.
+                        let expected = w.asked.max(e.demand).saturating_mul(2);
+                        let budget = Budget {
+                            limit: w.budget,
+                            want: w.want,
+                            demand: expected.max(w.want),
+                            nodes: e.nodes,
+                        };
+                        snap.push((i, w.expiry, w.window, w.local, budget));
+                        asked.push(w.asked);
+                        // The next window's share, claimed ahead so that
+                        // its first hits need no unclaimed opening share.
+                        let next = w.window + 1;
+                        if w.ahead
+                            && w.window == window_of(now, w.expiry)
+                            && e.find(w.expiry, next).is_none()
+                        {
+                            snap.push((i, w.expiry, next, 0, Budget { want: 0, ..budget }));
+                            asked.push(0);
+                        }
+                    }
                 }
             }
         }
@@ -570,7 +796,7 @@ impl WriteBehind {
         }
         let reports: Vec<Report<'_>> = snap
             .iter()
-            .map(|&(i, expiry, window, total)| Report {
+            .map(|&(i, expiry, window, total, _)| Report {
                 key: &keys[i],
                 window,
                 expiry,
@@ -578,28 +804,88 @@ impl WriteBehind {
                 total,
             })
             .collect();
-        match self.call(&reports) {
-            Ok(globals) => {
-                for (&(i, expiry, window, total), global) in snap.iter().zip(globals) {
+        let budgets: Vec<Budget> = snap.iter().map(|s| s.4).collect();
+        let budgets = self.budget_split.then_some(budgets.as_slice());
+        match self.call(&reports, budgets) {
+            Ok(answers) => {
+                for ((&(i, expiry, window, total, budget), answer), &asked) in
+                    snap.iter().zip(answers).zip(&asked)
+                {
                     if let Some(mut e) = self.map.get_mut(keys[i].as_str()) {
-                        if let Some(w) = e.find_mut(expiry, window) {
-                            w.ack(total, global);
+                        if self.budget_split {
+                            e.nodes = answer.nodes;
+                            e.demand = asked.max(e.demand / 2);
+                            self.peers.fetch_max(answer.nodes, Ordering::Relaxed);
+                        }
+                        let ahead = self.budget_split && window > window_of(now, expiry);
+                        let w = if ahead {
+                            let w = e.win_mut(expiry, window);
+                            (w.budget, w.ahead) = (budget.limit, true);
+                            Some(w)
+                        } else {
+                            e.find_mut(expiry, window)
+                        };
+                        if let Some(w) = w {
+                            w.ack(total, answer.global);
+                            if self.budget_split {
+                                w.allowed = answer.allowed;
+                                w.granted = true;
+                                w.asked = w.asked.saturating_sub(asked);
+                                if w.want <= budget.want {
+                                    w.want = 0;
+                                }
+                            }
                         }
                     }
                 }
                 Ok(())
             }
             Err(err) => {
-                for key in keys {
-                    if let Some(mut e) = self.map.get_mut(key.as_str()) {
-                        if e.pending() {
-                            self.mark_dirty(key, &mut e);
+                if !early {
+                    for key in keys {
+                        if let Some(mut e) = self.map.get_mut(key.as_str()) {
+                            if e.pending() {
+                                self.mark_dirty(key, &mut e);
+                            }
                         }
                     }
                 }
                 Err(err)
             }
         }
+    }
+
+    /// Syncs the keys that asked for an early sync (see the module doc),
+    /// in batches. Called by the syncer at most once per early gap.
+    pub(crate) fn sync_early(&self) -> Result<()> {
+        let _g = self.sync_lock.lock();
+        self.early_pass()
+    }
+
+    fn early_pass(&self) -> Result<()> {
+        let mut keys = std::mem::take(&mut *self.early.lock());
+        if keys.is_empty() {
+            return Ok(());
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        self.early_syncs.fetch_add(1, Ordering::Relaxed);
+        let mut result = Ok(());
+        let chunks: Vec<&[String]> = keys.chunks(self.batch_size).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            if let Err(e) = self.sync_chunk(chunk, true) {
+                // The rest lose their early mark: they are synced at the
+                // next regular pass, or asked for again by a later hit.
+                for key in chunks[i + 1..].iter().flat_map(|c| c.iter()) {
+                    if let Some(mut e) = self.map.get_mut(key.as_str()) {
+                        e.early = false;
+                    }
+                }
+                result = Err(e);
+                break;
+            }
+        }
+        result
     }
 
     fn prune_if_due(&self) {
@@ -662,8 +948,9 @@ impl WriteBehind {
                 total,
             })
             .collect();
-        match self.call(&reports) {
-            Ok(globals) => {
+        match self.call(&reports, None) {
+            Ok(answers) => {
+                let globals: Vec<u64> = answers.iter().map(|a| a.global).collect();
                 if let Some(mut e) = self.map.get_mut(key) {
                     for ((&w, &total), &global) in windows.iter().zip(&totals).zip(&globals) {
                         if let Some(win) = e.find_mut(expiry, w) {
@@ -703,6 +990,23 @@ impl Storage for WriteBehind {
             ));
         }
         Ok(self.incr_in_window(key, expiry, amount)?.1)
+    }
+
+    /// As [`incr`](Self::incr) compared with `limit`; under budget split
+    /// the node admits within its share, and a refused hit is not counted
+    /// (see the [module documentation](crate::write_behind)).
+    fn incr_within(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        if elastic_expiry || !self.budget_split {
+            return Ok(self.incr(key, expiry, elastic_expiry, amount)? <= limit);
+        }
+        Ok(self.hit_in_window(key, expiry, limit, amount)?.1)
     }
 
     /// The current window's count of the most recent expiry this node used
@@ -752,6 +1056,7 @@ impl Storage for WriteBehind {
         self.map.clear();
         self.entries.store(self.map.len(), Ordering::Relaxed);
         self.pending.lock().clear();
+        self.early.lock().clear();
         let removed = self.target.reset()?;
         // The reset removes the remote's marker too; the next one is new
         // data, not a loss.
@@ -848,7 +1153,16 @@ impl SlidingWindowCounterSupport for WriteBehind {
             return Ok(true);
         }
         let acquired = self.with_entry(key, |e| {
-            if !fits(e.count(expiry, prev), e.count(expiry, w)) {
+            let (p, c) = (e.count(expiry, prev), e.count(expiry, w));
+            if self.budget_split {
+                // The current window's share of the limit: what the
+                // previous window's weight leaves now (it only grows until
+                // the window ends, so a share granted on it stays safe).
+                let weight = p as f64 * remaining / expiry as f64;
+                let budget = limit.saturating_sub(weight.ceil() as u64);
+                return self.take_share(key, e, (expiry, w), amount, budget, fits(p, c), false);
+            }
+            if !fits(p, c) {
                 return false;
             }
             e.win_mut(expiry, w).local += amount;

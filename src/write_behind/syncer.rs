@@ -3,12 +3,10 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
-
-use parking_lot::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::storage::{Config, WriteBehind};
 use super::target::SyncTarget;
@@ -62,7 +60,7 @@ fn default_node_id() -> String {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use limitstore::Storage;
 /// use limitstore::write_behind::{FailurePolicy, MemoryRemote, WriteBehind};
 ///
@@ -90,6 +88,9 @@ pub struct WriteBehindBuilder {
     grace: Duration,
     max_backoff: Duration,
     max_entries: usize,
+    budget_split: bool,
+    max_unsynced: Option<u64>,
+    early_gap: Option<Duration>,
 }
 
 impl fmt::Debug for WriteBehindBuilder {
@@ -103,6 +104,9 @@ impl fmt::Debug for WriteBehindBuilder {
             .field("grace", &self.grace)
             .field("max_backoff", &self.max_backoff)
             .field("max_entries", &self.max_entries)
+            .field("budget_split", &self.budget_split)
+            .field("max_unsynced", &self.max_unsynced)
+            .field("early_gap", &self.early_gap)
             .finish()
     }
 }
@@ -125,6 +129,9 @@ impl WriteBehind {
             grace: Duration::from_secs(5),
             max_backoff: Duration::from_secs(5),
             max_entries: super::DEFAULT_MAX_ENTRIES,
+            budget_split: false,
+            max_unsynced: None,
+            early_gap: None,
         }
     }
 }
@@ -188,12 +195,47 @@ impl WriteBehindBuilder {
         self
     }
 
+    /// Budget split (off by default): after each sync the node admits,
+    /// until its next one, only within the share of what is left of each
+    /// limit that the remote granted it, so nodes that share a key never
+    /// admit past its limit together; a hit that finds the share spent is
+    /// refused and asks for an early sync. Needs a remote that
+    /// [shares budgets](SyncTarget::shares_budgets) (the Redis family and
+    /// [`MemoryRemote`](super::MemoryRemote)); ignored in write-through
+    /// mode, which is exact anyway. See the [module documentation](super).
+    pub fn budget_split(mut self, on: bool) -> Self {
+        self.budget_split = on;
+        self
+    }
+
+    /// A window with this many hits not yet synced asks for an early sync
+    /// (none by default), as Bucket4j's `maxUnsynchronizedTokens`: it bounds
+    /// what one node adds unseen by the others.
+    pub fn max_unsynced(mut self, hits: u64) -> Self {
+        self.max_unsynced = Some(hits.max(1));
+        self
+    }
+
+    /// The least time between two early syncs (default: half the sync
+    /// interval), so a key under attack cannot turn the node into
+    /// write-through: each key is in at most one early sync at a time.
+    pub fn early_sync_gap(mut self, gap: Duration) -> Self {
+        self.early_gap = Some(gap);
+        self
+    }
+
     /// Builds the node and starts its syncer thread.
     pub fn start(self) -> Result<WriteBehindHandle> {
         let node = self.node.unwrap_or_else(default_node_id);
-        if node.is_empty() {
+        if node.is_empty() || node.contains('\0') {
             return Err(Error::configuration(
-                "write-behind node id must not be empty",
+                "write-behind node id must not be empty or hold a NUL byte",
+            ));
+        }
+        if self.budget_split && !self.interval.is_zero() && !self.target.shares_budgets() {
+            return Err(Error::configuration(
+                "budget split needs a remote that shares budgets (the Redis family or \
+                 the embedded remote); this one does not",
             ));
         }
         let storage = Arc::new(WriteBehind::new(Config {
@@ -207,6 +249,9 @@ impl WriteBehindBuilder {
             policy: self.policy,
             grace: self.grace,
             max_entries: self.max_entries,
+            budget_split: self.budget_split,
+            max_unsynced: self.max_unsynced,
+            early_gap: self.early_gap.unwrap_or(self.interval),
         }));
         let control = Arc::new(Control::default());
         // Write-through nodes only retry what failed; they wake every 50 ms.
@@ -224,6 +269,7 @@ impl WriteBehindBuilder {
                 .spawn(move || run(&storage, &control, period, max_backoff))
                 .map_err(|e| Error::storage("write-behind syncer thread", e))?
         };
+        storage.set_syncer(thread.thread().clone());
         Ok(WriteBehindHandle {
             storage,
             control,
@@ -234,34 +280,49 @@ impl WriteBehindBuilder {
 
 #[derive(Debug, Default)]
 struct Control {
-    stop: Mutex<bool>,
-    wake: Condvar,
+    stop: AtomicBool,
 }
 
+/// The syncer: a regular pass every `period` (backing off after failures),
+/// and, between them, early passes over the keys that asked for one, at most
+/// one per early gap. It parks between passes; a hit asking for an early
+/// sync and the handle's stop unpark it.
 fn run(storage: &WriteBehind, control: &Control, period: Duration, max_backoff: Duration) {
     let first_backoff = period.max(Duration::from_millis(10));
-    let mut wait = period;
+    let gap = storage.early_gap();
     let mut failures: u32 = 0;
+    let mut next_pass = Instant::now() + period;
+    let mut next_early = Instant::now();
     loop {
-        {
-            let mut stop = control.stop.lock();
-            if !*stop {
-                control.wake.wait_for(&mut stop, wait);
-            }
-            if *stop {
-                return;
-            }
+        if control.stop.load(Ordering::Acquire) {
+            return;
         }
-        wait = match storage.flush() {
-            Ok(()) => {
-                failures = 0;
-                period
-            }
-            Err(_) => {
-                failures = failures.saturating_add(1);
-                backoff(first_backoff, failures, max_backoff)
-            }
+        let now = Instant::now();
+        let early = storage.early_pending();
+        if early && now >= next_early && failures == 0 {
+            let _ = storage.sync_early();
+            next_early = now + gap;
+            continue;
+        }
+        if now >= next_pass {
+            next_pass = match storage.flush() {
+                Ok(()) => {
+                    failures = 0;
+                    Instant::now() + period
+                }
+                Err(_) => {
+                    failures = failures.saturating_add(1);
+                    Instant::now() + backoff(first_backoff, failures, max_backoff)
+                }
+            };
+            continue;
+        }
+        let until = if early && failures == 0 {
+            next_pass.min(next_early)
+        } else {
+            next_pass
         };
+        std::thread::park_timeout(until.saturating_duration_since(now));
     }
 }
 
@@ -283,7 +344,7 @@ fn backoff(first: Duration, failures: u32, max: Duration) -> Duration {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use limitstore::Storage;
 /// use limitstore::write_behind::{MemoryRemote, SyncTarget, WriteBehind};
 ///
@@ -331,8 +392,8 @@ impl WriteBehindHandle {
 
     fn stop(&mut self) {
         if let Some(thread) = self.thread.take() {
-            *self.control.stop.lock() = true;
-            self.control.wake.notify_all();
+            self.control.stop.store(true, Ordering::Release);
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -357,6 +418,17 @@ impl Drop for WriteBehindHandle {
 impl Storage for WriteBehindHandle {
     fn incr(&self, key: &str, expiry: u64, elastic_expiry: bool, amount: u64) -> Result<u64> {
         self.storage.incr(key, expiry, elastic_expiry, amount)
+    }
+    fn incr_within(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        self.storage
+            .incr_within(key, expiry, elastic_expiry, amount, limit)
     }
     fn get(&self, key: &str) -> Result<u64> {
         self.storage.get(key)

@@ -71,6 +71,58 @@ pub struct TuneConfig {
     /// The first segment of every key the run writes; unique per
     /// [`TuneConfig::default`] (see [`unique_namespace`]).
     pub namespace: String,
+    /// The modes measured at each positive interval (write-through is
+    /// measured once, at interval 0).
+    pub modes: Vec<TuneMode>,
+    /// `max_unsynced` of [`TuneMode::BudgetSplitMaxUnsynced`]; by default
+    /// a tenth of a node's fair share, `max(1, limit / (10 × nodes))`.
+    pub max_unsynced: Option<u64>,
+    /// The fraction of the whole load that node 0 offers (with
+    /// [`rate`](Self::rate): the nodes together offer `rate × nodes`);
+    /// `None`: every node offers `rate`.
+    pub skew: Option<f64>,
+}
+
+/// How the nodes of a run reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TuneMode {
+    /// Plain write-behind: each node admits against the global count of its
+    /// last sync plus its own hits since.
+    Interval,
+    /// [Budget split](super::WriteBehindBuilder::budget_split).
+    BudgetSplit,
+    /// Budget split with [`max_unsynced`](super::WriteBehindBuilder::max_unsynced).
+    BudgetSplitMaxUnsynced,
+}
+
+impl TuneMode {
+    /// Every mode, in the order the report shows them.
+    pub const ALL: [TuneMode; 3] = [
+        TuneMode::Interval,
+        TuneMode::BudgetSplit,
+        TuneMode::BudgetSplitMaxUnsynced,
+    ];
+
+    /// The name in the table and the chart: `interval`, `split`, `split+max`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TuneMode::Interval => "interval",
+            TuneMode::BudgetSplit => "split",
+            TuneMode::BudgetSplitMaxUnsynced => "split+max",
+        }
+    }
+}
+
+impl std::str::FromStr for TuneMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        TuneMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s.trim())
+            .ok_or_else(|| {
+                Error::invalid_argument(format!("mode `{s}` is none of interval, split, split+max"))
+            })
+    }
 }
 
 /// `{prefix}-{16 hex digits}`, different on every call: a key namespace
@@ -94,8 +146,9 @@ pub fn unique_namespace(prefix: &str) -> String {
 }
 
 impl Default for TuneConfig {
-    /// 4 nodes, 1000 per 1 s window, 3 s per interval, as fast as possible,
-    /// intervals 0, 1 ms, 10 ms, 100 ms, 1 s, an embedded remote with 100 µs latency.
+    /// 4 nodes, 1000 per 1 s window, 3 s per interval and mode, as fast as
+    /// possible, intervals 0, 1 ms, 10 ms, 100 ms, 1 s, every mode, an
+    /// embedded remote with 100 µs latency.
     fn default() -> Self {
         TuneConfig {
             nodes: 4,
@@ -110,6 +163,9 @@ impl Default for TuneConfig {
             latency: Duration::from_micros(100),
             remote: None,
             namespace: unique_namespace("limitstore-tune"),
+            modes: TuneMode::ALL.to_vec(),
+            max_unsynced: None,
+            skew: None,
         }
     }
 }
@@ -117,12 +173,14 @@ impl Default for TuneConfig {
 /// Where a run is, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TuneProgress {
-    /// Index of the interval being measured.
+    /// Index of the run (interval and mode) being measured.
     pub index: usize,
-    /// Number of intervals.
+    /// Number of runs.
     pub of: usize,
     /// The interval being measured.
     pub interval: Duration,
+    /// The mode being measured.
+    pub mode: TuneMode,
     /// Fraction of the whole run done, 0 to 1.
     pub done: f64,
 }
@@ -132,6 +190,8 @@ pub struct TuneProgress {
 pub struct TuneRow {
     /// The sync interval (zero: write-through).
     pub interval: Duration,
+    /// How the nodes reconciled (at interval zero, write-through).
+    pub mode: TuneMode,
     /// Hits attempted, all nodes.
     pub attempts: u64,
     /// Hits admitted (answered with a count within the limit).
@@ -148,6 +208,9 @@ pub struct TuneRow {
     pub under_admitted: u64,
     /// `under_admitted / (limit × windows)`, in percent.
     pub under_pct: f64,
+    /// The largest under-admission of one full window (the first and last
+    /// windows of a run are partial and left out when there are more).
+    pub worst_window_under: u64,
     /// Remote calls per second, all nodes.
     pub remote_ops_per_sec: f64,
     /// Hits per second, all nodes.
@@ -163,6 +226,15 @@ pub struct TuneRow {
 }
 
 impl TuneRow {
+    /// The mode's name, `write-through` at interval zero.
+    pub fn mode_name(&self) -> &'static str {
+        if self.interval.is_zero() {
+            "write-through"
+        } else {
+            self.mode.name()
+        }
+    }
+
     /// Whether the worst window stayed within the bound.
     pub fn within_bound(&self) -> bool {
         self.worst_window_over <= self.bound
@@ -178,8 +250,10 @@ pub struct TuneReport {
     pub limit: u64,
     /// Window length in seconds.
     pub window: u64,
-    /// One row per interval finished, in the order given.
+    /// One row per interval and mode finished, in the order given.
     pub rows: Vec<TuneRow>,
+    /// Modes left out because the remote does not share budgets.
+    pub unsupported: Vec<TuneMode>,
     /// Whether the progress callback stopped the run before its last
     /// interval finished (the unfinished interval has no row).
     pub interrupted: bool,
@@ -230,6 +304,7 @@ fn run_node(
     node: &WriteBehind,
     key: &str,
     config: &TuneConfig,
+    rate: Option<f64>,
     started: Instant,
     stop: &AtomicBool,
 ) -> Result<NodeResult> {
@@ -240,7 +315,7 @@ fn run_node(
         remote_calls: 0,
         remote_time: Duration::ZERO,
     };
-    let pace = config.rate.filter(|r| r.is_finite() && *r > 0.0);
+    let pace = rate.filter(|r| r.is_finite() && *r > 0.0);
     let end = config.duration.as_secs_f64();
     while !stop.load(Ordering::Relaxed) {
         let now = started.elapsed();
@@ -262,27 +337,47 @@ fn run_node(
             }
         }
         let t0 = Instant::now();
-        let (window, count) = node.incr_in_window(key, config.window, 1)?;
+        let (window, admitted) = node.hit_in_window(key, config.window, config.limit, 1)?;
         res.latency.record(t0.elapsed());
         res.attempts += 1;
         let w = res.windows.entry(window).or_default();
         w.0 += 1;
-        if count <= config.limit {
-            w.1 += 1;
-        }
+        w.1 += u64::from(admitted);
     }
     Ok(res)
+}
+
+/// One run: an interval and a mode, and where it is among `of` runs.
+#[derive(Clone, Copy)]
+struct Run {
+    index: usize,
+    of: usize,
+    interval: Duration,
+    mode: TuneMode,
+}
+
+/// What node `n` offers, in hits per second.
+fn node_rate(config: &TuneConfig, n: usize) -> Option<f64> {
+    let rate = config.rate?;
+    let Some(skew) = config.skew.filter(|s| (0.0..=1.0).contains(s)) else {
+        return Some(rate);
+    };
+    let total = rate * config.nodes as f64;
+    Some(if n == 0 || config.nodes == 1 {
+        total * skew
+    } else {
+        total * (1.0 - skew) / (config.nodes - 1) as f64
+    })
 }
 
 fn run_interval(
     config: &TuneConfig,
     target: &Arc<dyn SyncTarget>,
-    index: usize,
-    interval: Duration,
+    run: Run,
     progress: &mut dyn FnMut(&TuneProgress) -> ControlFlow<()>,
 ) -> Result<Option<TuneRow>> {
-    let key = format!("{}/{index}", config.namespace);
-    let measured = measure_interval(config, target, &key, index, interval, progress);
+    let key = format!("{}/{}", config.namespace, run.index);
+    let measured = measure_interval(config, target, &key, run, progress);
     // The interval's key is the run's own: delete it whatever happened.
     let cleared = target.clear(&key);
     let row = measured?;
@@ -294,10 +389,15 @@ fn measure_interval(
     config: &TuneConfig,
     target: &Arc<dyn SyncTarget>,
     key: &str,
-    index: usize,
-    interval: Duration,
+    run: Run,
     progress: &mut dyn FnMut(&TuneProgress) -> ControlFlow<()>,
 ) -> Result<Option<TuneRow>> {
+    let interval = run.interval;
+    let split = run.mode != TuneMode::Interval;
+    let max_unsynced = config
+        .max_unsynced
+        .unwrap_or(config.limit / (10 * config.nodes as u64).max(1))
+        .max(1);
     let clock = SystemClock::new();
     let stop = AtomicBool::new(false);
     let barrier = Barrier::new(config.nodes + 1);
@@ -306,15 +406,20 @@ fn measure_interval(
             .map(|n| {
                 let (clock, barrier, stop) = (clock.clone(), &barrier, &stop);
                 scope.spawn(move || {
-                    let started = WriteBehind::builder(target.clone())
+                    let mut builder = WriteBehind::builder(target.clone())
                         .node_id(format!("tune-{n}"))
                         .sync_interval(interval)
-                        .clock(clock)
-                        .start();
+                        .budget_split(split)
+                        .clock(clock);
+                    if run.mode == TuneMode::BudgetSplitMaxUnsynced {
+                        builder = builder.max_unsynced(max_unsynced);
+                    }
+                    let started = builder.start();
                     barrier.wait();
                     let handle = started?;
                     let begin = Instant::now();
-                    let mut res = run_node(&handle, key, config, begin, stop)?;
+                    let rate = node_rate(config, n);
+                    let mut res = run_node(&handle, key, config, rate, begin, stop)?;
                     handle.flush()?;
                     let stats = handle.stats();
                     res.remote_calls = stats.remote_calls;
@@ -325,15 +430,16 @@ fn measure_interval(
             .collect();
         barrier.wait();
         let begin = Instant::now();
-        let total = config.intervals.len().max(1) as f64;
+        let total = run.of.max(1) as f64;
         while handles.iter().any(|h| !h.is_finished()) {
             let part =
                 (begin.elapsed().as_secs_f64() / config.duration.as_secs_f64().max(1e-9)).min(1.0);
             let asked = progress(&TuneProgress {
-                index,
-                of: config.intervals.len(),
+                index: run.index,
+                of: run.of,
                 interval,
-                done: (index as f64 + part) / total,
+                mode: run.mode,
+                done: (run.index as f64 + part) / total,
             });
             if asked.is_break() {
                 stop.store(true, Ordering::Relaxed);
@@ -375,10 +481,15 @@ fn measure_interval(
         .values()
         .map(|w| w.1.saturating_sub(limit))
         .collect();
-    let under: u64 = windows
-        .values()
-        .map(|w| w.0.min(limit).saturating_sub(w.1))
-        .sum();
+    let under_of = |w: &(u64, u64)| w.0.min(limit).saturating_sub(w.1);
+    let under: u64 = windows.values().map(under_of).sum();
+    // The first and last windows are partial: judged only when alone.
+    let full: Vec<&(u64, u64)> = if windows.len() > 2 {
+        windows.values().skip(1).take(windows.len() - 2).collect()
+    } else {
+        windows.values().collect()
+    };
+    let worst_window_under = full.into_iter().map(under_of).max().unwrap_or(0);
     let n_windows = windows.len() as u64;
     let capacity = (limit * n_windows.max(1)) as f64;
     let mean_rtt = if calls == 0 {
@@ -394,6 +505,7 @@ fn measure_interval(
     let over_admitted: u64 = over.iter().sum();
     Ok(Some(TuneRow {
         interval,
+        mode: run.mode,
         attempts,
         admitted,
         windows: n_windows,
@@ -402,6 +514,7 @@ fn measure_interval(
         over_pct: 100.0 * over_admitted as f64 / capacity,
         under_admitted: under,
         under_pct: 100.0 * under as f64 / capacity,
+        worst_window_under,
         remote_ops_per_sec: calls as f64 / elapsed,
         hits_per_sec: attempts as f64 / elapsed,
         mean_rtt,
@@ -424,24 +537,56 @@ pub fn run_tune(
             "tune needs at least one node, a limit and a window of at least 1",
         ));
     }
-    if config.intervals.is_empty() || config.duration.is_zero() {
+    if config.intervals.is_empty() || config.duration.is_zero() || config.modes.is_empty() {
         return Err(Error::invalid_argument(
-            "tune needs at least one interval and a non-zero duration",
+            "tune needs at least one interval, one mode and a non-zero duration",
         ));
     }
     let target: Arc<dyn SyncTarget> = match &config.remote {
         Some(t) => t.clone(),
         None => Arc::new(MemoryRemote::new().with_latency(config.latency)),
     };
+    let unsupported: Vec<TuneMode> = if target.shares_budgets() {
+        Vec::new()
+    } else {
+        config
+            .modes
+            .iter()
+            .copied()
+            .filter(|m| *m != TuneMode::Interval)
+            .collect()
+    };
+    let modes: Vec<TuneMode> = config
+        .modes
+        .iter()
+        .copied()
+        .filter(|m| !unsupported.contains(m))
+        .collect();
+    let mut runs: Vec<(Duration, TuneMode)> = Vec::new();
+    for &interval in &config.intervals {
+        if interval.is_zero() {
+            runs.push((interval, TuneMode::Interval));
+        } else {
+            runs.extend(modes.iter().map(|&m| (interval, m)));
+        }
+    }
     let mut report = TuneReport {
         nodes: config.nodes,
         limit: config.limit,
         window: config.window,
-        rows: Vec::with_capacity(config.intervals.len()),
+        rows: Vec::with_capacity(runs.len()),
+        unsupported,
         interrupted: false,
     };
-    for (i, &interval) in config.intervals.iter().enumerate() {
-        match run_interval(config, &target, i, interval, progress)? {
+    let of = runs.len();
+    for (index, &(interval, mode)) in runs.iter().enumerate() {
+        let run = Run {
+            index,
+            of,
+            interval,
+            mode,
+        };
+        match run_interval(config, &target, run, progress)? {
             Some(row) => report.rows.push(row),
             None => {
                 report.interrupted = true;
@@ -450,12 +595,15 @@ pub fn run_tune(
         }
     }
     // The last call says 100%; the run is over, so its answer changes nothing.
-    let _ = progress(&TuneProgress {
-        index: config.intervals.len().saturating_sub(1),
-        of: config.intervals.len(),
-        interval: *config.intervals.last().expect("not empty"),
-        done: 1.0,
-    });
+    if let Some(&(interval, mode)) = runs.last() {
+        let _ = progress(&TuneProgress {
+            index: of - 1,
+            of,
+            interval,
+            mode,
+            done: 1.0,
+        });
+    }
     Ok(report)
 }
 
@@ -488,8 +636,9 @@ impl fmt::Display for TuneReport {
         )?;
         writeln!(
             f,
-            "{:>9} {:>10} {:>8} {:>10} {:>8} {:>10} {:>8} {:>8} {:>11} {:>9} {:>9} {:>10} {:>6}",
+            "{:>9} {:>13} {:>10} {:>8} {:>10} {:>8} {:>10} {:>8} {:>8} {:>10} {:>11} {:>9} {:>9} {:>10} {:>6}",
             "interval",
+            "mode",
             "admitted",
             "windows",
             "over",
@@ -497,6 +646,7 @@ impl fmt::Display for TuneReport {
             "worst/win",
             "bound",
             "under%",
+            "under/win",
             "remote op/s",
             "hit p50",
             "hit p99",
@@ -506,8 +656,9 @@ impl fmt::Display for TuneReport {
         for r in &self.rows {
             writeln!(
                 f,
-                "{:>9} {:>10} {:>8} {:>10} {:>7.2}% {:>10} {:>8} {:>7.2}% {:>11.0} {:>9} {:>9} {:>10.0} {:>6}",
+                "{:>9} {:>13} {:>10} {:>8} {:>10} {:>7.2}% {:>10} {:>8} {:>7.2}% {:>10} {:>11.0} {:>9} {:>9} {:>10.0} {:>6}",
                 format_duration(r.interval),
+                r.mode_name(),
                 r.admitted,
                 r.windows,
                 r.over_admitted,
@@ -515,11 +666,19 @@ impl fmt::Display for TuneReport {
                 r.worst_window_over,
                 r.bound,
                 r.under_pct,
+                r.worst_window_under,
                 r.remote_ops_per_sec,
                 format_duration(r.p50),
                 format_duration(r.p99),
                 r.hits_per_sec,
                 if r.within_bound() { "yes" } else { "NO" }
+            )?;
+        }
+        for m in &self.unsupported {
+            writeln!(
+                f,
+                "mode {} left out: the remote does not share budgets",
+                m.name()
             )?;
         }
         Ok(())
@@ -533,12 +692,14 @@ fn escape(s: &str) -> String {
 }
 
 impl TuneReport {
-    /// An SVG chart: over-admission (% of the limit, mean per window) and
-    /// its bound against the sync interval on a logarithmic axis, with
-    /// write-through (interval 0) placed one decade left of the smallest
-    /// positive interval.
+    /// An SVG chart against the sync interval (logarithmic axis, with
+    /// write-through, interval 0, one decade left of the smallest positive
+    /// interval): per mode, the worst window's over-admission (solid) and
+    /// under-admission (dashed) in % of the limit, the statistics the `ok`
+    /// column and the targets judge, and the bound on one window (grey).
+    /// Write-through's point is drawn on every mode's lines.
     pub fn to_svg(&self) -> String {
-        let (w, h, left, right, top, bottom) = (720.0, 420.0, 70.0, 20.0, 40.0, 60.0);
+        let (w, h, left, right, top, bottom) = (760.0, 440.0, 70.0, 150.0, 40.0, 60.0);
         let positive: Vec<f64> = self
             .rows
             .iter()
@@ -559,25 +720,27 @@ impl TuneReport {
             let l = if secs > 0.0 { secs.log10() } else { lo };
             left + (l - lo) / (hi - lo) * (w - left - right)
         };
-        let capacity = |r: &TuneRow| (self.limit * r.windows.max(1)) as f64;
-        let bound_pct = |r: &TuneRow| 100.0 * (r.bound * r.windows.max(1)) as f64 / capacity(r);
-        let ymax = self
+        let limit = self.limit.max(1) as f64;
+        let over = |r: &TuneRow| 100.0 * r.worst_window_over as f64 / limit;
+        let under = |r: &TuneRow| 100.0 * r.worst_window_under as f64 / limit;
+        let bound = |r: &TuneRow| (100.0 * r.bound as f64 / limit).min(100.0 * self.nodes as f64);
+        let top_value = self
             .rows
             .iter()
-            .flat_map(|r| [r.over_pct, bound_pct(r).min(100.0 * self.nodes as f64)])
-            .fold(1.0, f64::max)
-            * 1.1;
-        let y = |pct: f64| top + (1.0 - pct / ymax) * (h - top - bottom);
+            .flat_map(|r| [over(r), under(r), bound(r)])
+            .fold(0.0, f64::max);
+        let step = nice_step(top_value / 5.0);
+        let ymax = (top_value / step).ceil().max(1.0) * step;
+        let y = |pct: f64| top + (1.0 - pct.min(ymax) / ymax) * (h - top - bottom);
         let mut s = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
              <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">Over-admission vs sync interval ({} nodes, limit {} per {} s)</text>\n",
-            w / 2.0,
+             <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">Worst window vs sync interval ({} nodes, limit {} per {} s)</text>\n",
+            (left + w - right) / 2.0,
             self.nodes,
             self.limit,
             self.window
         );
-        // Axes and grid.
         s += &format!(
             "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
             h - bottom,
@@ -585,22 +748,26 @@ impl TuneReport {
             h - bottom,
             h - bottom
         );
-        for i in 0..=5 {
-            let pct = ymax * i as f64 / 5.0;
+        let ticks = (ymax / step).round() as usize;
+        for i in 0..=ticks {
+            let pct = step * i as f64;
             let yy = y(pct);
             s += &format!(
-                "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/>\n<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{pct:.1}%</text>\n",
+                "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/>\n<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}%</text>\n",
                 w - right,
                 left - 6.0,
-                yy + 4.0
+                yy + 4.0,
+                tick_label(pct, step)
             );
         }
-        for r in &self.rows {
-            let xx = x(r.interval.as_secs_f64());
-            let label = if r.interval.is_zero() {
+        let mut intervals: Vec<Duration> = self.rows.iter().map(|r| r.interval).collect();
+        intervals.dedup();
+        for interval in &intervals {
+            let xx = x(interval.as_secs_f64());
+            let label = if interval.is_zero() {
                 "0 (write-through)".to_string()
             } else {
-                format_duration(r.interval)
+                format_duration(*interval)
             };
             s += &format!(
                 "<line x1=\"{xx:.1}\" y1=\"{}\" x2=\"{xx:.1}\" y2=\"{}\" stroke=\"black\"/>\n<text x=\"{xx:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
@@ -612,7 +779,7 @@ impl TuneReport {
         }
         s += &format!(
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">sync interval (log scale)</text>\n\
-             <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">admitted beyond the limit (% of limit, per window)</text>\n",
+             <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">worst window: over (solid), under (dashed), % of limit</text>\n",
             (left + w - right) / 2.0,
             h - 18.0,
             (top + h - bottom) / 2.0,
@@ -626,35 +793,99 @@ impl TuneReport {
             );
             for (a, b) in &pts {
                 out +=
-                    &format!("<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"3.5\" fill=\"{colour}\"/>\n");
+                    &format!("<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"3\" fill=\"{colour}\"/>\n");
             }
             out
         };
-        s += &series(
-            self.rows
+        let through: Vec<&TuneRow> = self.rows.iter().filter(|r| r.interval.is_zero()).collect();
+        let of_mode = |m: TuneMode| -> Vec<&TuneRow> {
+            through
                 .iter()
-                .map(|r| (x(r.interval.as_secs_f64()), y(bound_pct(r).min(ymax))))
+                .copied()
+                .chain(
+                    self.rows
+                        .iter()
+                        .filter(|r| !r.interval.is_zero() && r.mode == m),
+                )
+                .collect()
+        };
+        let bound_rows = of_mode(TuneMode::Interval);
+        s += &series(
+            bound_rows
+                .iter()
+                .map(|r| (x(r.interval.as_secs_f64()), y(bound(r))))
                 .collect(),
             "#999",
-            " stroke-dasharray=\"6 4\"",
+            " stroke-dasharray=\"2 3\"",
         );
-        s += &series(
-            self.rows
-                .iter()
-                .map(|r| (x(r.interval.as_secs_f64()), y(r.over_pct)))
-                .collect(),
-            "#c0392b",
-            "",
-        );
-        s += &format!(
-            "<rect x=\"{}\" y=\"{}\" width=\"220\" height=\"44\" fill=\"white\" stroke=\"#999\"/>\n\
-             <line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#c0392b\" stroke-width=\"2\"/><text x=\"{}\" y=\"{}\">measured (mean per window)</text>\n\
-             <line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/><text x=\"{}\" y=\"{}\">bound per window</text>\n",
-            left + 10.0, top + 4.0,
-            left + 18.0, top + 18.0, left + 42.0, top + 18.0, left + 48.0, top + 22.0,
-            left + 18.0, top + 36.0, left + 42.0, top + 36.0, left + 48.0, top + 40.0,
-        );
+        let mut legend = vec![(
+            "#999",
+            " stroke-dasharray=\"2 3\"",
+            "bound (interval)".to_string(),
+        )];
+        for (m, colour) in TuneMode::ALL
+            .into_iter()
+            .zip(["#c0392b", "#2471a3", "#1e8449"])
+        {
+            let rows = of_mode(m);
+            if rows.iter().all(|r| r.interval.is_zero()) {
+                continue;
+            }
+            let at = |f: &dyn Fn(&TuneRow) -> f64| {
+                rows.iter()
+                    .map(|r| (x(r.interval.as_secs_f64()), y(f(r))))
+                    .collect::<Vec<_>>()
+            };
+            s += &series(at(&over), colour, "");
+            s += &series(at(&under), colour, " stroke-dasharray=\"6 4\"");
+            legend.push((colour, "", format!("{} over", m.name())));
+            legend.push((
+                colour,
+                " stroke-dasharray=\"6 4\"",
+                format!("{} under", m.name()),
+            ));
+        }
+        let lx = w - right + 10.0;
+        for (i, (colour, dash, label)) in legend.iter().enumerate() {
+            let ly = top + 10.0 + 18.0 * i as f64;
+            s += &format!(
+                "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/><text x=\"{}\" y=\"{}\">{}</text>\n",
+                lx + 24.0,
+                lx + 30.0,
+                ly + 4.0,
+                escape(label)
+            );
+        }
         s += "</svg>\n";
         s
     }
+}
+
+/// A round tick step near `rough`: 1, 2 or 5 times a power of ten.
+fn nice_step(rough: f64) -> f64 {
+    if !(rough.is_finite() && rough > 0.0) {
+        return 1.0;
+    }
+    let power = 10f64.powf(rough.log10().floor());
+    let m = rough / power;
+    let nice = if m <= 1.0 {
+        1.0
+    } else if m <= 2.0 {
+        2.0
+    } else if m <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * power
+}
+
+/// `pct` with as many decimals as the tick step needs.
+fn tick_label(pct: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
+    };
+    format!("{pct:.decimals$}")
 }

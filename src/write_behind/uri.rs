@@ -19,6 +19,9 @@ const OPTIONS: &[&str] = &[
     "failure_policy",
     "grace",
     "max_entries",
+    "budget_split",
+    "max_unsynced",
+    "early_sync_gap",
 ];
 
 /// Splits `options` into the write-behind node's and the remote's.
@@ -88,6 +91,20 @@ pub(crate) fn handle_from_uri(
             ));
         }
         builder = builder.max_entries(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(on) = options.get_bool("budget_split")? {
+        builder = builder.budget_split(on);
+    }
+    if let Some(n) = options.get_u64("max_unsynced")? {
+        if n == 0 {
+            return Err(Error::configuration(
+                "option `max_unsynced` must be at least 1",
+            ));
+        }
+        builder = builder.max_unsynced(n);
+    }
+    if let Some(gap) = options.get_secs("early_sync_gap")? {
+        builder = builder.early_sync_gap(gap);
     }
     builder.start()
 }

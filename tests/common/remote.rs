@@ -120,3 +120,80 @@ pub fn write_through_nodes_share_hits(uri: impl Fn(&str) -> String, bad: &str) {
     let e = storage_from_string(bad, &Options::new()).unwrap_err();
     assert!(e.is_configuration(), "{e}");
 }
+
+/// Budget split on `remote`: a remote that [shares budgets](SyncTarget::shares_budgets)
+/// answers a seeded sequence of share reports from three nodes that keep to
+/// their claims exactly as the embedded remote does (the rule applied in
+/// one step with the report), and the claims of a window never sum past its
+/// limit; one that does not share budgets refuses both `sync_shares` and a
+/// budget-split node, with a configuration error.
+pub fn budget_shares(remote: Arc<dyn SyncTarget>, tag: &str) {
+    use limitstore::write_behind::{Budget, MemoryRemote};
+    if !remote.shares_budgets() {
+        let report = Report {
+            key: tag,
+            window: window_now(),
+            expiry: EXPIRY,
+            node: "a",
+            total: 1,
+        };
+        let budget = Budget {
+            limit: 10,
+            ..Budget::default()
+        };
+        let err = remote.sync_shares(&[report], &[budget]).unwrap_err();
+        assert!(err.is_configuration(), "{err}");
+        let err = WriteBehind::builder(remote)
+            .budget_split(true)
+            .start()
+            .unwrap_err();
+        assert!(err.is_configuration(), "{err}");
+        return;
+    }
+    let reference = MemoryRemote::new();
+    let window = window_now();
+    let keys: Vec<String> = (0..3).map(|i| format!("{tag}-share-{i}")).collect();
+    let nodes = ["a", "b", "c"];
+    let limit = 50;
+    // Per key and node: (used, claim) as the node knows them.
+    let mut state = vec![[(0u64, 0u64); 3]; keys.len()];
+    let mut seed: u64 = 0x5eed_2026;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _ in 0..150 {
+        let k = next(keys.len() as u64) as usize;
+        let n = next(3) as usize;
+        let (used, claim) = state[k][n];
+        // A node that keeps to its claim uses some of what it holds.
+        let total = used + next(claim.saturating_sub(used) + 1);
+        let budget = Budget {
+            limit,
+            want: next(4),
+            demand: next(3) * 5,
+            nodes: next(4),
+        };
+        let report = Report {
+            key: &keys[k],
+            window,
+            expiry: EXPIRY,
+            node: nodes[n],
+            total,
+        };
+        let got = remote.sync_shares(&[report], &[budget]).unwrap();
+        let want = reference.sync_shares(&[report], &[budget]).unwrap();
+        assert_eq!(got, want, "{report:?} {budget:?}");
+        state[k][n] = (total, got[0].allowed);
+        let claimed: u64 = state[k].iter().map(|&(u, c)| u.max(c)).sum();
+        assert!(claimed <= limit, "claims {:?} of {limit}", state[k]);
+        // A plain sync counts the nodes' totals only, not their claims.
+        let used: u64 = state[k].iter().map(|&(u, _)| u).sum();
+        assert_eq!(self::total(&*remote, &keys[k], window), used);
+    }
+    for key in &keys {
+        remote.clear(key).unwrap();
+    }
+}

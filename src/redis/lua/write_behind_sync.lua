@@ -1,6 +1,7 @@
 -- One write-behind sync: for each KEYS[i] (the hash of one key and window),
 -- keep max(stored, total) in the field of this node, push the hash's expiry
--- to one window after the window's end, and answer the sum of all fields.
+-- to one window after the window's end, and answer the sum of the nodes'
+-- fields (fields starting with a NUL byte are budget-split claims, not counts).
 -- ARGV[1]: node id; ARGV[2i]: cumulative total; ARGV[2i+1]: expiry (Unix ms).
 -- A total of 0 only reads. Re-running it with the same arguments changes nothing.
 local node = ARGV[1]
@@ -15,8 +16,11 @@ for i, key in ipairs(KEYS) do
     redis.call('PEXPIREAT', key, ARGV[2 * i + 1])
   end
   local sum = 0
-  for _, v in ipairs(redis.call('HVALS', key)) do
-    sum = sum + tonumber(v)
+  local fields = redis.call('HGETALL', key)
+  for j = 1, #fields, 2 do
+    if string.byte(fields[j], 1) ~= 0 then
+      sum = sum + tonumber(fields[j + 1])
+    end
   end
   out[i] = sum
 end
