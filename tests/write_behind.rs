@@ -848,3 +848,375 @@ fn a_remote_that_forgot_gets_every_window_again() {
     node.flush().unwrap();
     assert_eq!(remote.reports(), reports);
 }
+
+/// Budget split, step by step: nodes on one fake clock and one embedded
+/// remote, each round every node hits, then every node syncs (the syncer's
+/// own passes are an hour apart, so the test drives them all).
+mod budget_split {
+    use super::*;
+    use limitstore::write_behind::Budget;
+
+    fn split_node(remote: &Arc<MemoryRemote>, id: &str, clock: &FakeClock) -> WriteBehindHandle {
+        WriteBehind::builder(remote.clone())
+            .node_id(id)
+            .clock(clock.clone())
+            .sync_interval(HOUR)
+            .early_sync_gap(HOUR)
+            .budget_split(true)
+            .start()
+            .unwrap()
+    }
+
+    fn split_nodes(
+        remote: &Arc<MemoryRemote>,
+        clock: &FakeClock,
+        n: usize,
+    ) -> Vec<WriteBehindHandle> {
+        (0..n)
+            .map(|i| split_node(remote, &format!("n{i}"), clock))
+            .collect()
+    }
+
+    /// One round: node `i` tries `wants[i]` hits of 1 against `limit` on
+    /// key `k` (60 s windows), then every node syncs. Returns the admitted.
+    fn round(nodes: &[WriteBehindHandle], wants: &[u64], limit: u64) -> u64 {
+        let mut admitted = 0;
+        for (node, &want) in nodes.iter().zip(wants) {
+            for _ in 0..want {
+                admitted += u64::from(node.hit_in_window("k", 60, limit, 1).unwrap().1);
+            }
+        }
+        for node in nodes {
+            node.flush().unwrap();
+        }
+        admitted
+    }
+
+    /// Rounds of `wants` until the window's admissions stop growing (at
+    /// most 40); asserts the total never passes `limit` and returns it.
+    fn fill(nodes: &[WriteBehindHandle], wants: &[u64], limit: u64) -> u64 {
+        let mut total = 0;
+        let mut idle = 0;
+        for _ in 0..40 {
+            let got = round(nodes, wants, limit);
+            total += got;
+            assert!(total <= limit, "{total} of {limit}");
+            idle = if got == 0 { idle + 1 } else { 0 };
+            if idle == 3 {
+                break;
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn shares_fill_the_limit_and_never_pass_it() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let nodes = split_nodes(&remote, &clock, 4);
+        for window in 0..3 {
+            let total = fill(&nodes, &[60; 4], 1000);
+            assert_eq!(total, 1000, "window {window}");
+            assert_eq!(remote.total("k", window0(60) + window), 1000);
+            clock.advance(Duration::from_secs(60));
+        }
+        // Without budget split the same rounds admit past the limit: the
+        // assertion above can fail.
+        let plain: Vec<WriteBehindHandle> = (0..4)
+            .map(|i| node(&remote, &format!("p{i}"), &clock, HOUR))
+            .collect();
+        let mut total = 0;
+        for _ in 0..10 {
+            total += round(&plain, &[60; 4], 1000);
+        }
+        assert!(total > 1000, "{total}");
+    }
+
+    #[test]
+    fn skewed_demand_gets_what_the_quiet_nodes_leave() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let nodes = split_nodes(&remote, &clock, 4);
+        // A first window teaches every node how many share the key.
+        fill(&nodes, &[5; 4], 100);
+        clock.advance(Duration::from_secs(60));
+        let mut per = [0u64; 4];
+        let mut total = 0;
+        for _ in 0..30 {
+            for (i, node) in nodes.iter().enumerate() {
+                let want = if i == 0 { 90 } else { 3 };
+                for _ in 0..want {
+                    let ok = node.hit_in_window("k", 60, 1000, 1).unwrap().1;
+                    per[i] += u64::from(ok);
+                    total += u64::from(ok);
+                }
+            }
+            for node in &nodes {
+                node.flush().unwrap();
+            }
+            assert!(total <= 1000);
+        }
+        // The busy node got all the quiet ones did not use, and the quiet
+        // ones were not starved: 3 a round until the window was full.
+        assert_eq!(total, 1000, "{per:?}");
+        assert!(per[1..].iter().all(|&p| p >= 45), "{per:?}");
+    }
+
+    #[test]
+    fn a_node_joining_mid_window_gets_a_share_within_the_limit() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let mut nodes = split_nodes(&remote, &clock, 3);
+        let mut total = 0;
+        for _ in 0..3 {
+            total += round(&nodes, &[30; 3], 500);
+        }
+        nodes.push(split_node(&remote, "late", &clock));
+        let mut late = 0;
+        for _ in 0..20 {
+            for (i, node) in nodes.iter().enumerate() {
+                for _ in 0..30 {
+                    let ok = node.hit_in_window("k", 60, 500, 1).unwrap().1;
+                    total += u64::from(ok);
+                    late += u64::from(ok && i == 3);
+                }
+            }
+            for node in &nodes {
+                node.flush().unwrap();
+            }
+            assert!(total <= 500, "{total}");
+        }
+        assert_eq!(total, 500);
+        assert!(late > 0, "the new node was let in");
+    }
+
+    #[test]
+    fn a_node_that_stops_leaves_no_more_than_its_claim_unused() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let nodes = split_nodes(&remote, &clock, 4);
+        let mut total = round(&nodes, &[20; 4], 400) + round(&nodes, &[20; 4], 400);
+        // Node 3 stops; the others keep asking.
+        total += fill(&nodes, &[20, 20, 20, 0], 400);
+        assert!(total <= 400, "{total}");
+        // What node 3 claimed but never used stays reserved for it: at most
+        // its demand-capped share, twice its 20 hits a round.
+        assert!(total >= 400 - 40, "{total}");
+    }
+
+    #[test]
+    fn a_limit_smaller_than_the_node_count_is_never_passed() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let nodes = split_nodes(&remote, &clock, 4);
+        for window in 0..2 {
+            assert_eq!(fill(&nodes, &[1; 4], 2), 2, "window {window}");
+            clock.advance(Duration::from_secs(60));
+        }
+    }
+
+    #[test]
+    fn a_hit_larger_than_a_share_is_granted_when_it_fits() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let (a, b) = (
+            split_node(&remote, "a", &clock),
+            split_node(&remote, "b", &clock),
+        );
+        // Nothing known yet: refused, and asked for.
+        assert!(!a.hit_in_window("k", 60, 100, 60).unwrap().1);
+        a.flush().unwrap();
+        assert!(a.hit_in_window("k", 60, 100, 60).unwrap().1);
+        a.flush().unwrap();
+        // Node a reported its 60 and claimed a share of the 40 left:
+        // 60 + ⌊40 / 2⌋. For b 20 are left: a hit of 60 never fits, one of
+        // 20 does.
+        for _ in 0..3 {
+            assert!(!b.hit_in_window("k", 60, 100, 60).unwrap().1);
+            b.flush().unwrap();
+        }
+        assert!(b.hit_in_window("k", 60, 100, 20).unwrap().1);
+        // The first was refused for want of share, the others by the count.
+        assert_eq!(b.stats().share_refusals, 1);
+        b.flush().unwrap();
+        assert_eq!(remote.total("k", window0(60)), 80);
+        // What a claimed and did not use is still a's.
+        assert!(a.hit_in_window("k", 60, 100, 20).unwrap().1);
+        assert!(!a.hit_in_window("k", 60, 100, 1).unwrap().1);
+    }
+
+    #[test]
+    fn sliding_window_counters_keep_the_weighted_limit_across_nodes() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let nodes = split_nodes(&remote, &clock, 3);
+        let sliding = |n: &WriteBehindHandle| n.storage().sliding_window().is_some();
+        assert!(nodes.iter().all(sliding));
+        let limiter: Vec<SlidingWindowCounterRateLimiter> = nodes
+            .iter()
+            .map(|n| SlidingWindowCounterRateLimiter::new(n.storage() as Arc<dyn Storage>).unwrap())
+            .collect();
+        let item = RateLimitItem::per_minute(90).unwrap();
+        // Start the window at its beginning.
+        let now = clock.unix_now();
+        clock.advance(Duration::from_secs_f64(60.0 - now % 60.0));
+        let mut current = 0;
+        for _ in 0..20 {
+            for l in &limiter {
+                for _ in 0..10 {
+                    current += u64::from(l.hit(&item, &["u"], 1).unwrap());
+                }
+            }
+            for n in &nodes {
+                n.flush().unwrap();
+            }
+            assert!(current <= 90);
+        }
+        assert_eq!(current, 90);
+        // A third into the next window the previous one weighs two thirds.
+        clock.advance(Duration::from_secs(80));
+        let mut next = 0;
+        for _ in 0..20 {
+            for l in &limiter {
+                for _ in 0..10 {
+                    next += u64::from(l.hit(&item, &["u"], 1).unwrap());
+                }
+            }
+            for n in &nodes {
+                n.flush().unwrap();
+            }
+            let weighted = 90.0 * 2.0 / 3.0 + next as f64;
+            assert!(weighted <= 90.0 + 1e-9, "{next}");
+        }
+        assert!(next >= 25, "{next}");
+    }
+
+    /// A remote that keeps no claims.
+    #[derive(Debug)]
+    struct NoShares(MemoryRemote);
+
+    impl SyncTarget for NoShares {
+        fn sync(&self, reports: &[Report<'_>]) -> limitstore::Result<Vec<u64>> {
+            self.0.sync(reports)
+        }
+        fn check(&self) -> bool {
+            self.0.check()
+        }
+        fn clear(&self, key: &str) -> limitstore::Result<()> {
+            self.0.clear(key)
+        }
+        fn reset(&self) -> limitstore::Result<Option<u64>> {
+            self.0.reset()
+        }
+    }
+
+    #[test]
+    fn a_remote_that_keeps_no_claims_is_refused_when_the_node_is_built() {
+        let remote = Arc::new(NoShares(MemoryRemote::new()));
+        let report = Report {
+            key: "k",
+            window: 1,
+            expiry: 60,
+            node: "a",
+            total: 1,
+        };
+        let err = remote
+            .sync_shares(&[report], &[Budget::default()])
+            .unwrap_err();
+        assert!(err.is_configuration(), "{err}");
+        let err = WriteBehind::builder(remote.clone())
+            .budget_split(true)
+            .start()
+            .unwrap_err();
+        assert!(err.is_configuration(), "{err}");
+        // Write-through is exact without shares, so it is built.
+        let through = WriteBehind::builder(remote)
+            .budget_split(true)
+            .sync_interval(Duration::ZERO)
+            .start()
+            .unwrap();
+        assert!(!through.is_budget_split());
+    }
+
+    #[test]
+    fn during_an_outage_shares_hold_until_the_grace_period_then_the_policy_decides() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let node = WriteBehind::builder(remote.clone())
+            .node_id("a")
+            .clock(clock.clone())
+            .sync_interval(HOUR)
+            .early_sync_gap(HOUR)
+            .grace(Duration::from_secs(5))
+            .budget_split(true)
+            .start()
+            .unwrap();
+        let other = split_node(&remote, "b", &clock);
+        // Both learn the key; node a holds a share of what is left.
+        for n in [&node, &other] {
+            n.hit_in_window("k", 600, 100, 1).unwrap();
+            n.flush().unwrap();
+        }
+        let admitted = |n: &WriteBehindHandle, tries: u32| {
+            (0..tries)
+                .filter(|_| n.hit_in_window("k", 600, 100, 1).unwrap().1)
+                .count() as u64
+        };
+        remote.set_down(true);
+        // Within the grace period: no more than the share.
+        let within = admitted(&node, 100);
+        assert!(node.flush().is_err());
+        assert!(within < 60, "{within}");
+        clock.advance(Duration::from_secs(6));
+        assert!(node.flush().is_err());
+        // Past it, fail-open: the node admits as if alone, up to the limit.
+        let past = admitted(&node, 100);
+        assert!(within + past >= 90, "{within} + {past}");
+        remote.set_down(false);
+        node.flush().unwrap();
+    }
+
+    #[test]
+    fn early_syncs_are_at_most_one_per_gap() {
+        let remote = Arc::new(MemoryRemote::new());
+        let node = WriteBehind::builder(remote)
+            .node_id("a")
+            .sync_interval(Duration::from_secs(10))
+            .early_sync_gap(Duration::from_millis(50))
+            .budget_split(true)
+            .start()
+            .unwrap();
+        let start = Instant::now();
+        let mut admitted = 0;
+        while start.elapsed() < Duration::from_millis(500) {
+            admitted += u64::from(node.hit_in_window("k", 3600, 1_000_000, 1).unwrap().1);
+        }
+        let early = node.stats().early_syncs;
+        assert!((2..=12).contains(&early), "{early} early syncs");
+        assert!(admitted > 0);
+    }
+
+    #[test]
+    fn uri_options_turn_it_on() {
+        use limitstore::{storage_from_string, Options};
+        let s = storage_from_string(
+            "writebehind+memory://?budget_split=true&max_unsynced=5&early_sync_gap=0.01&node_id=a",
+            &Options::new(),
+        )
+        .unwrap();
+        let item = RateLimitItem::per_minute(10).unwrap();
+        let limiter = limitstore::FixedWindowRateLimiter::new(s);
+        let mut admitted = 0;
+        let start = Instant::now();
+        while admitted < 10 && start.elapsed() < Duration::from_secs(5) {
+            admitted += u32::from(limiter.hit(&item, &["u"], 1).unwrap());
+        }
+        assert_eq!(admitted, 10);
+        assert!(!limiter.hit(&item, &["u"], 1).unwrap());
+        for bad in ["max_unsynced=0", "budget_split=maybe"] {
+            let err = storage_from_string(&format!("writebehind+memory://?{bad}"), &Options::new())
+                .unwrap_err();
+            assert!(err.is_configuration(), "{bad}: {err}");
+        }
+    }
+}
