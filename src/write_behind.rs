@@ -24,6 +24,49 @@
 //! `max(0, Σ min(B, r_i·T) − B) ≤ min((N−1)·B, R·T − B)`; `limitstore tune`
 //! measures it ([`tune`]).
 //!
+//! **Budget split** ([`WriteBehindBuilder::budget_split`], URI option
+//! `budget_split=true`) makes shared quotas as exact as write-through at
+//! write-behind's cost. Each report also asks the remote for a *claim*: the
+//! cumulative total this node may reach in the window. The remote grants it
+//! by [`share_rule`] — a share of what the other nodes' claims and counts
+//! leave, `⌊left / (n + 1)⌋` for the n nodes in the window (the `+ 1` for one
+//! not seen yet), capped at twice what the node asked for in its last
+//! period, at least a refused hit's amount when that fits — atomically with
+//! the report (one script on Redis), and claims only grow. Between syncs the
+//! node admits a hit only while it fits both the estimated count and its
+//! claim, so the claims of a window never sum past its limit and neither do
+//! the admissions. What that costs and how it is kept cheap:
+//! - A hit refused for want of share is not counted (a plain write-behind
+//!   node counts refused fixed-window hits, as `limits` does) and asks for an
+//!   **early sync** of its key, as does the first hit of a window it holds no claim for and, with
+//!   [`max_unsynced`](WriteBehindBuilder::max_unsynced), a window holding that
+//!   many unsynced hits. Early syncs run between the regular ones, at most one
+//!   pass per [`early_sync_gap`](WriteBehindBuilder::early_sync_gap) (default:
+//!   the interval), each key in at most one, so a key under attack costs at
+//!   most one more round trip per gap. [`Stats::early_syncs`] and
+//!   [`Stats::share_refusals`] count them.
+//! - A fixed window's next window is claimed ahead, with the reports of the
+//!   current one, so a busy key's first hits in a new window are admitted from
+//!   a claim. A window a node holds no claim for (a key it did not sync in the
+//!   previous window) opens with `⌊limit / (n + 1)⌋` for the n nodes last
+//!   seen on the key (nothing before the node's first answer), claimed at its
+//!   first sync: nodes opening one window at the same instant can pass the
+//!   limit by what they admitted from opening shares before then. With an
+//!   interval well below the window this does not happen in `tune`'s scenes;
+//!   with an interval as long as the window it does (see the README).
+//! - The sliding window counter claims the current window's part of the
+//!   limit, `limit − ⌈previous × weight⌉` as of the hit (the weight only falls
+//!   until the window ends). `previous` is this node's estimate of the
+//!   previous window's total, up to one sync old: claims granted on a low
+//!   estimate can pass the weighted limit by the weight of what other nodes
+//!   added to the previous window after this node last synced it.
+//! - Only remotes that [share budgets](SyncTarget::shares_budgets) can: the
+//!   Redis family and [`MemoryRemote`]; building a budget-split node over
+//!   another is a configuration error. Write-through (interval 0) ignores it.
+//! - **Remote down:** within the grace period the node keeps to the claims it
+//!   holds (and opening shares); past it, [`FailurePolicy::Open`] admits as a
+//!   plain node (each node as if alone) and [`FailurePolicy::Closed`] refuses.
+//!
 //! **Remote down.** [`FailurePolicy::Open`] keeps answering locally;
 //! [`FailurePolicy::Closed`] refuses hits once the remote has failed for
 //! longer than a grace period. [`WriteBehindHandle::stats`](WriteBehind::stats)
@@ -52,7 +95,8 @@
 //! `writebehind+etcd://host:port` etcd, `writebehind+memcached://host:port`
 //! Memcached, `writebehind+mongodb://host:port` MongoDB. The node's options are `sync_interval`
 //! (seconds), `node_id`, `batch_size`, `failure_policy` (`open`/`closed`),
-//! `grace` (seconds) and `max_entries`; every other option goes to the remote
+//! `grace` (seconds), `max_entries`, `budget_split` (`true`/`false`),
+//! `max_unsynced` and `early_sync_gap` (seconds); every other option goes to the remote
 //! (`key_prefix`, `socket_timeout`, ... for Redis; `latency` for memory).
 //!
 //! ```
