@@ -176,6 +176,8 @@ fn ctrl_c_during_tune_prints_the_finished_intervals_and_writes_the_chart() {
             "0.5",
             "--intervals",
             "0,1ms,10ms,100ms,1s",
+            "--modes",
+            "interval",
             "--svg",
         ])
         .arg(&svg)
@@ -214,7 +216,7 @@ fn ctrl_c_during_tune_prints_the_finished_intervals_and_writes_the_chart() {
     let said = out
         .split("interrupted: ")
         .nth(1)
-        .and_then(|r| r.split(" of 5 intervals finished").next())
+        .and_then(|r| r.split(" of 5 runs finished").next())
         .and_then(|k| k.parse::<usize>().ok())
         .unwrap_or_else(|| panic!("{out}"));
     assert!(said <= 4, "{out}");

@@ -30,7 +30,7 @@ Each interval counts one key of the run's own namespace \
 (`limitstore-tune-<random>/<index>`, under a key prefix of its own on Redis \
 and etcd) and clears it when the interval ends; on Redis the run's own prefix \
 is reset at the end, which also takes the nodes' incarnation marker: nothing \
-else on the remote is read or deleted. Ctrl-C prints the finished intervals, writes their chart \
+else on the remote is read or deleted. Ctrl-C prints the finished runs, writes their chart \
 and exits with 130.")]
 pub struct Args {
     /// Simulated nodes (threads), each its own write-behind instance (1 to 256).
@@ -329,7 +329,11 @@ pub fn run(plan: Plan) -> Result<Outcome, Failure> {
     let report = result?;
     cleaned?;
     if report.interrupted {
-        println!("interrupted: {} runs finished", report.rows.len(),);
+        println!(
+            "interrupted: {} of {} runs finished",
+            report.rows.len(),
+            report.planned
+        );
     }
     print(&report, &plan.svg)?;
     Ok(if report.interrupted {

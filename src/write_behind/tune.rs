@@ -254,6 +254,8 @@ pub struct TuneReport {
     pub rows: Vec<TuneRow>,
     /// Modes left out because the remote does not share budgets.
     pub unsupported: Vec<TuneMode>,
+    /// The runs (interval and mode) the report was to hold.
+    pub planned: usize,
     /// Whether the progress callback stopped the run before its last
     /// interval finished (the unfinished interval has no row).
     pub interrupted: bool,
@@ -576,6 +578,7 @@ pub fn run_tune(
         window: config.window,
         rows: Vec::with_capacity(runs.len()),
         unsupported,
+        planned: runs.len(),
         interrupted: false,
     };
     let of = runs.len();
