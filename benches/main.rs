@@ -14,7 +14,8 @@
 //! - `hit_parts/*`: one thread, one hot key: what a fixed-window `hit`
 //!   spends its time on, part by part (building the `limits`-layout key,
 //!   hashing it, a shard's read lock and unlock, the storage call with the
-//!   key already built, the whole `hit`), beside `governor`'s `check_key`.
+//!   key already built, the whole `hit`, the asynchronous limiter's `hit`
+//!   polled once), beside `governor`'s `check_key`.
 //!
 //! `N` is the machine's hardware threads (at least 2). Multi-threaded rows
 //! report the time per hit of the slowest thread, each thread doing the
@@ -250,6 +251,21 @@ fn hit_parts(c: &mut Criterion) {
     let limiter = FixedWindowRateLimiter::new(Arc::new(storage()));
     group.bench_function("limitstore_hit", |b| {
         b.iter(|| limiter.hit(&item, &[black_box(&id)], 1))
+    });
+    // The asynchronous limiter over the same engine, polled once: the
+    // memory engine answers at the first poll.
+    let async_limiter = limitstore::aio::AsyncFixedWindowRateLimiter::new(Arc::new(storage()));
+    group.bench_function("limitstore_async_hit", |b| {
+        use limitstore::aio::AsyncRateLimiter;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        b.iter(|| {
+            let ids = [black_box(id.as_str())];
+            let mut hit = async_limiter.hit(&item, &ids, 1);
+            match hit.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => unreachable!("the memory engine answers at once"),
+            }
+        })
     });
     let governor: DefaultKeyedRateLimiter<String> =
         Governor::keyed(Quota::per_second(NonZeroU32::MAX));

@@ -5,9 +5,8 @@
 //! [`async_storage_from_string`](crate::aio::async_storage_from_string),
 //! `writebehind+` URIs and
 //! [`sync_target_from_string`](crate::write_behind::sync_target_from_string)
-//! read it; no other place in the library lists schemes. (The CLI, a
-//! separate binary on the public API, keeps its own note of which schemes
-//! take a `key_prefix`, to scope what it writes.)
+//! read it, and so does the CLI through [`backend_of`]; no other place
+//! lists schemes.
 
 use std::sync::Arc;
 
@@ -231,6 +230,30 @@ fn built(scheme: &str, raw_scheme: &str) -> Result<Constructors> {
             backend.name
         ))
     })
+}
+
+/// The built-in backend a storage URI's scheme names — `"memory"`,
+/// `"redis"` (every Redis and Valkey variant), `"memcached"`, `"mongodb"` or
+/// `"etcd"` — looking through `async+` and `writebehind+`, whether or not
+/// this build contains it; `None` for any other scheme (a custom one).
+///
+/// ```
+/// use limitstore::{backend_of, StorageUri};
+/// let uri = StorageUri::parse("writebehind+valkey+cluster://h:7000").unwrap();
+/// assert_eq!(backend_of(&uri), Some("redis"));
+/// assert_eq!(backend_of(&StorageUri::parse("async+memory://").unwrap()), Some("memory"));
+/// assert_eq!(backend_of(&StorageUri::parse("mine://").unwrap()), None);
+/// ```
+pub fn backend_of(uri: &StorageUri) -> Option<&'static str> {
+    let scheme = uri
+        .scheme
+        .strip_prefix(SCHEME_PREFIX)
+        .unwrap_or(&uri.scheme);
+    let scheme = scheme.strip_prefix("async+").unwrap_or(scheme);
+    table()
+        .into_iter()
+        .find(|b| b.schemes.contains(&scheme))
+        .map(|b| b.name)
 }
 
 /// Builds a storage from a URI such as `"memory://"` or `"redis://localhost:6379"`.

@@ -38,7 +38,7 @@ pub use self::mongodb::MongoDbStorage;
 pub use self::redis::{AsyncRedisClusterStorage, AsyncRedisSentinelStorage, AsyncRedisStorage};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisClusterStorage, RedisSentinelStorage, RedisStorage};
-pub use backends::storage_from_string;
+pub use backends::{backend_of, storage_from_string};
 pub use clock::{Clock, CoarseClock, DefaultClock, FakeClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};

@@ -262,26 +262,51 @@ std::thread_local! {
 /// Keys longer than this are not kept in the per-thread buffer after use.
 const KEY_BUFFER_KEEP: usize = 4096;
 
-/// Runs `f` on the key of `item` and `identifiers`, built in a per-thread
-/// buffer that is reused from call to call, so that building a key does not
-/// allocate once the buffer has grown to fit. The buffer is taken out of its
-/// slot while `f` runs: a storage calling back into a limiter on the same
-/// thread, or a thread being torn down, finds the slot empty and builds its
-/// key in a fresh string.
-///
+/// The key of an item and identifiers, built in the per-thread buffer: the
+/// buffer is taken out of its slot while the key lives and put back in the
+/// slot of the thread that drops it, so building a key does not allocate
+/// once the buffer has grown to fit, and a future can hold the key across
+/// its awaits. A second key built while one lives (a storage calling back
+/// into a limiter on the same thread), or one built while the thread is torn
+/// down, finds the slot empty and starts a fresh string.
+pub(crate) struct PooledKey(String);
+
+impl PooledKey {
+    #[inline]
+    pub(crate) fn new(item: &RateLimitItem, identifiers: &[&str]) -> Self {
+        let mut buffer = KEY_BUFFER.try_with(|slot| slot.take()).unwrap_or_default();
+        buffer.clear();
+        item.write_key(identifiers, &mut buffer);
+        PooledKey(buffer)
+    }
+}
+
+impl std::ops::Deref for PooledKey {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for PooledKey {
+    #[inline]
+    fn drop(&mut self) {
+        if self.0.capacity() <= KEY_BUFFER_KEEP {
+            let buffer = std::mem::take(&mut self.0);
+            // Fails only while the thread is torn down; the string is then dropped.
+            let _ = KEY_BUFFER.try_with(|slot| slot.set(buffer));
+        }
+    }
+}
+
+/// Runs `f` on the [pooled key](PooledKey) of `item` and `identifiers`.
 /// `f` is called here, not inside a thread-local closure, so its result
 /// comes straight back to the caller.
 #[inline]
 fn with_key<R>(item: &RateLimitItem, identifiers: &[&str], f: impl FnOnce(&str) -> R) -> R {
-    let mut buffer = KEY_BUFFER.try_with(|slot| slot.take()).unwrap_or_default();
-    buffer.clear();
-    item.write_key(identifiers, &mut buffer);
-    let r = f(&buffer);
-    if buffer.capacity() <= KEY_BUFFER_KEEP {
-        // Fails only while the thread is torn down; the string is then dropped.
-        let _ = KEY_BUFFER.try_with(|slot| slot.set(buffer));
-    }
-    r
+    let key = PooledKey::new(item, identifiers);
+    f(&key)
 }
 
 #[cfg(test)]

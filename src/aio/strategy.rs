@@ -9,8 +9,8 @@ use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::{lacks, Capability};
 use crate::strategy::{
-    cost_fits, fixed_window, moving_window, room_for, sliding_window, Decision, Strategy,
-    WindowStats,
+    cost_fits, fixed_window, moving_window, room_for, sliding_window, Decision, PooledKey,
+    Strategy, WindowStats,
 };
 
 /// The asynchronous twin of [`RateLimiter`](crate::RateLimiter): the same
@@ -211,7 +211,7 @@ async fn fixed_hit<S: AsyncStorage + ?Sized>(
     if !cost_fits(item, cost)? {
         return Ok(false);
     }
-    let key = item.key_for(identifiers);
+    let key = PooledKey::new(item, identifiers);
     storage
         .incr_within(&key, item.get_expiry(), elastic, cost, item.amount())
         .await
@@ -226,7 +226,7 @@ async fn fixed_test<S: AsyncStorage + ?Sized>(
     if !cost_fits(item, cost)? {
         return Ok(false);
     }
-    let count = storage.get(&item.key_for(identifiers)).await?;
+    let count = storage.get(&PooledKey::new(item, identifiers)).await?;
     Ok(room_for(count, item.amount(), cost))
 }
 
@@ -235,7 +235,7 @@ async fn fixed_stats<S: AsyncStorage + ?Sized>(
     item: &RateLimitItem,
     identifiers: &[&str],
 ) -> Result<WindowStats> {
-    let key = item.key_for(identifiers);
+    let key = PooledKey::new(item, identifiers);
     let expiry = storage.get_expiry(&key).await?;
     let count = storage.get(&key).await?;
     Ok(fixed_window::stats(item, expiry, count, || {
@@ -254,7 +254,7 @@ async fn fixed_decide<S: AsyncStorage + ?Sized>(
         let stats = fixed_stats(storage, item, identifiers).await?;
         return Ok(Decision::new(false, item, stats));
     }
-    let key = item.key_for(identifiers);
+    let key = PooledKey::new(item, identifiers);
     let (admitted, window) = storage
         .incr_within_and_window(&key, item.get_expiry(), elastic, cost, item.amount())
         .await?;
@@ -296,7 +296,9 @@ macro_rules! fixed_limiter {
                 item: &'a RateLimitItem,
                 identifiers: &'a [&'a str],
             ) -> BoxFuture<'a, Result<()>> {
-                Box::pin(async move { self.storage.clear(&item.key_for(identifiers)).await })
+                Box::pin(
+                    async move { self.storage.clear(&PooledKey::new(item, identifiers)).await },
+                )
             }
 
             fn decide<'a>(
@@ -331,7 +333,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
             if !cost_fits(item, cost)? {
                 return Ok(false);
             }
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             self.windows()?
                 .acquire_entry(&key, item.amount(), item.get_expiry(), cost)
                 .await
@@ -348,7 +350,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
             if !cost_fits(item, cost)? {
                 return Ok(false);
             }
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             let window = self
                 .windows()?
                 .get_moving_window(&key, item.amount(), item.get_expiry())
@@ -364,7 +366,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
     ) -> BoxFuture<'a, Result<WindowStats>> {
         Box::pin(async move {
             let (amount, expiry) = (item.amount(), item.get_expiry());
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             let window = self
                 .windows()?
                 .get_moving_window(&key, amount, expiry)
@@ -385,7 +387,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
                 return Ok(Decision::new(false, item, stats));
             }
             let (amount, expiry) = (item.amount(), item.get_expiry());
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             let (admitted, window) = self
                 .windows()?
                 .acquire_entry_and_window(&key, amount, expiry, cost)
@@ -403,7 +405,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
         item: &'a RateLimitItem,
         identifiers: &'a [&'a str],
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move { self.storage.clear(&item.key_for(identifiers)).await })
+        Box::pin(async move { self.storage.clear(&PooledKey::new(item, identifiers)).await })
     }
 }
 
@@ -418,7 +420,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
             if !cost_fits(item, cost)? {
                 return Ok(false);
             }
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             self.counters()?
                 .acquire_sliding_window_entry(&key, item.amount(), item.get_expiry(), cost)
                 .await
@@ -436,7 +438,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
                 return Ok(false);
             }
             let expiry = item.get_expiry();
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             let window = self.counters()?.get_sliding_window(&key, expiry).await?;
             Ok(sliding_window::fits(&window, item.amount(), expiry, cost))
         })
@@ -449,7 +451,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
     ) -> BoxFuture<'a, Result<WindowStats>> {
         Box::pin(async move {
             let expiry = item.get_expiry();
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             let window = self.counters()?.get_sliding_window(&key, expiry).await?;
             Ok(sliding_window::stats(
                 &window,
@@ -472,7 +474,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
                 return Ok(Decision::new(false, item, stats));
             }
             let (amount, expiry) = (item.amount(), item.get_expiry());
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             let (admitted, window) = self
                 .counters()?
                 .acquire_sliding_window_entry_and_window(&key, amount, expiry, cost)
@@ -492,7 +494,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
         identifiers: &'a [&'a str],
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let key = item.key_for(identifiers);
+            let key = PooledKey::new(item, identifiers);
             self.counters()?
                 .clear_sliding_window(&key, item.get_expiry())
                 .await

@@ -96,10 +96,6 @@ pub enum Cleanup {
 /// `{prefix}/{tag}`), whose `reset` deletes nothing else; the others have
 /// their keys cleared one by one.
 pub fn scope(uri: &StorageUri, tag: &str) -> Scope {
-    let scheme = uri.base_scheme().0;
-    let scheme = scheme
-        .strip_prefix(limitstore::write_behind::SCHEME_PREFIX)
-        .unwrap_or(scheme);
     let given = uri
         .query
         .iter()
@@ -112,16 +108,13 @@ pub fn scope(uri: &StorageUri, tag: &str) -> Scope {
         ),
         cleanup: Cleanup::ResetOwnPrefix,
     };
-    match scheme {
-        "memory" => Scope {
+    match limitstore::backend_of(uri) {
+        Some("memory") => Scope {
             options: Options::new(),
             cleanup: Cleanup::Drop,
         },
-        "redis" | "rediss" | "redis+unix" | "valkey" | "valkeys" | "valkey+unix"
-        | "redis+cluster" | "valkey+cluster" | "redis+sentinel" | "valkey+sentinel" => {
-            prefixed("LIMITS", ':')
-        }
-        "etcd" => prefixed("limits", '/'),
+        Some("redis") => prefixed("LIMITS", ':'),
+        Some("etcd") => prefixed("limits", '/'),
         _ => Scope {
             options: Options::new(),
             cleanup: Cleanup::EachKey,
