@@ -337,7 +337,8 @@ impl WriteBehind {
     /// the estimate `fits` and the node's share has room (or the remote has
     /// failed past the grace period under [`FailurePolicy::Open`], which then
     /// decides alone). A refused hit is not counted; one refused for want of
-    /// share asks for an early sync, as does a window's first hit.
+    /// share asks for an early sync, as does a hit in a window the node holds
+    /// no claim for.
     #[allow(clippy::too_many_arguments)]
     fn take_share(
         &self,
@@ -404,11 +405,18 @@ impl WriteBehind {
     /// Under [`FailurePolicy::Open`], whether the remote has failed for
     /// longer than the grace period: shares are no longer kept to.
     fn open_past_grace(&self) -> bool {
-        if self.policy != FailurePolicy::Open {
-            return false;
-        }
+        self.policy == FailurePolicy::Open && self.failing_past_grace().is_some()
+    }
+
+    /// How long the remote has been failing, once that is the grace period
+    /// or longer.
+    fn failing_past_grace(&self) -> Option<Duration> {
         let since = self.failing_since.load(Ordering::Acquire);
-        since != 0 && Duration::from_nanos(self.clock.now().saturating_sub(since - 1)) >= self.grace
+        if since == 0 {
+            return None;
+        }
+        let failing = Duration::from_nanos(self.clock.now().saturating_sub(since - 1));
+        (failing >= self.grace).then_some(failing)
     }
 
     /// Counters for metrics.
@@ -601,14 +609,7 @@ impl WriteBehind {
         if self.policy != FailurePolicy::Closed {
             return None;
         }
-        let since = self.failing_since.load(Ordering::Acquire);
-        if since == 0 {
-            return None;
-        }
-        let failing = Duration::from_nanos(self.clock.now().saturating_sub(since - 1));
-        if failing < self.grace {
-            return None;
-        }
+        let failing = self.failing_past_grace()?;
         let message = format!("remote failing for {failing:?}, failing closed");
         Some(match self.last_error.lock().as_ref() {
             Some(last) => Error::storage_caused("write-behind", message, last.clone()),
@@ -751,10 +752,7 @@ impl WriteBehind {
             None
         };
         let now = self.clock.unix_now();
-        // (key index, expiry, window, total, budget)
-        let mut snap: Vec<(usize, u64, u64, u64, Budget)> = Vec::with_capacity(keys.len());
-        // Per snapshot entry: the window's `asked` it carries.
-        let mut asked: Vec<u64> = Vec::with_capacity(keys.len());
+        let mut snap: Vec<Snap> = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             if let Some(mut e) = self.map.get_mut(key.as_str()) {
                 if early {
@@ -775,8 +773,14 @@ impl WriteBehind {
                             demand: expected.max(w.want),
                             nodes: e.nodes,
                         };
-                        snap.push((i, w.expiry, w.window, w.local, budget));
-                        asked.push(w.asked);
+                        snap.push(Snap {
+                            key: i,
+                            expiry: w.expiry,
+                            window: w.window,
+                            total: w.local,
+                            budget,
+                            asked: w.asked,
+                        });
                         // The next window's share, claimed ahead so that
                         // its first hits need no unclaimed opening share.
                         let next = w.window + 1;
@@ -784,8 +788,14 @@ impl WriteBehind {
                             && w.window == window_of(now, w.expiry)
                             && e.find(w.expiry, next).is_none()
                         {
-                            snap.push((i, w.expiry, next, 0, Budget { want: 0, ..budget }));
-                            asked.push(0);
+                            snap.push(Snap {
+                                key: i,
+                                expiry: w.expiry,
+                                window: next,
+                                total: 0,
+                                budget: Budget { want: 0, ..budget },
+                                asked: 0,
+                            });
                         }
                     }
                 }
@@ -796,25 +806,24 @@ impl WriteBehind {
         }
         let reports: Vec<Report<'_>> = snap
             .iter()
-            .map(|&(i, expiry, window, total, _)| Report {
-                key: &keys[i],
-                window,
-                expiry,
+            .map(|s| Report {
+                key: &keys[s.key],
+                window: s.window,
+                expiry: s.expiry,
                 node: &self.node,
-                total,
+                total: s.total,
             })
             .collect();
-        let budgets: Vec<Budget> = snap.iter().map(|s| s.4).collect();
+        let budgets: Vec<Budget> = snap.iter().map(|s| s.budget).collect();
         let budgets = self.budget_split.then_some(budgets.as_slice());
         match self.call(&reports, budgets) {
             Ok(answers) => {
-                for ((&(i, expiry, window, total, budget), answer), &asked) in
-                    snap.iter().zip(answers).zip(&asked)
-                {
-                    if let Some(mut e) = self.map.get_mut(keys[i].as_str()) {
+                for (s, answer) in snap.iter().zip(answers) {
+                    let (expiry, window, budget) = (s.expiry, s.window, s.budget);
+                    if let Some(mut e) = self.map.get_mut(keys[s.key].as_str()) {
                         if self.budget_split {
                             e.nodes = answer.nodes;
-                            e.demand = asked.max(e.demand / 2);
+                            e.demand = s.asked.max(e.demand / 2);
                             self.peers.fetch_max(answer.nodes, Ordering::Relaxed);
                         }
                         let ahead = self.budget_split && window > window_of(now, expiry);
@@ -826,11 +835,11 @@ impl WriteBehind {
                             e.find_mut(expiry, window)
                         };
                         if let Some(w) = w {
-                            w.ack(total, answer.global);
+                            w.ack(s.total, answer.global);
                             if self.budget_split {
                                 w.allowed = answer.allowed;
                                 w.granted = true;
-                                w.asked = w.asked.saturating_sub(asked);
+                                w.asked = w.asked.saturating_sub(s.asked);
                                 if w.want <= budget.want {
                                     w.want = 0;
                                 }
@@ -977,6 +986,19 @@ impl WriteBehind {
             }
         }
     }
+}
+
+/// One window of one key as a sync pass sends it.
+struct Snap {
+    /// Index of the key in the pass's key list.
+    key: usize,
+    expiry: u64,
+    window: u64,
+    /// The cumulative total reported.
+    total: u64,
+    budget: Budget,
+    /// The window's `asked` as of the report.
+    asked: u64,
 }
 
 impl Storage for WriteBehind {
