@@ -128,6 +128,8 @@ pub use crate::backends::sync_target_from_string;
 pub use stats::Stats;
 pub use storage::WriteBehind;
 pub use syncer::{FailurePolicy, WriteBehindBuilder, WriteBehindHandle};
+#[cfg(feature = "redis")]
+pub(crate) use target::check_budgets;
 pub use target::{share_rule, Budget, Report, Share, SyncTarget};
 pub(crate) use uri::handle_from_uri;
 pub use uri::SCHEME_PREFIX;

@@ -285,11 +285,7 @@ fn draw(p: &TuneProgress) {
         p.index + 1,
         p.of,
         format_duration(p.interval),
-        if p.interval.is_zero() {
-            "write-through"
-        } else {
-            p.mode.name()
-        }
+        p.mode.label(p.interval)
     );
     let _ = err.flush();
 }

@@ -7,11 +7,11 @@ use std::sync::LazyLock;
 use redis::cluster_routing::Slot;
 use redis::Script;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::redis::RedisStorage;
 use crate::redis::{glob_escape, Ops, RedisClusterStorage, RedisSentinelStorage, Topology};
 use crate::storage::Storage;
-use crate::write_behind::{Budget, Report, Share, SyncTarget};
+use crate::write_behind::{check_budgets, Budget, Report, Share, SyncTarget};
 
 /// The sync script: per report, `max(stored, total)` in the node's field of
 /// the `(key, window)` hash, then the sum of the hash's fields.
@@ -116,11 +116,7 @@ where
     T::Conn: redis::ConnectionLike,
     G: Fn(&str) -> Option<Slot>,
 {
-    if budgets.len() != reports.len() {
-        return Err(Error::invalid_argument(
-            "sync_shares needs one budget per report",
-        ));
-    }
+    check_budgets(reports, budgets)?;
     let answers: Vec<(u64, u64, u64)> = run_grouped(ops, reports, group, &SHARE, |inv, i| {
         let (r, b) = (&reports[i], &budgets[i]);
         inv.arg(r.total)

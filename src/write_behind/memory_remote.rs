@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::target::{share_rule, Budget, Report, Share, SyncTarget};
+use super::target::{check_budgets, share_rule, Budget, Report, Share, SyncTarget};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 
@@ -280,11 +280,7 @@ impl SyncTarget for MemoryRemote {
     /// Applies [`share_rule`] under the table's lock; every report, a
     /// total of 0 too, stores the claim it is granted.
     fn sync_shares(&self, reports: &[Report<'_>], budgets: &[Budget]) -> Result<Vec<Share>> {
-        if budgets.len() != reports.len() {
-            return Err(Error::invalid_argument(
-                "sync_shares needs one budget per report",
-            ));
-        }
+        check_budgets(reports, budgets)?;
         self.apply(reports, true, |i, r, slots| {
             let b = budgets[i];
             let used = slots.nodes.get(r.node).copied().unwrap_or(0);

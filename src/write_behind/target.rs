@@ -127,6 +127,18 @@ pub struct Share {
     pub allowed: u64,
 }
 
+/// The error a [`SyncTarget::sync_shares`] answers unless there is one
+/// budget per report.
+pub(crate) fn check_budgets(reports: &[Report<'_>], budgets: &[Budget]) -> Result<()> {
+    if budgets.len() == reports.len() {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument(
+            "sync_shares needs one budget per report",
+        ))
+    }
+}
+
 /// The budget-split rule: the claim (the cumulative total a node may reach)
 /// that a node reporting `used` gets for `budget`, where `others` is the sum
 /// over the other nodes' slots of `max(used, claim)`, `nodes` counts the

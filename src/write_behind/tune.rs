@@ -103,6 +103,16 @@ impl TuneMode {
         TuneMode::BudgetSplitMaxUnsynced,
     ];
 
+    /// The name of a run of this mode at `interval`: `write-through` at
+    /// interval zero (where the mode changes nothing), else [`name`](Self::name).
+    pub fn label(self, interval: Duration) -> &'static str {
+        if interval.is_zero() {
+            "write-through"
+        } else {
+            self.name()
+        }
+    }
+
     /// The name in the table and the chart: `interval`, `split`, `split+max`.
     pub fn name(self) -> &'static str {
         match self {
@@ -228,11 +238,7 @@ pub struct TuneRow {
 impl TuneRow {
     /// The mode's name, `write-through` at interval zero.
     pub fn mode_name(&self) -> &'static str {
-        if self.interval.is_zero() {
-            "write-through"
-        } else {
-            self.mode.name()
-        }
+        self.mode.label(self.interval)
     }
 
     /// Whether the worst window stayed within the bound.
