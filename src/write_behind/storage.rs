@@ -914,14 +914,21 @@ impl WriteBehind {
     /// Drops the windows that are over and the keys left with none.
     fn prune(&self) {
         let unix = self.clock.unix_now();
+        let mut removed = 0;
         self.map.retain(|_, e| {
             e.prune(unix);
-            e.dirty || !e.wins.is_empty()
+            let keep = e.dirty || !e.wins.is_empty();
+            removed += usize::from(!keep);
+            keep
         });
-        // Counted afresh, as hits insert keys while the pass runs; a place
-        // reserved at this instant and not yet filled is lost from the
-        // count, so the bound may be passed by one key per racing hit.
-        self.entries.store(self.map.len(), Ordering::Relaxed);
+        // Only the removed keys' places are given back: a place a racing
+        // hit reserved and has not filled yet stays counted, so the bound
+        // holds (a count taken afresh would lose it and let one more in).
+        let _ = self
+            .entries
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(removed))
+            });
     }
 
     /// Reports the current totals of `(key, expiry, windows)` (write-through
