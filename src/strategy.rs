@@ -14,6 +14,13 @@
 //! same counters whichever process (or `limits` itself) wrote them.
 //! A refused hit is `Ok(false)`, never an error; errors are bad arguments
 //! (a cost of zero or above [`MAX_AMOUNT`]) and failing storages.
+//!
+//! Each strategy decides in one pure function of its module, `judge`: from
+//! the window's state (counts, times), the limit and the cost, whether the
+//! cost fits and the [`Decision`] it leaves. The synchronous limiters here
+//! and the asynchronous ones in [`aio`](crate::aio) only fetch the state
+//! and ask it; a hit's own admission is the storage's, made atomically with
+//! the count.
 
 pub(crate) mod fixed_window;
 pub(crate) mod moving_window;
@@ -82,6 +89,22 @@ impl Decision {
             reset_time: stats.reset_time,
         }
     }
+
+    /// The window this decision leaves: its reset time and what remains.
+    pub fn stats(&self) -> WindowStats {
+        WindowStats {
+            reset_time: self.reset_time,
+            remaining: self.remaining,
+        }
+    }
+
+    /// This decision with `admitted` as the storage answered it: a hit's
+    /// admission is decided by the storage, atomically with the count, and
+    /// the rest of the decision is judged from the window it leaves.
+    #[inline]
+    pub(crate) fn admitted(self, admitted: bool) -> Self {
+        Decision { admitted, ..self }
+    }
 }
 
 /// A rate-limiting strategy bound to a storage.
@@ -104,6 +127,29 @@ pub trait RateLimiter: Send + Sync {
 
     /// Forgets the identity's state for `item`.
     fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()>;
+
+    /// [`hit`](Self::hit), answering the window the hit leaves as well:
+    /// admitted, limit, remaining and reset together, as
+    /// [`AsyncRateLimiter::decide`](crate::aio::AsyncRateLimiter::decide)
+    /// does. The synchronous storages have no combined call, so this is
+    /// `hit`, then `get_window_stats`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use limitstore::{FixedWindowRateLimiter, MemoryStorage, RateLimitItem, RateLimiter};
+    ///
+    /// let limiter = FixedWindowRateLimiter::new(Arc::new(MemoryStorage::new()));
+    /// let item = RateLimitItem::per_minute(2).unwrap();
+    /// let first = limiter.decide(&item, &["alice"], 1).unwrap();
+    /// assert!(first.admitted);
+    /// assert_eq!((first.limit, first.remaining), (2, 1));
+    /// assert!(!limiter.decide(&item, &["alice"], 2).unwrap().admitted);
+    /// ```
+    fn decide(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<Decision> {
+        let admitted = self.hit(item, identifiers, cost)?;
+        let stats = self.get_window_stats(item, identifiers)?;
+        Ok(Decision::new(admitted, item, stats))
+    }
 }
 
 macro_rules! forward_rate_limiter {
@@ -127,6 +173,14 @@ macro_rules! forward_rate_limiter {
             }
             fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
                 (**self).clear(item, identifiers)
+            }
+            fn decide(
+                &self,
+                item: &RateLimitItem,
+                identifiers: &[&str],
+                cost: u64,
+            ) -> Result<Decision> {
+                (**self).decide(item, identifiers, cost)
             }
         }
     )*};
@@ -233,10 +287,10 @@ pub(crate) fn cost_fits(item: &RateLimitItem, cost: u64) -> Result<bool> {
 }
 
 /// Whether `cost` more fits beside `count` under a limit of `amount` (the
-/// `test` of the fixed and moving windows); `cost <= amount`, as
+/// admission of the fixed and moving windows); `cost <= amount`, as
 /// [`cost_fits`] checked.
 #[inline]
-pub(crate) fn room_for(count: u64, amount: u64, cost: u64) -> bool {
+fn room_for(count: u64, amount: u64, cost: u64) -> bool {
     // `count + cost <= amount`, without overflow.
     count <= amount - cost
 }

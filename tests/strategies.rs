@@ -75,6 +75,14 @@ mod async_api {
         fn clear(&self, item: &RateLimitItem, ids: &[&str]) -> limitstore::Result<()> {
             block_on(self.0.clear(item, ids))
         }
+        fn decide(
+            &self,
+            item: &RateLimitItem,
+            ids: &[&str],
+            cost: u64,
+        ) -> limitstore::Result<limitstore::Decision> {
+            block_on(self.0.decide(item, ids, cost))
+        }
     }
 
     fn make(strategy: Strategy, storage: &Arc<Mem>) -> Box<dyn RateLimiter> {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncStorage, BoxFuture};
 use crate::error::Result;
 use crate::item::RateLimitItem;
+use crate::storage::FixedWindow;
 use crate::storage::{lacks, Capability};
 use crate::strategy::{
-    cost_fits, fixed_window, moving_window, room_for, sliding_window, Decision, PooledKey,
-    Strategy, WindowStats,
+    cost_fits, fixed_window, moving_window, sliding_window, Decision, PooledKey, Strategy,
+    WindowStats,
 };
 
 /// The asynchronous twin of [`RateLimiter`](crate::RateLimiter): the same
@@ -227,7 +228,7 @@ async fn fixed_test<S: AsyncStorage + ?Sized>(
         return Ok(false);
     }
     let count = storage.get(&PooledKey::new(item, identifiers)).await?;
-    Ok(room_for(count, item.amount(), cost))
+    Ok(fixed_window::fits(count, item.amount(), cost))
 }
 
 async fn fixed_stats<S: AsyncStorage + ?Sized>(
@@ -236,11 +237,11 @@ async fn fixed_stats<S: AsyncStorage + ?Sized>(
     identifiers: &[&str],
 ) -> Result<WindowStats> {
     let key = PooledKey::new(item, identifiers);
-    let expiry = storage.get_expiry(&key).await?;
-    let count = storage.get(&key).await?;
-    Ok(fixed_window::stats(item, expiry, count, || {
-        storage.unix_now()
-    }))
+    let window = FixedWindow {
+        expires_at: storage.get_expiry(&key).await?,
+        count: storage.get(&key).await?,
+    };
+    Ok(fixed_window::judge(window, item.amount(), 1, || storage.unix_now()).stats())
 }
 
 async fn fixed_decide<S: AsyncStorage + ?Sized>(
@@ -258,8 +259,7 @@ async fn fixed_decide<S: AsyncStorage + ?Sized>(
     let (admitted, window) = storage
         .incr_within_and_window(&key, item.get_expiry(), elastic, cost, item.amount())
         .await?;
-    let stats = fixed_window::stats(item, window.expires_at, window.count, || storage.unix_now());
-    Ok(Decision::new(admitted, item, stats))
+    Ok(fixed_window::judge(window, item.amount(), cost, || storage.unix_now()).admitted(admitted))
 }
 
 macro_rules! fixed_limiter {
@@ -355,7 +355,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
                 .windows()?
                 .get_moving_window(&key, item.amount(), item.get_expiry())
                 .await?;
-            Ok(room_for(window.count, item.amount(), cost))
+            Ok(moving_window::judge(&window, item.amount(), item.get_expiry(), cost).admitted)
         })
     }
 
@@ -371,7 +371,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
                 .windows()?
                 .get_moving_window(&key, amount, expiry)
                 .await?;
-            Ok(moving_window::stats(&window, amount, expiry))
+            Ok(moving_window::judge(&window, amount, expiry, 1).stats())
         })
     }
 
@@ -392,11 +392,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
                 .windows()?
                 .acquire_entry_and_window(&key, amount, expiry, cost)
                 .await?;
-            Ok(Decision::new(
-                admitted,
-                item,
-                moving_window::stats(&window, amount, expiry),
-            ))
+            Ok(moving_window::judge(&window, amount, expiry, cost).admitted(admitted))
         })
     }
 
@@ -440,7 +436,8 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
             let expiry = item.get_expiry();
             let key = PooledKey::new(item, identifiers);
             let window = self.counters()?.get_sliding_window(&key, expiry).await?;
-            Ok(sliding_window::fits(&window, item.amount(), expiry, cost))
+            let now = self.storage.unix_now();
+            Ok(sliding_window::judge(&window, item.amount(), expiry, cost, now).admitted)
         })
     }
 
@@ -453,12 +450,8 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
             let expiry = item.get_expiry();
             let key = PooledKey::new(item, identifiers);
             let window = self.counters()?.get_sliding_window(&key, expiry).await?;
-            Ok(sliding_window::stats(
-                &window,
-                item.amount(),
-                expiry,
-                self.storage.unix_now(),
-            ))
+            let now = self.storage.unix_now();
+            Ok(sliding_window::judge(&window, item.amount(), expiry, 1, now).stats())
         })
     }
 
@@ -480,11 +473,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
                 .acquire_sliding_window_entry_and_window(&key, amount, expiry, cost)
                 .await?;
             let now = self.storage.unix_now();
-            Ok(Decision::new(
-                admitted,
-                item,
-                sliding_window::stats(&window, amount, expiry, now),
-            ))
+            Ok(sliding_window::judge(&window, amount, expiry, cost, now).admitted(admitted))
         })
     }
 

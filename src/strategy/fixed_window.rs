@@ -3,11 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{cost_fits, room_for, with_key, RateLimiter, WindowStats};
+use super::{cost_fits, room_for, with_key, Decision, RateLimiter, WindowStats};
 use crate::error::Result;
 use crate::item::RateLimitItem;
-use crate::storage::Storage;
-use crate::storage::{lacks, Capability};
+use crate::storage::{lacks, Capability, FixedWindow, Storage};
 
 /// The fixed window strategy (`"fixed-window"`): a counter per identity
 /// whose window starts at its first hit and lasts the item's expiry.
@@ -84,16 +83,18 @@ impl<S: Storage + ?Sized> FixedWindowRateLimiter<S> {
         if !cost_fits(item, cost)? {
             return Ok(false);
         }
-        let amount = item.amount();
         let count = with_key(item, identifiers, |key| self.storage.get(key))?;
-        Ok(room_for(count, amount, cost))
+        Ok(fits(count, item.amount(), cost))
     }
 
     fn stats_impl(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats> {
-        let (expiry, count) = with_key(item, identifiers, |key| {
-            Ok::<_, crate::Error>((self.storage.get_expiry(key)?, self.storage.get(key)?))
+        let window = with_key(item, identifiers, |key| {
+            Ok::<_, crate::Error>(FixedWindow {
+                expires_at: self.storage.get_expiry(key)?,
+                count: self.storage.get(key)?,
+            })
         })?;
-        Ok(stats(item, expiry, count, || self.storage.unix_now()))
+        Ok(judge(window, item.amount(), 1, || self.storage.unix_now()).stats())
     }
 
     fn clear_impl(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
@@ -101,18 +102,39 @@ impl<S: Storage + ?Sized> FixedWindowRateLimiter<S> {
     }
 }
 
-/// The window statistics of a fixed window whose counter holds `count` and
-/// expires at `expiry` (0: absent, so the window resets now).
-pub(crate) fn stats(
-    item: &RateLimitItem,
-    expiry: f64,
-    count: u64,
+/// Everything a fixed window answers, judged from its state: whether `cost`
+/// more fits beside its count under `limit` (`cost <= limit`, as
+/// [`cost_fits`] checked), what is left and when it resets. An absent window
+/// (`expires_at` 0) resets now; `now` is read only then. The sync and async
+/// limiters both decide here: `test` asks `admitted`, `get_window_stats` the
+/// stats, and a hit keeps the storage's own admission beside the stats of
+/// the window it leaves.
+pub(crate) fn judge(
+    window: FixedWindow,
+    limit: u64,
+    cost: u64,
     now: impl FnOnce() -> f64,
-) -> WindowStats {
-    WindowStats {
-        reset_time: if expiry == 0.0 { now() } else { expiry },
-        remaining: item.amount().saturating_sub(count),
+) -> Decision {
+    Decision {
+        admitted: room_for(window.count, limit, cost),
+        limit,
+        remaining: limit.saturating_sub(window.count),
+        reset_time: if window.expires_at == 0.0 {
+            now()
+        } else {
+            window.expires_at
+        },
     }
+}
+
+/// Whether `cost` more fits beside `count` under `limit`: [`judge`]'s
+/// admission, for a `test`, which reads the count alone.
+pub(crate) fn fits(count: u64, limit: u64, cost: u64) -> bool {
+    let unread = FixedWindow {
+        count,
+        expires_at: f64::INFINITY,
+    };
+    judge(unread, limit, cost, || f64::INFINITY).admitted
 }
 
 impl<S: Storage + ?Sized> RateLimiter for FixedWindowRateLimiter<S> {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{cost_fits, room_for, with_key, RateLimiter, WindowStats};
+use super::{cost_fits, room_for, with_key, Decision, RateLimiter, WindowStats};
 use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::{MovingWindow, MovingWindowSupport, Storage};
@@ -73,7 +73,7 @@ impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {
         let window = with_key(item, identifiers, |key| {
             windows.get_moving_window(key, amount, expiry)
         })?;
-        Ok(room_for(window.count, amount, cost))
+        Ok(judge(&window, amount, expiry, cost).admitted)
     }
 
     fn get_window_stats(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats> {
@@ -82,7 +82,7 @@ impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {
         let window = with_key(item, identifiers, |key| {
             windows.get_moving_window(key, amount, expiry)
         })?;
-        Ok(stats(&window, amount, expiry))
+        Ok(judge(&window, amount, expiry, 1).stats())
     }
 
     fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
@@ -90,11 +90,17 @@ impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {
     }
 }
 
-/// The window statistics of a moving window of `amount` per `expiry` seconds.
-pub(crate) fn stats(window: &MovingWindow, amount: u64, expiry: u64) -> WindowStats {
-    WindowStats {
+/// Everything a moving window of `limit` per `expiry` seconds answers,
+/// judged from its state: whether `cost` more fits beside the entries inside
+/// it (`cost <= limit`, as [`cost_fits`] checked), what is left and when its
+/// oldest entry leaves. The sync and async limiters both decide here, as
+/// [`fixed_window::judge`](super::fixed_window::judge) says.
+pub(crate) fn judge(window: &MovingWindow, limit: u64, expiry: u64, cost: u64) -> Decision {
+    Decision {
+        admitted: room_for(window.count, limit, cost),
+        limit,
+        remaining: limit.saturating_sub(window.count),
         reset_time: window.start + expiry as f64,
-        remaining: amount.saturating_sub(window.count),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{cost_fits, with_key, RateLimiter, WindowStats};
+use super::{cost_fits, with_key, Decision, RateLimiter, WindowStats};
 use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::{SlidingWindow, SlidingWindowCounterSupport, Storage};
@@ -72,7 +72,7 @@ impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
         let window = with_key(item, identifiers, |key| {
             counters.get_sliding_window(key, expiry)
         })?;
-        Ok(fits(&window, amount, expiry, cost))
+        Ok(judge(&window, amount, expiry, cost, self.storage.unix_now()).admitted)
     }
 
     fn get_window_stats(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats> {
@@ -81,7 +81,7 @@ impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
         let window = with_key(item, identifiers, |key| {
             counters.get_sliding_window(key, expiry)
         })?;
-        Ok(stats(&window, amount, expiry, self.storage.unix_now()))
+        Ok(judge(&window, amount, expiry, 1, self.storage.unix_now()).stats())
     }
 
     fn clear(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<()> {
@@ -93,25 +93,38 @@ impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
     }
 }
 
-/// Whether `window` leaves room for `cost` more under `amount` (the caller
-/// has checked `cost <= amount`).
-pub(crate) fn fits(window: &SlidingWindow, amount: u64, expiry: u64, cost: u64) -> bool {
-    window.weighted_count(expiry) < (amount - cost + 1) as f64
-}
-
-/// The window statistics of a sliding window counter at Unix time `now`.
-pub(crate) fn stats(window: &SlidingWindow, amount: u64, expiry: u64, now: f64) -> WindowStats {
-    let weighted = window.weighted_count(expiry).floor();
-    let remaining = if weighted >= amount as f64 {
+/// Everything a sliding window counter of `limit` per `expiry` seconds
+/// answers at Unix time `now`, judged from its two buckets: whether `cost`
+/// more fits under the weighted count (`cost <= limit`, as [`cost_fits`]
+/// checked), what is left and when the next unit of quota frees up. The sync
+/// and async limiters both decide here, as
+/// [`fixed_window::judge`](super::fixed_window::judge) says.
+pub(crate) fn judge(
+    window: &SlidingWindow,
+    limit: u64,
+    expiry: u64,
+    cost: u64,
+    now: f64,
+) -> Decision {
+    let weighted = window.weighted_count(expiry);
+    let admitted = weighted < (limit - cost + 1) as f64;
+    let remaining = if weighted.floor() >= limit as f64 {
         0
     } else {
-        amount - weighted as u64
+        limit - weighted.floor() as u64
     };
+    Decision {
+        admitted,
+        limit,
+        remaining,
+        reset_time: now + frees_in(window, expiry),
+    }
+}
+
+/// Seconds until a unit of the window's quota frees up (0 for an empty one).
+fn frees_in(window: &SlidingWindow, expiry: u64) -> f64 {
     if window.previous_count == 0 && window.current_count == 0 {
-        return WindowStats {
-            reset_time: now,
-            remaining,
-        };
+        return 0.0;
     }
     let expiry = expiry as f64;
     // The previous bucket's weight drops by one hit every
@@ -132,10 +145,7 @@ pub(crate) fn stats(window: &SlidingWindow, amount: u64, expiry: u64, now: f64) 
     } else {
         f64::INFINITY
     };
-    WindowStats {
-        reset_time: now + previous_reset_in.min(current_reset_in),
-        remaining,
-    }
+    previous_reset_in.min(current_reset_in)
 }
 
 impl<S: Storage + ?Sized> Clone for SlidingWindowCounterRateLimiter<S> {

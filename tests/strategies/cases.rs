@@ -422,6 +422,41 @@ fn cost_above_the_amount_is_refused_without_counting() {
 }
 
 #[test]
+fn decide_answers_as_hit_then_stats() {
+    // `decide` on one identity against `hit` + `get_window_stats` on its
+    // twin, through windows rolling over, with costs that fit, costs that
+    // do not fit what is left, and a cost above the limit.
+    for strategy in Strategy::ALL {
+        let (clock, storage) = storage();
+        let limiter = limiter(strategy, &storage);
+        let item = parse("6 per 10 seconds").unwrap();
+        let costs = [1, 2, 7, 3, 1, 1, 6, 2, 1];
+        for (step, cost) in costs.into_iter().cycle().take(60).enumerate() {
+            let decision = limiter.decide(&item, &["decided"], cost).unwrap();
+            let admitted = limiter.hit(&item, &["hit"], cost).unwrap();
+            let stats = limiter.get_window_stats(&item, &["hit"]).unwrap();
+            let at = format!("{strategy}, step {step}, cost {cost}");
+            assert_eq!(decision.admitted, admitted, "{at}");
+            assert_eq!(decision.limit, 6, "{at}");
+            assert_eq!(decision.remaining, stats.remaining, "{at}");
+            assert_close(decision.reset_time, stats.reset_time);
+            advance_ms(&clock, 700 + 300 * (step as u64 % 3));
+        }
+    }
+    // What the first decisions leave, independently of `hit`.
+    let (_clock, storage) = storage();
+    let limiter = limiter(Strategy::FixedWindow, &storage);
+    let item = parse("5/minute").unwrap();
+    let first = limiter.decide(&item, &["k"], 2).unwrap();
+    assert!(first.admitted);
+    assert_eq!((first.limit, first.remaining), (5, 3));
+    assert!(!limiter.decide(&item, &["k"], 4).unwrap().admitted);
+    let refused = limiter.decide(&item, &["k"], 6).unwrap();
+    assert!(!refused.admitted);
+    assert_eq!(refused.remaining, 0, "the refused hit of 4 counted, as in limits");
+}
+
+#[test]
 fn cost_zero_or_too_large_is_an_invalid_argument() {
     for strategy in Strategy::ALL {
         let (_clock, storage) = storage();
