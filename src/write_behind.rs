@@ -96,7 +96,8 @@
 //! Memcached, `writebehind+mongodb://host:port` MongoDB. The node's options are `sync_interval`
 //! (seconds), `node_id`, `batch_size`, `failure_policy` (`open`/`closed`),
 //! `grace` (seconds), `max_entries`, `budget_split` (`true`/`false`),
-//! `max_unsynced` and `early_sync_gap` (seconds); every other option goes to the remote
+//! `max_unsynced`, `early_sync_gap` (seconds) and `incarnation_marker`
+//! (`true`/`false`); every other option goes to the remote
 //! (`key_prefix`, `socket_timeout`, ... for Redis; `latency` for memory).
 //!
 //! ```

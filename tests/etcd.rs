@@ -505,6 +505,23 @@ mod write_behind_remote {
         common::remote::budget_shares(remote, "etcd");
     }
 
+    /// Everything under the node's prefix wiped by another client (etcd
+    /// keeps its data across restarts, so a wipe is how it forgets).
+    #[test]
+    fn a_remote_that_forgot_is_made_whole() {
+        require_or_skip!("etcd");
+        let etcd = shared_etcd();
+        let prefix = unique_prefix("wb-forgot");
+        let other = remote(&etcd, &prefix);
+        common::remote::a_remote_that_forgot_is_made_whole(
+            remote(&etcd, &prefix),
+            "etcd",
+            &mut || {
+                SyncTarget::reset(&*other).unwrap();
+            },
+        );
+    }
+
     /// Batches larger than one transaction, a slot repeated in a batch, keys
     /// with `/`, and the slots' layout: padded values on a lease that ends a
     /// window after the window.

@@ -471,6 +471,27 @@ mod write_behind_remote {
         common::remote::budget_shares(remote, "mc");
     }
 
+    /// The server killed and started again (Memcached keeps nothing).
+    #[test]
+    fn a_restarted_server_is_made_whole() {
+        require_or_skip!("memcached");
+        let mut server = Memcached::tcp();
+        let remote = Arc::new(storage(&server, ""));
+        common::remote::a_remote_that_forgot_is_made_whole(remote, "mc", &mut || server.restart());
+    }
+
+    /// One of two servers restarted, the other intact: the markers of both
+    /// are watched.
+    #[test]
+    fn one_restarted_server_of_two_is_made_whole() {
+        require_or_skip!("memcached");
+        let (a, mut b) = (Memcached::tcp(), Memcached::tcp());
+        let uri = format!("memcached://{},{}", a.location(), b.location());
+        let remote = Arc::new(MemcachedStorage::new(&uri).unwrap());
+        common::remote::a_remote_that_forgot_is_made_whole(remote, "mc-sh", &mut || b.restart());
+        assert!(a.curr_items() > 100, "the keys on the intact server stayed");
+    }
+
     #[test]
     fn sharded_servers() {
         require_or_skip!("memcached");

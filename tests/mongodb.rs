@@ -555,6 +555,22 @@ mod write_behind_remote {
         common::remote::budget_shares(remote, "mo");
     }
 
+    /// The node's database wiped by another client.
+    #[test]
+    fn a_remote_that_forgot_is_made_whole() {
+        require_mongo_or_skip!();
+        let server = shared();
+        let uri = format!("{}/?database_name={}", server.uri(), unique_database("wb"));
+        let other = MongoDbStorage::new(&uri).unwrap();
+        common::remote::a_remote_that_forgot_is_made_whole(
+            Arc::new(MongoDbStorage::new(&uri).unwrap()),
+            "mo",
+            &mut || {
+                limitstore::write_behind::SyncTarget::reset(&other).unwrap();
+            },
+        );
+    }
+
     #[test]
     fn writebehind_mongodb_uri() {
         require_mongo_or_skip!();

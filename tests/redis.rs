@@ -638,6 +638,19 @@ mod budget_split {
         common::remote::budget_shares(remote, "rs");
     }
 
+    /// `FLUSHDB` (the same check every backend's remote passes).
+    #[test]
+    fn a_flushed_remote_is_made_whole() {
+        require_or_skip!("redis-server");
+        let server = Server::redis(Config::default());
+        let remote = Arc::new(RedisStorage::new(&server.url()).unwrap());
+        common::remote::a_remote_that_forgot_is_made_whole(remote, "rs", &mut || {
+            let _: () = redis::cmd("FLUSHDB")
+                .query(&mut server.connection())
+                .unwrap();
+        });
+    }
+
     /// Four nodes on their own threads, each offering twice the limit over
     /// a real Redis, with a sync interval of 20 ms and 1 s windows: no window
     /// admits past the limit, the full ones admit nearly all of it, and the

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use limitstore::write_behind::SCHEME_PREFIX;
 use limitstore::{Error, Options, StorageUri};
 
 pub mod bench;
@@ -115,6 +116,12 @@ pub fn scope(uri: &StorageUri, tag: &str) -> Scope {
         },
         Some("redis") => prefixed("LIMITS", ':'),
         Some("etcd") => prefixed("limits", '/'),
+        // A write-behind node keeps an incarnation marker beside the keys,
+        // which only a prefix of the run's own would let it delete after.
+        _ if uri.scheme.starts_with(SCHEME_PREFIX) => Scope {
+            options: Options::new().with("incarnation_marker", false),
+            cleanup: Cleanup::EachKey,
+        },
         _ => Scope {
             options: Options::new(),
             cleanup: Cleanup::EachKey,
@@ -162,6 +169,15 @@ mod tests {
         );
         for uri in ["memcached://h:1", "mongodb://h", "custom://x"] {
             assert_eq!(prefix_of(uri), (None, Cleanup::EachKey), "{uri}");
+            let s = scope(&StorageUri::parse(uri).unwrap(), "run-1");
+            assert_eq!(s.options.get_bool("incarnation_marker").unwrap(), None);
+            let behind = StorageUri::parse(&format!("writebehind+{uri}")).unwrap();
+            let s = scope(&behind, "run-1");
+            assert_eq!(s.cleanup, Cleanup::EachKey, "{uri}");
+            assert_eq!(
+                s.options.get_bool("incarnation_marker").unwrap(),
+                Some(false)
+            );
         }
     }
 }

@@ -29,7 +29,7 @@ pub const MAX_RATE: f64 = 1e9;
 Each interval counts one key of the run's own namespace \
 (`limitstore-tune-<random>/<index>`, under a key prefix of its own on Redis \
 and etcd) and clears it when the interval ends; on Redis the run's own prefix \
-is reset at the end, which also takes the nodes' incarnation marker: nothing \
+is reset at the end; the nodes write no incarnation marker: nothing \
 else on the remote is read or deleted. Ctrl-C prints the finished runs, writes their chart \
 and exits with 130.")]
 pub struct Args {
@@ -86,8 +86,7 @@ pub struct Plan {
     config: TuneConfig,
     svg: PathBuf,
     /// The remote's key prefix is the run's own: a `reset` at the end also
-    /// takes what the nodes keep beside the counted keys (their
-    /// incarnation marker).
+    /// takes anything a failed clear left under it.
     reset_own_prefix: bool,
 }
 

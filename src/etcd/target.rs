@@ -401,6 +401,35 @@ impl SyncTarget for EtcdStorage {
         block_on(AsyncStorage::check(self)).unwrap_or(false)
     }
 
+    /// The key `{key_prefix}/wb-incarnation`, put when missing and read in
+    /// one transaction.
+    fn incarnation(&self, candidate: &str) -> Result<Option<String>> {
+        let key = format!("{}/wb-incarnation", self.key_prefix());
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([
+                TxnOp::put(key.as_str(), candidate, None),
+                TxnOp::get(key.as_str(), None),
+            ])
+            .or_else([TxnOp::get(key.as_str(), None)]);
+        let mut kv = self.kv_client();
+        let limit = self.request_timeout();
+        let resp = block_on(async move { timed(limit, "txn", kv.txn(txn)).await })?;
+        let resp = match resp {
+            Ok(resp) => resp,
+            Err(Attempt::Failed(e)) => return Err(e),
+            Err(Attempt::LeaseGone) => return Err(Error::storage_msg(BACKEND, "lease not found")),
+        };
+        let marker = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(g) => g
+                .kvs()
+                .first()
+                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+            _ => None,
+        });
+        Ok(marker)
+    }
+
     fn clear(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         let range = key_prefix(self.key_prefix(), key);

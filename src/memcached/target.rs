@@ -17,6 +17,9 @@ use crate::MemcachedStorage;
 const BACKEND: &str = "memcached write-behind";
 /// Attempts of one compare-and-swap of a slot, or of one add-or-append.
 const ATTEMPTS: usize = 8;
+/// The logical name of the incarnation marker: an escaped key is never
+/// empty, so no key's `wb/{key}/…` items have it.
+const INCARNATION: &str = "wb//incarnation";
 
 /// An item as `gets` reads it: value, flags, CAS token.
 type Item = (Vec<u8>, u32, Option<u64>);
@@ -502,6 +505,28 @@ impl SyncTarget for MemcachedStorage {
 
     fn check(&self) -> bool {
         Storage::check(self)
+    }
+
+    /// One marker item per server, `wb//incarnation` (named like the
+    /// storage's keys; no key's items have that name), created with `add`
+    /// and read back; the answer joins the servers' markers, so a restart of
+    /// any one server is noticed. A marker Memcached evicts makes the nodes
+    /// re-send their totals, which changes nothing; slots evicted while the
+    /// marker stays are not noticed (see the eviction note above).
+    fn incarnation(&self, candidate: &str) -> Result<Option<String>> {
+        let key = self.mkey(INCARNATION);
+        let mut markers = Vec::with_capacity(self.servers.len());
+        for server in &self.servers {
+            match server.run(|c| c.add(&key, candidate, 0)) {
+                Ok(()) => {}
+                Err(e) if is_key_exists(&e) => {}
+                Err(e) => return Err(server.error_as(BACKEND, e)),
+            }
+            // Gone again only if the server was flushed meanwhile: an empty
+            // marker, which the next read replaces.
+            markers.push(server.read(|c| c.get::<String>(&key))?.unwrap_or_default());
+        }
+        Ok(Some(markers.join(",")))
     }
 
     fn clear(&self, key: &str) -> Result<()> {

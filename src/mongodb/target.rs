@@ -14,6 +14,10 @@ use crate::write_behind::{Report, SyncTarget};
 
 const BACKEND: &str = "mongodb";
 
+/// The `_id` of the incarnation marker's document (never a window's: those
+/// start `limitstore-wb/`).
+const INCARNATION_ID: &str = "limitstore-wb-incarnation";
+
 /// The `_id` of the document of one key and window.
 fn doc_id(key: &str, window: u64) -> String {
     format!("limitstore-wb/{key}/{window}")
@@ -141,6 +145,30 @@ impl SyncTarget for MongoDbStorage {
 
     fn check(&self) -> bool {
         block_on(AsyncStorage::check(self)).unwrap_or(false)
+    }
+
+    /// The document `{_id: "limitstore-wb-incarnation", marker}` of the
+    /// window collection (no `expireAt`, so the TTL index keeps it),
+    /// upserted with `$setOnInsert` and read back.
+    fn incarnation(&self, candidate: &str) -> Result<Option<String>> {
+        let candidate = candidate.to_owned();
+        block_on(self.with_windows(move |windows| async move {
+            let id = doc! { "_id": INCARNATION_ID };
+            let upserted = windows
+                .update_one(
+                    id.clone(),
+                    doc! { "$setOnInsert": { "marker": &candidate } },
+                )
+                .upsert(true)
+                .await;
+            match upserted {
+                // Another node inserted it at the same instant: it is there.
+                Err(e) if !is_duplicate_key(&e) => return Err(storage_error(e)),
+                _ => {}
+            }
+            let found = windows.find_one(id).await.map_err(storage_error)?;
+            Ok(found.and_then(|d| d.get_str("marker").ok().map(str::to_owned)))
+        }))?
     }
 
     fn clear(&self, key: &str) -> Result<()> {

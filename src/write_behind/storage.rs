@@ -141,6 +141,8 @@ pub struct WriteBehind {
     max_unsynced: Option<u64>,
     /// The least time between two early syncs.
     early_gap: Duration,
+    /// Whether the marker is watched at all (see the builder).
+    incarnation_marker: bool,
     /// Keys that asked for an early sync, each once (see `Entry::early`).
     early: Mutex<Vec<String>>,
     /// The syncer thread, woken by early-sync requests.
@@ -163,6 +165,7 @@ pub(crate) struct Config {
     pub budget_split: bool,
     pub max_unsynced: Option<u64>,
     pub early_gap: Duration,
+    pub incarnation_marker: bool,
 }
 
 impl fmt::Debug for WriteBehind {
@@ -210,6 +213,7 @@ impl WriteBehind {
             budget_split: c.budget_split && !c.interval.is_zero(),
             max_unsynced: c.max_unsynced.filter(|_| !c.interval.is_zero()),
             early_gap: c.early_gap,
+            incarnation_marker: c.incarnation_marker,
             early: Mutex::new(Vec::new()),
             syncer: OnceLock::new(),
             early_syncs: AtomicU64::new(0),
@@ -641,7 +645,8 @@ impl WriteBehind {
         // Only a node holding windows has anything to re-send, so only
         // such a node reads (and, the first time, creates) the marker.
         let watch = || {
-            self.failing_since.load(Ordering::Acquire) == 0
+            self.incarnation_marker
+                && self.failing_since.load(Ordering::Acquire) == 0
                 && self.entries.load(Ordering::Relaxed) > 0
         };
         if self.incarnation.lock().is_none() && watch() {

@@ -91,6 +91,7 @@ pub struct WriteBehindBuilder {
     budget_split: bool,
     max_unsynced: Option<u64>,
     early_gap: Option<Duration>,
+    incarnation_marker: bool,
 }
 
 impl fmt::Debug for WriteBehindBuilder {
@@ -107,6 +108,7 @@ impl fmt::Debug for WriteBehindBuilder {
             .field("budget_split", &self.budget_split)
             .field("max_unsynced", &self.max_unsynced)
             .field("early_gap", &self.early_gap)
+            .field("incarnation_marker", &self.incarnation_marker)
             .finish()
     }
 }
@@ -132,6 +134,7 @@ impl WriteBehind {
             budget_split: false,
             max_unsynced: None,
             early_gap: None,
+            incarnation_marker: true,
         }
     }
 }
@@ -224,6 +227,18 @@ impl WriteBehindBuilder {
         self
     }
 
+    /// Whether the node reads (and, the first time, creates) the remote's
+    /// [incarnation marker](SyncTarget::incarnation), to notice a remote
+    /// that lost its data and re-send its totals (on by default). Off, the
+    /// node writes nothing but its keys' slots, and a remote that lost its
+    /// data is not made whole: for a short-lived run that must leave no
+    /// trace on a shared server (`limitstore bench` and `tune` turn it off
+    /// where they cannot delete a key prefix of their own).
+    pub fn incarnation_marker(mut self, on: bool) -> Self {
+        self.incarnation_marker = on;
+        self
+    }
+
     /// Builds the node and starts its syncer thread.
     pub fn start(self) -> Result<WriteBehindHandle> {
         let node = self.node.unwrap_or_else(default_node_id);
@@ -252,6 +267,7 @@ impl WriteBehindBuilder {
             budget_split: self.budget_split,
             max_unsynced: self.max_unsynced,
             early_gap: self.early_gap.unwrap_or(self.interval),
+            incarnation_marker: self.incarnation_marker,
         }));
         let control = Arc::new(Control::default());
         // Write-through nodes only retry what failed; they wake every 50 ms.

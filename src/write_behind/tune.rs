@@ -418,6 +418,8 @@ fn measure_interval(
                         .node_id(format!("tune-{n}"))
                         .sync_interval(interval)
                         .budget_split(split)
+                        // A run lasts seconds and leaves nothing behind.
+                        .incarnation_marker(false)
                         .clock(clock);
                     if run.mode == TuneMode::BudgetSplitMaxUnsynced {
                         builder = builder.max_unsynced(max_unsynced);

@@ -22,6 +22,7 @@ const OPTIONS: &[&str] = &[
     "budget_split",
     "max_unsynced",
     "early_sync_gap",
+    "incarnation_marker",
 ];
 
 /// Splits `options` into the write-behind node's and the remote's.
@@ -105,6 +106,9 @@ pub(crate) fn handle_from_uri(
     }
     if let Some(gap) = options.get_secs("early_sync_gap")? {
         builder = builder.early_sync_gap(gap);
+    }
+    if let Some(on) = options.get_bool("incarnation_marker")? {
+        builder = builder.incarnation_marker(on);
     }
     builder.start()
 }

@@ -197,3 +197,68 @@ pub fn budget_shares(remote: Arc<dyn SyncTarget>, tag: &str) {
         remote.clear(key).unwrap();
     }
 }
+
+/// A remote that lost its data is made whole by a node over it: the
+/// remote keeps an [incarnation marker](SyncTarget::incarnation) (created
+/// once, then answered as stored); a node delivers hits on 300 keys, then
+/// `forget` makes the remote lose them (a restart without persistence, or
+/// a wipe through another client); the node's next pass sees the marker
+/// changed and re-sends every window, so each key's remote total is back
+/// without another hit, and a pass over the intact remote sends nothing
+/// again.
+pub fn a_remote_that_forgot_is_made_whole(
+    remote: Arc<dyn SyncTarget>,
+    tag: &str,
+    forget: &mut dyn FnMut(),
+) {
+    let marker = remote.incarnation("first").unwrap();
+    let marker = marker.expect("every backend's remote keeps a marker");
+    assert_eq!(remote.incarnation("second").unwrap(), Some(marker));
+
+    let node = WriteBehind::builder(Arc::clone(&remote))
+        .node_id(format!("{tag}-node"))
+        .sync_interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let keys: Vec<String> = (0..300).map(|i| format!("{tag}-forgot-{i}")).collect();
+    let accepted = |i: usize| 1 + i as u64 % 5;
+    for (i, key) in keys.iter().enumerate() {
+        node.incr(key, EXPIRY, false, accepted(i)).unwrap();
+    }
+    flush_until_delivered(&node);
+    let window = window_now();
+    let totals = || -> Vec<u64> { keys.iter().map(|k| total(&*remote, k, window)).collect() };
+    let expected: Vec<u64> = (0..keys.len()).map(accepted).collect();
+    assert_eq!(totals(), expected);
+    assert_eq!(node.stats().remote_data_losses, 0);
+
+    forget();
+    let forgotten = totals().iter().filter(|&&t| t == 0).count();
+    assert!(forgotten > 0, "the remote forgot");
+    flush_until_delivered(&node);
+    assert_eq!(
+        totals(),
+        expected,
+        "every key is whole again, none hit again"
+    );
+    assert_eq!(node.stats().remote_data_losses, 1, "{:?}", node.stats());
+    // An intact remote: nothing to notice.
+    flush_until_delivered(&node);
+    assert_eq!(node.stats().remote_data_losses, 1);
+    assert_eq!(totals(), expected);
+}
+
+/// `flush` until a pass succeeds (a restarted server's first call may find
+/// its old connection broken); bounded.
+fn flush_until_delivered(node: &WriteBehind) {
+    let mut last = None;
+    for _ in 0..50 {
+        match node.flush() {
+            Ok(()) if node.stats().pending_keys == 0 => return,
+            Ok(()) => last = None,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no pass delivered everything in 5 s: {last:?}");
+}
