@@ -18,6 +18,8 @@ mod ring;
 mod stripe;
 mod table;
 
+pub(crate) use table::{Key, PassThrough};
+
 use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_128_with_seed;

@@ -101,6 +101,7 @@ impl Decision {
     /// This decision with `admitted` as the storage answered it: a hit's
     /// admission is decided by the storage, atomically with the count, and
     /// the rest of the decision is judged from the window it leaves.
+    #[cfg(feature = "async")]
     #[inline]
     pub(crate) fn admitted(self, admitted: bool) -> Self {
         Decision { admitted, ..self }

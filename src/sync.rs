@@ -1,10 +1,11 @@
-//! Atomics used by the memory engine's cells, swappable for `loom`'s under
-//! `--cfg loom` so the cells can be model-checked.
+//! Atomics used by the memory engine's cells and the write-behind node's
+//! windows, swappable for `loom`'s under `--cfg limitstore_loom` so their
+//! protocols can be model-checked.
 
 #[cfg(limitstore_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(not(limitstore_loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A 128-bit word updated by compare-and-swap as one unit (`cmpxchg16b` on
 /// x86-64), so two related 64-bit values change together.

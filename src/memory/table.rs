@@ -31,8 +31,18 @@ pub(crate) trait Expiring {
 
 /// A 128-bit key hash, stored as two words so that a bucket is aligned to
 /// 8 bytes, not 16: a bucket (key, cell, recency) is then 40 bytes.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Key([u64; 2]);
+/// Write-behind nodes key their entries the same way.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) struct Key([u64; 2]);
+
+impl Key {
+    /// The high word: independent of the bits that place the key in a
+    /// table, for spreading keys over other stripes.
+    #[inline]
+    pub(crate) fn spread(self) -> u64 {
+        self.0[1]
+    }
+}
 
 impl From<u128> for Key {
     #[inline]

@@ -1,18 +1,28 @@
 //! The local state of one key on a write-behind node.
 
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+
 /// One window of one key as this node knows it.
 ///
 /// The count answered locally is `global + (local - sent)`: the global total
 /// the remote returned for the last acknowledged report, plus what this node
 /// accepted since that report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A hit on a window that exists adds to `local` under the table shard's
+/// shared lock; everything else changes under its exclusive lock, so a hit
+/// reads `sent` and `global` as one consistent pair.
+#[derive(Debug)]
 pub(crate) struct Win {
     /// Window length in seconds.
     pub expiry: u64,
     /// Epoch-aligned window index.
     pub window: u64,
     /// This node's cumulative accepted hits in the window.
-    pub local: u64,
+    local: AtomicU64,
     /// The cumulative total of the last acknowledged report.
     pub sent: u64,
     /// The global total the remote answered that report with.
@@ -41,7 +51,7 @@ impl Win {
         Win {
             expiry,
             window,
-            local: 0,
+            local: AtomicU64::new(0),
             sent: 0,
             global: 0,
             allowed: 0,
@@ -53,14 +63,34 @@ impl Win {
         }
     }
 
+    /// This node's cumulative accepted hits.
+    #[inline]
+    pub fn local(&self) -> u64 {
+        self.local.load(Ordering::Relaxed)
+    }
+
+    /// Counts `amount` accepted hits (under the shard's shared lock, or
+    /// its exclusive one); returns the estimate of the global count after.
+    #[inline]
+    pub fn add(&self, amount: u64) -> u64 {
+        let local = self.local.fetch_add(amount, Ordering::Relaxed) + amount;
+        self.global + (local - self.sent)
+    }
+
+    /// Hits accepted that the remote has not acknowledged.
+    #[inline]
+    pub fn unsynced(&self) -> u64 {
+        self.local() - self.sent
+    }
+
     /// The best local estimate of the global count.
     pub fn count(&self) -> u64 {
-        self.global + (self.local - self.sent)
+        self.global + self.unsynced()
     }
 
     /// Whether hits were accepted that the remote has not acknowledged.
     pub fn pending(&self) -> bool {
-        self.local > self.sent
+        self.unsynced() > 0
     }
 
     /// Budget split: whether the window waits for a share from the remote
@@ -79,7 +109,7 @@ impl Win {
     /// Records an acknowledged report of `total` answered with `global`.
     /// An acknowledgement older than one already applied is ignored.
     pub fn ack(&mut self, total: u64, global: u64) {
-        if total >= self.sent && total <= self.local {
+        if total >= self.sent && total <= self.local() {
             self.sent = total;
             // The remote keeps the largest total per node, so its answer
             // includes at least `total` of ours.
@@ -90,14 +120,19 @@ impl Win {
 
 /// Everything a node holds for one key: its recent windows (the current one
 /// and the previous one, which sliding windows weigh, plus any older window
-/// still pending) and whether the key waits in the sync queue.
-#[derive(Debug, Default)]
+/// still pending) and whether the key waits in the sync queue. The queue
+/// marks are set by hits under the shard's shared lock and cleared by the
+/// syncer under its exclusive one.
+#[derive(Debug)]
 pub(crate) struct Entry {
-    pub wins: Vec<Win>,
+    /// The key itself, as reports carry it (the table holds its hash).
+    pub key: Arc<str>,
+    /// The windows, inline: a key rarely holds more than two.
+    pub wins: SmallVec<[Win; 2]>,
     /// True while the key is in the pending queue.
-    pub dirty: bool,
-    /// Budget split: true while the key is in the early-sync queue.
-    pub early: bool,
+    pub dirty: AtomicBool,
+    /// True while the key is in the early-sync queue.
+    pub early: AtomicBool,
     /// Budget split: the nodes the remote last said share the key (0: not
     /// known yet).
     pub nodes: u64,
@@ -113,6 +148,17 @@ pub(crate) fn window_of(now: f64, expiry: u64) -> u64 {
 }
 
 impl Entry {
+    pub fn new(key: &str) -> Self {
+        Entry {
+            key: Arc::from(key),
+            wins: SmallVec::new(),
+            dirty: AtomicBool::new(false),
+            early: AtomicBool::new(false),
+            nodes: 0,
+            demand: 0,
+        }
+    }
+
     pub fn find(&self, expiry: u64, window: u64) -> Option<&Win> {
         self.wins
             .iter()
@@ -125,6 +171,7 @@ impl Entry {
             .find(|w| w.expiry == expiry && w.window == window)
     }
 
+    /// The window `(expiry, window)`, created empty if absent.
     pub fn win_mut(&mut self, expiry: u64, window: u64) -> &mut Win {
         match self
             .wins
@@ -171,19 +218,19 @@ impl Entry {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(limitstore_loom)))]
 mod tests {
     use super::*;
 
     #[test]
     fn count_rebases_on_the_acknowledged_global() {
-        let mut e = Entry::default();
+        let mut e = Entry::new("k");
         let w = e.win_mut(10, 5);
-        w.local = 3;
+        w.add(3);
         assert_eq!(w.count(), 3);
         w.ack(3, 10);
         assert_eq!(w.count(), 10);
-        w.local += 2;
+        w.add(2);
         assert_eq!(w.count(), 12);
         // A stale acknowledgement changes nothing.
         w.ack(1, 4);
@@ -196,17 +243,99 @@ mod tests {
 
     #[test]
     fn prune_keeps_the_previous_window_and_pending_ones() {
-        let mut e = Entry::default();
-        e.win_mut(10, 1).local = 1; // pending, old
+        let mut e = Entry::new("k");
+        e.win_mut(10, 1).add(1); // pending, old
         let w = e.win_mut(10, 2);
-        w.local = 1;
+        w.add(1);
         w.ack(1, 1);
         let w = e.win_mut(10, 4);
-        w.local = 1;
+        w.add(1);
         w.ack(1, 1);
         e.prune(45.0); // window 4
         let kept: Vec<u64> = e.wins.iter().map(|w| w.window).collect();
         assert_eq!(kept, vec![1, 4]);
         assert_eq!(window_of(45.0, 10), 4);
+    }
+}
+
+/// The protocol of a node's hits and its syncer on one key, with the locks
+/// the node takes (its table shard's, a reader-writer lock, and the pending
+/// queue's): hits on an existing window add under the shared lock and queue
+/// the key on the first hit after a sync; a sync pass clears the mark and
+/// snapshots the total under the exclusive lock, then acknowledges. No
+/// interleaving loses a hit: every hit is in a delivered snapshot or has
+/// queued the key for the next pass.
+#[cfg(all(test, limitstore_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::{Mutex, RwLock};
+    use loom::thread;
+
+    struct Node {
+        shard: RwLock<Entry>,
+        pending: Mutex<usize>,
+        remote: Mutex<u64>,
+    }
+
+    impl Node {
+        fn hit(&self) -> u64 {
+            let e = self.shard.read().unwrap();
+            let w = e.find(60, 1).expect("the window exists");
+            let count = w.add(1);
+            if !e.dirty.load(Ordering::Relaxed) && !e.dirty.swap(true, Ordering::Relaxed) {
+                *self.pending.lock().unwrap() += 1;
+            }
+            count
+        }
+
+        /// One pass: returns whether the key was queued.
+        fn sync(&self) -> bool {
+            let queued = std::mem::take(&mut *self.pending.lock().unwrap());
+            if queued == 0 {
+                return false;
+            }
+            let total = {
+                let e = self.shard.write().unwrap();
+                e.dirty.store(false, Ordering::Relaxed);
+                e.find(60, 1).unwrap().local()
+            };
+            let global = {
+                let mut remote = self.remote.lock().unwrap();
+                *remote = (*remote).max(total);
+                *remote
+            };
+            let mut e = self.shard.write().unwrap();
+            e.find_mut(60, 1).unwrap().ack(total, global);
+            true
+        }
+    }
+
+    #[test]
+    fn hits_racing_a_sync_are_each_delivered() {
+        loom::model(|| {
+            let mut entry = Entry::new("k");
+            entry.win_mut(60, 1);
+            let node = Arc::new(Node {
+                shard: RwLock::new(entry),
+                pending: Mutex::new(0),
+                remote: Mutex::new(0),
+            });
+            let hitters: Vec<_> = (0..2)
+                .map(|_| {
+                    let node = node.clone();
+                    thread::spawn(move || node.hit())
+                })
+                .collect();
+            node.sync();
+            let mut counts: Vec<u64> = hitters.into_iter().map(|h| h.join().unwrap()).collect();
+            counts.sort_unstable();
+            assert_eq!(counts, [1, 2], "each hit sees a count of its own");
+            // What the racing pass missed is queued: one more pass delivers it.
+            node.sync();
+            assert_eq!(*node.remote.lock().unwrap(), 2);
+            assert!(!node.sync(), "nothing left queued");
+            let e = node.shard.read().unwrap();
+            assert!(!e.pending());
+        });
     }
 }

@@ -1,13 +1,23 @@
 //! [`WriteBehind`]: the storage that answers hits locally and reconciles
 //! with a [`SyncTarget`].
 //!
+//! The table holds entries by the 128-bit hash of their key (the memory
+//! engine's [`Key`]), each with its windows inline and its key's name for
+//! the reports. A hit on a window that exists takes the shard's shared lock
+//! and adds to the window's atomic total; only the first hit after a sync
+//! takes a lock beyond it, one stripe of the pending queue, to queue the
+//! key. A new key, a new window and every hit under budget split take the
+//! shard's exclusive lock. A sync pass clears a key's mark and snapshots its
+//! totals under the exclusive lock, so every hit is either in the snapshot
+//! or queues the key again (the loom model in `state.rs`).
+//!
 //! Lock order, outermost first: `sync_lock`, a write-through stripe, a
-//! table shard, `pending` or `early`, `last_error`. A thread holding a later
-//! lock never takes an earlier one: a hit marks its key dirty (`pending`)
-//! or asks for an early sync (`early`) while it holds the key's shard, so a
-//! sync pass takes either list, empties it and lets it go before it reads
-//! the table, never reading the table while holding one. `incarnation` is
-//! taken only under `sync_lock`, alone.
+//! table shard, a `pending` stripe or `early`, `last_error`. A thread
+//! holding a later lock never takes an earlier one: a hit marks its key
+//! dirty (`pending`) or asks for an early sync (`early`) while it holds the
+//! key's shard, so a sync pass takes the lists, empties them and lets them
+//! go before it reads the table, never reading the table while holding one.
+//! `incarnation` is taken only under `sync_lock`, alone.
 //!
 //! Budget split (see [the module](crate::write_behind)) keeps, beside each
 //! window, the claim the remote granted (`Win::allowed`), the limit last
@@ -29,15 +39,19 @@ use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
+use std::hash::BuildHasherDefault;
+
 use dashmap::DashMap;
 use parking_lot::Mutex;
+use xxhash_rust::xxh3::xxh3_128_with_seed;
 
-use super::state::{window_of, Entry};
+use super::state::{window_of, Entry, Win};
 use super::stats::Stats;
 use super::target::{Budget, Report, Share, SyncTarget};
 use super::FailurePolicy;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::memory::{Key, PassThrough};
 use crate::storage::{
     validate_acquire, validate_amount, validate_expiry, validate_key, SlidingWindow,
     SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow, MAX_AMOUNT,
@@ -45,6 +59,10 @@ use crate::storage::{
 
 /// Locks that serialize write-through operations per key.
 const STRIPES: usize = 256;
+
+/// Stripes of the pending queue, so that first hits after a sync on
+/// different keys rarely meet on one lock.
+const PENDING_STRIPES: usize = 64;
 
 /// How often the local table drops windows that are over, in clock nanoseconds.
 const PRUNE_EVERY: u64 = 1_000_000_000;
@@ -99,7 +117,10 @@ const ROOM_EVERY: u64 = 100_000_000;
 /// assert_eq!(a.get("k").unwrap(), 6);
 /// ```
 pub struct WriteBehind {
-    map: DashMap<String, Entry>,
+    /// Entries by the 128-bit hash of their key (see [`Key`]).
+    map: DashMap<Key, Entry, BuildHasherDefault<PassThrough>>,
+    /// Seed of the key hash, random per node.
+    seed: u64,
     /// Keys in `map`: a counter, as `DashMap::len` visits every shard.
     entries: AtomicUsize,
     max_entries: usize,
@@ -107,8 +128,8 @@ pub struct WriteBehind {
     unrecorded: AtomicU64,
     /// Set once the first unrecorded hit of a full spell is reported.
     full_reported: AtomicBool,
-    /// Keys with unacknowledged hits, each once.
-    pending: Mutex<Vec<String>>,
+    /// Keys with unacknowledged hits, each once, in stripes by key.
+    pending: Box<[Mutex<Vec<Key>>]>,
     target: Arc<dyn SyncTarget>,
     node: String,
     clock: Arc<dyn Clock>,
@@ -144,7 +165,7 @@ pub struct WriteBehind {
     /// Whether the marker is watched at all (see the builder).
     incarnation_marker: bool,
     /// Keys that asked for an early sync, each once (see `Entry::early`).
-    early: Mutex<Vec<String>>,
+    early: Mutex<Vec<Key>>,
     /// The syncer thread, woken by early-sync requests.
     syncer: OnceLock<Thread>,
     early_syncs: AtomicU64,
@@ -183,13 +204,17 @@ impl fmt::Debug for WriteBehind {
 impl WriteBehind {
     pub(crate) fn new(c: Config) -> Self {
         WriteBehind {
-            map: DashMap::new(),
+            map: DashMap::default(),
+            seed: {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0x7762_6e6f_6465u64)
+            },
             entries: AtomicUsize::new(0),
             max_entries: c.max_entries.max(1),
             next_room: AtomicU64::new(0),
             unrecorded: AtomicU64::new(0),
             full_reported: AtomicBool::new(false),
-            pending: Mutex::new(Vec::new()),
+            pending: (0..PENDING_STRIPES).map(|_| Mutex::default()).collect(),
             target: c.target,
             node: c.node,
             clock: c.clock,
@@ -276,16 +301,26 @@ impl WriteBehind {
             let _g = self.stripe(key).lock();
             return Ok((window, self.through(key, expiry, &[window], amount)?[0]));
         }
-        let count = self.with_entry(key, |e| {
-            let w = e.win_mut(expiry, window);
-            w.local += amount;
-            let count = w.count();
+        let k = self.key(key);
+        let counted = |e: &Entry, w: &Win| {
+            let count = w.add(amount);
             let early = self.over_unsynced(w);
-            self.mark_dirty(key, e);
+            self.mark_dirty(k, e);
             if early {
-                self.request_early(key, e);
+                self.request_early(k, e);
             }
             count
+        };
+        // A window that exists: the shard's shared lock and atomics.
+        if let Some(e) = self.map.get(&k) {
+            if let Some(w) = e.find(expiry, window) {
+                return Ok((window, counted(&e, w)));
+            }
+        }
+        let count = self.with_entry(key, k, |e| {
+            e.win_mut(expiry, window);
+            let w = e.find(expiry, window).expect("just made");
+            counted(e, w)
         });
         match count {
             Some(count) => Ok((window, count)),
@@ -327,9 +362,10 @@ impl WriteBehind {
             return Err(e);
         }
         let (_, window) = self.window(expiry);
-        let admitted = self.with_entry(key, |e| {
+        let k = self.key(key);
+        let admitted = self.with_entry(key, k, |e| {
             let fits = e.count(expiry, window).saturating_add(amount) <= limit;
-            self.take_share(key, e, (expiry, window), amount, limit, fits, true)
+            self.take_share(k, e, (expiry, window), amount, limit, fits, true)
         });
         match admitted {
             Some(admitted) => Ok((window, admitted)),
@@ -346,7 +382,7 @@ impl WriteBehind {
     #[allow(clippy::too_many_arguments)]
     fn take_share(
         &self,
-        key: &str,
+        k: Key,
         e: &mut Entry,
         (expiry, window): (u64, u64),
         amount: u64,
@@ -362,39 +398,37 @@ impl WriteBehind {
         if !w.granted {
             w.allowed = w.allowed.max(opening);
         }
-        let room = !governed || w.local.saturating_add(amount) <= w.allowed;
+        let room = !governed || w.local().saturating_add(amount) <= w.allowed;
         let admitted = fits && room;
         if fits {
             w.asked = w.asked.saturating_add(amount);
         }
         if admitted {
-            w.local += amount;
+            w.add(amount);
         } else if fits {
             w.want = w.want.max(amount);
             self.share_refusals.fetch_add(1, Ordering::Relaxed);
         }
         let early = w.wants_share() || self.over_unsynced(w);
         if admitted {
-            self.mark_dirty(key, e);
+            self.mark_dirty(k, e);
         }
         if early {
-            self.request_early(key, e);
+            self.request_early(k, e);
         }
         admitted
     }
 
     /// Whether `w` holds `max_unsynced` hits or more that are not synced.
     fn over_unsynced(&self, w: &super::state::Win) -> bool {
-        self.max_unsynced
-            .is_some_and(|m| w.local - w.sent >= m.max(1))
+        self.max_unsynced.is_some_and(|m| w.unsynced() >= m.max(1))
     }
 
     /// Queues `key` for an early sync unless it is queued already, and
     /// wakes the syncer.
-    fn request_early(&self, key: &str, entry: &mut Entry) {
-        if !entry.early {
-            entry.early = true;
-            self.early.lock().push(key.to_owned());
+    fn request_early(&self, k: Key, entry: &Entry) {
+        if !entry.early.load(Ordering::Relaxed) && !entry.early.swap(true, Ordering::Relaxed) {
+            self.early.lock().push(k);
             if let Some(t) = self.syncer.get() {
                 t.unpark();
             }
@@ -429,7 +463,7 @@ impl WriteBehind {
         let since =
             |stamp: u64| (stamp != 0).then(|| Duration::from_nanos(now.saturating_sub(stamp - 1)));
         Stats {
-            pending_keys: self.pending.lock().len() as u64,
+            pending_keys: self.pending.iter().map(|s| s.lock().len() as u64).sum(),
             keys: self.entries.load(Ordering::Relaxed) as u64,
             sync_lag: since(self.last_sync.load(Ordering::Acquire)),
             failing_for: since(self.failing_since.load(Ordering::Acquire)),
@@ -455,11 +489,18 @@ impl WriteBehind {
         (now, window_of(now, expiry))
     }
 
-    /// Runs `f` on the entry of `key`, creating it if needed and there is
-    /// room; `None` when the table is full. Allocates the key only when the
-    /// entry is new.
-    fn with_entry<R>(&self, key: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
-        if let Some(mut e) = self.map.get_mut(key) {
+    /// The table's key for `key`: its 128-bit hash, seeded per node (as the
+    /// memory engine keys its counters; a collision is as unlikely).
+    #[inline]
+    fn key(&self, key: &str) -> Key {
+        Key::from(xxh3_128_with_seed(key.as_bytes(), self.seed))
+    }
+
+    /// Runs `f` on the entry of `key` (hashed as `k`), creating it if needed
+    /// and there is room; `None` when the table is full. Allocates the key
+    /// only when the entry is new.
+    fn with_entry<R>(&self, key: &str, k: Key, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        if let Some(mut e) = self.map.get_mut(&k) {
             return Some(f(&mut e));
         }
         // A place is reserved before the key goes in, so racing hits never
@@ -468,13 +509,13 @@ impl WriteBehind {
         if !reserved {
             return None;
         }
-        let mut e = match self.map.entry(key.to_owned()) {
+        let mut e = match self.map.entry(k) {
             dashmap::Entry::Occupied(o) => {
                 // Another hit created it meanwhile: give the place back.
                 self.release();
                 o.into_ref()
             }
-            dashmap::Entry::Vacant(v) => v.insert(Entry::default()),
+            dashmap::Entry::Vacant(v) => v.insert(Entry::new(key)),
         };
         Some(f(&mut e))
     }
@@ -544,12 +585,29 @@ impl WriteBehind {
         }
     }
 
-    /// Queues `key` for the next sync unless it is queued already.
-    fn mark_dirty(&self, key: &str, entry: &mut Entry) {
-        if !entry.dirty {
-            entry.dirty = true;
-            self.pending.lock().push(key.to_owned());
+    /// Queues `key` for the next sync unless it is queued already: the
+    /// first hit after a sync takes one of the pending queue's stripes.
+    #[inline]
+    fn mark_dirty(&self, k: Key, entry: &Entry) {
+        if !entry.dirty.load(Ordering::Relaxed) && !entry.dirty.swap(true, Ordering::Relaxed) {
+            self.queue(k);
         }
+    }
+
+    /// Puts `k` in its stripe of the pending queue.
+    fn queue(&self, k: Key) {
+        self.pending[k.spread() as usize % PENDING_STRIPES]
+            .lock()
+            .push(k);
+    }
+
+    /// Empties the pending queue, one stripe at a time.
+    fn take_pending(&self) -> Vec<Key> {
+        let mut keys = Vec::new();
+        for stripe in self.pending.iter() {
+            keys.append(&mut stripe.lock());
+        }
+        keys
     }
 
     /// One remote call: `sync`, or `sync_shares` with `budgets`; plain
@@ -665,7 +723,7 @@ impl WriteBehind {
 
     /// Sends every queued key's pending windows, in batches.
     fn deliver(&self) -> Result<()> {
-        let mut keys = std::mem::take(&mut *self.pending.lock());
+        let mut keys = self.take_pending();
         // A key cleared while queued and hit again is queued twice.
         keys.sort_unstable();
         keys.dedup();
@@ -681,20 +739,20 @@ impl WriteBehind {
             } else {
                 self.batch_size
             };
-            let chunks: Vec<&[String]> = keys.chunks(size).collect();
+            let chunks: Vec<&[Key]> = keys.chunks(size).collect();
             for (i, chunk) in chunks.iter().enumerate() {
                 if let Err(e) = self.sync_chunk(chunk, false) {
                     // The failed chunk was re-queued by `sync_chunk`; the
                     // untouched ones are still marked dirty, so queue them.
                     // The table is read before `pending` is taken: the lock
                     // order is shard, then `pending`, never the reverse.
-                    let rest: Vec<String> = chunks[i + 1..]
+                    let rest: Vec<Key> = chunks[i + 1..]
                         .iter()
                         .flat_map(|c| c.iter())
-                        .filter(|key| self.map.contains_key(key.as_str()))
-                        .cloned()
+                        .filter(|k| self.map.contains_key(*k))
+                        .copied()
                         .collect();
-                    self.pending.lock().extend(rest);
+                    rest.into_iter().for_each(|k| self.queue(k));
                     result = Err(e);
                     break;
                 }
@@ -730,17 +788,16 @@ impl WriteBehind {
         let mut requeue = Vec::new();
         for mut entry in self.map.iter_mut() {
             let mut any = false;
-            for w in entry.wins.iter_mut().filter(|w| w.local > 0) {
+            for w in entry.wins.iter_mut().filter(|w| w.local() > 0) {
                 w.resend();
                 any = true;
             }
-            if any && !entry.dirty {
-                entry.dirty = true;
-                requeue.push(entry.key().clone());
+            if any && !entry.dirty.swap(true, Ordering::Relaxed) {
+                requeue.push(*entry.key());
             }
         }
         // Shards first, then `pending` (the lock order).
-        self.pending.lock().extend(requeue);
+        requeue.into_iter().for_each(|k| self.queue(k));
         true
     }
 
@@ -748,22 +805,31 @@ impl WriteBehind {
     /// budget split, that wait for a share) in one call, and applies the
     /// answers. On an error, keys with pending hits are queued again unless
     /// `early` (an early pass leaves them to the next regular one).
-    fn sync_chunk(&self, keys: &[String], early: bool) -> Result<()> {
+    fn sync_chunk(&self, keys: &[Key], early: bool) -> Result<()> {
         // In write-through mode a retry must not interleave with a hit's own
-        // call on the same key.
-        let _stripe = if self.is_write_through() {
-            Some(self.stripe(&keys[0]).lock())
-        } else {
-            None
+        // call on the same key (a chunk is one key then).
+        let _stripe = match self.map.get(&keys[0]) {
+            Some(e) if self.is_write_through() => {
+                let name = Arc::clone(&e.key);
+                drop(e);
+                Some(self.stripe(&name).lock())
+            }
+            _ => None,
         };
         let now = self.clock.unix_now();
         let mut snap: Vec<Snap> = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            if let Some(mut e) = self.map.get_mut(key.as_str()) {
+        // The keys' names, as the reports carry them.
+        let mut names: Vec<Option<Arc<str>>> = vec![None; keys.len()];
+        for (i, k) in keys.iter().enumerate() {
+            // Exclusive: no hit adds between the mark's clearing and the
+            // totals' snapshot, so a hit is either in the snapshot or
+            // queues its key again.
+            if let Some(e) = self.map.get_mut(k) {
+                names[i] = Some(Arc::clone(&e.key));
                 if early {
-                    e.early = false;
+                    e.early.store(false, Ordering::Relaxed);
                 } else {
-                    e.dirty = false;
+                    e.dirty.store(false, Ordering::Relaxed);
                 }
                 for w in e.wins.iter() {
                     let share = self.budget_split
@@ -782,7 +848,7 @@ impl WriteBehind {
                             key: i,
                             expiry: w.expiry,
                             window: w.window,
-                            total: w.local,
+                            total: w.local(),
                             budget,
                             asked: w.asked,
                         });
@@ -812,7 +878,9 @@ impl WriteBehind {
         let reports: Vec<Report<'_>> = snap
             .iter()
             .map(|s| Report {
-                key: &keys[s.key],
+                key: names[s.key]
+                    .as_deref()
+                    .expect("a key with a snapshot has its name"),
                 window: s.window,
                 expiry: s.expiry,
                 node: &self.node,
@@ -825,7 +893,7 @@ impl WriteBehind {
             Ok(answers) => {
                 for (s, answer) in snap.iter().zip(answers) {
                     let (expiry, window, budget) = (s.expiry, s.window, s.budget);
-                    if let Some(mut e) = self.map.get_mut(keys[s.key].as_str()) {
+                    if let Some(mut e) = self.map.get_mut(&keys[s.key]) {
                         if self.budget_split {
                             e.nodes = answer.nodes;
                             e.demand = s.asked.max(e.demand / 2);
@@ -856,10 +924,10 @@ impl WriteBehind {
             }
             Err(err) => {
                 if !early {
-                    for key in keys {
-                        if let Some(mut e) = self.map.get_mut(key.as_str()) {
+                    for &k in keys {
+                        if let Some(e) = self.map.get(&k) {
                             if e.pending() {
-                                self.mark_dirty(key, &mut e);
+                                self.mark_dirty(k, &e);
                             }
                         }
                     }
@@ -885,14 +953,14 @@ impl WriteBehind {
         keys.dedup();
         self.early_syncs.fetch_add(1, Ordering::Relaxed);
         let mut result = Ok(());
-        let chunks: Vec<&[String]> = keys.chunks(self.batch_size).collect();
+        let chunks: Vec<&[Key]> = keys.chunks(self.batch_size).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             if let Err(e) = self.sync_chunk(chunk, true) {
                 // The rest lose their early mark: they are synced at the
                 // next regular pass, or asked for again by a later hit.
-                for key in chunks[i + 1..].iter().flat_map(|c| c.iter()) {
-                    if let Some(mut e) = self.map.get_mut(key.as_str()) {
-                        e.early = false;
+                for k in chunks[i + 1..].iter().flat_map(|c| c.iter()) {
+                    if let Some(e) = self.map.get(k) {
+                        e.early.store(false, Ordering::Relaxed);
                     }
                 }
                 result = Err(e);
@@ -922,7 +990,7 @@ impl WriteBehind {
         let mut removed = 0;
         self.map.retain(|_, e| {
             e.prune(unix);
-            let keep = e.dirty || !e.wins.is_empty();
+            let keep = e.dirty.load(Ordering::Relaxed) || !e.wins.is_empty();
             removed += usize::from(!keep);
             keep
         });
@@ -940,13 +1008,14 @@ impl WriteBehind {
     /// mode, under the key's stripe) and rebases the local windows on the
     /// answers. Adds `amount` to the last window first, if non-zero.
     fn through(&self, key: &str, expiry: u64, windows: &[u64], amount: u64) -> Result<Vec<u64>> {
-        let totals: Option<Vec<u64>> = self.with_entry(key, |e| {
+        let k = self.key(key);
+        let totals: Option<Vec<u64>> = self.with_entry(key, k, |e| {
             if let Some(&last) = windows.last() {
-                e.win_mut(expiry, last).local += amount;
+                e.win_mut(expiry, last).add(amount);
             }
             windows
                 .iter()
-                .map(|&w| e.find(expiry, w).map_or(0, |w| w.local))
+                .map(|&w| e.find(expiry, w).map_or(0, Win::local))
                 .collect()
         });
         let Some(totals) = totals else {
@@ -972,7 +1041,7 @@ impl WriteBehind {
         match self.call(&reports, None) {
             Ok(answers) => {
                 let globals: Vec<u64> = answers.iter().map(|a| a.global).collect();
-                if let Some(mut e) = self.map.get_mut(key) {
+                if let Some(mut e) = self.map.get_mut(&k) {
                     for ((&w, &total), &global) in windows.iter().zip(&totals).zip(&globals) {
                         if let Some(win) = e.find_mut(expiry, w) {
                             win.ack(total, global);
@@ -985,10 +1054,10 @@ impl WriteBehind {
                 // Hits stay counted locally (the write may have been applied)
                 // and are retried by the syncer.
                 // The entry holds pending hits, so it is still there.
-                let local = match self.map.get_mut(key) {
-                    Some(mut e) => {
+                let local = match self.map.get(&k) {
+                    Some(e) => {
                         if e.pending() {
-                            self.mark_dirty(key, &mut e);
+                            self.mark_dirty(k, &e);
                         }
                         windows.iter().map(|&w| e.count(expiry, w)).collect()
                     }
@@ -1047,9 +1116,10 @@ impl Storage for WriteBehind {
     /// for `key`; in write-through mode, read from the remote.
     fn get(&self, key: &str) -> Result<u64> {
         validate_key(key)?;
+        let k = self.key(key);
         let Some(expiry) = self
             .map
-            .get(key)
+            .get(&k)
             .and_then(|e| e.wins.last().map(|w| w.expiry))
         else {
             return Ok(0);
@@ -1059,13 +1129,13 @@ impl Storage for WriteBehind {
             let _g = self.stripe(key).lock();
             return Ok(self.through(key, expiry, &[window], 0)?[0]);
         }
-        Ok(self.map.get(key).map_or(0, |e| e.count(expiry, window)))
+        Ok(self.map.get(&k).map_or(0, |e| e.count(expiry, window)))
     }
 
     /// The end of the current window, if this node counted `key` in it.
     fn get_expiry(&self, key: &str) -> Result<f64> {
         validate_key(key)?;
-        let Some(e) = self.map.get(key) else {
+        let Some(e) = self.map.get(&self.key(key)) else {
             return Ok(0.0);
         };
         let now = self.clock.unix_now();
@@ -1089,7 +1159,7 @@ impl Storage for WriteBehind {
         let local = self.map.len() as u64;
         self.map.clear();
         self.entries.store(self.map.len(), Ordering::Relaxed);
-        self.pending.lock().clear();
+        self.take_pending();
         self.early.lock().clear();
         let removed = self.target.reset()?;
         // The reset removes the remote's marker too; the next one is new
@@ -1103,7 +1173,7 @@ impl Storage for WriteBehind {
     fn clear(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         let _g = self.sync_lock.lock();
-        if self.map.remove(key).is_some() {
+        if self.map.remove(&self.key(key)).is_some() {
             self.release();
         }
         self.target.clear(key)
@@ -1152,7 +1222,7 @@ impl SlidingWindowCounterSupport for WriteBehind {
         }
         let (p, c) = self
             .map
-            .get(key)
+            .get(&self.key(key))
             .map_or((0, 0), |e| (e.count(expiry, prev), e.count(expiry, w)));
         Ok(sliding(p, c, remaining, expiry))
     }
@@ -1186,7 +1256,8 @@ impl SlidingWindowCounterSupport for WriteBehind {
             self.through(key, expiry, &[w], amount)?;
             return Ok(true);
         }
-        let acquired = self.with_entry(key, |e| {
+        let k = self.key(key);
+        let acquired = self.with_entry(key, k, |e| {
             let (p, c) = (e.count(expiry, prev), e.count(expiry, w));
             if self.budget_split {
                 // The current window's share of the limit: what the
@@ -1194,13 +1265,13 @@ impl SlidingWindowCounterSupport for WriteBehind {
                 // the window ends, so a share granted on it stays safe).
                 let weight = p as f64 * remaining / expiry as f64;
                 let budget = limit.saturating_sub(weight.ceil() as u64);
-                return self.take_share(key, e, (expiry, w), amount, budget, fits(p, c), false);
+                return self.take_share(k, e, (expiry, w), amount, budget, fits(p, c), false);
             }
             if !fits(p, c) {
                 return false;
             }
-            e.win_mut(expiry, w).local += amount;
-            self.mark_dirty(key, e);
+            e.win_mut(expiry, w).add(amount);
+            self.mark_dirty(k, e);
             true
         });
         match acquired {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::storage::{Config, WriteBehind};
 use super::target::SyncTarget;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, DefaultClock};
 use crate::error::{Error, Result};
 use crate::storage::{SlidingWindowCounterSupport, Storage};
 
@@ -119,7 +119,9 @@ impl WriteBehind {
     /// Defaults: a node id unique to this process and instance, a sync
     /// interval of 100 ms, batches of 1000 reports, [`FailurePolicy::Open`],
     /// a grace period of 5 s, retries backing off up to 5 s, at most
-    /// [`DEFAULT_MAX_ENTRIES`](super::DEFAULT_MAX_ENTRIES) keys, the system clock.
+    /// [`DEFAULT_MAX_ENTRIES`](super::DEFAULT_MAX_ENTRIES) keys, the memory
+    /// engine's clock ([`DefaultClock`]: millisecond resolution, as windows
+    /// of a second or more need).
     pub fn builder(target: Arc<dyn SyncTarget>) -> WriteBehindBuilder {
         WriteBehindBuilder {
             target,
@@ -258,7 +260,7 @@ impl WriteBehindBuilder {
             node,
             clock: self
                 .clock
-                .unwrap_or_else(|| Arc::new(SystemClock::new()) as Arc<dyn Clock>),
+                .unwrap_or_else(|| Arc::new(DefaultClock::new()) as Arc<dyn Clock>),
             interval: self.interval,
             batch_size: self.batch_size,
             policy: self.policy,
