@@ -1,0 +1,114 @@
+//! A write-behind node under a flood of new keys while its remote is down:
+//! resident memory (RSS) as 10 million keys never seen before hit a node
+//! with `max_entries = 100_000` whose remote stays down throughout (every
+//! key it holds has undelivered hits, so none may be dropped). The memory
+//! engine's own flood is in `benches/memory.rs`.
+//!
+//! Run with `cargo bench --bench write_behind_flood` (or `-- 1000000` for
+//! fewer keys). It prints RSS, the keys held and the hits the node could
+//! not record at each checkpoint, then brings the remote back and checks
+//! that every recorded hit was delivered.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use limitstore::write_behind::{FailurePolicy, MemoryRemote, WriteBehind};
+use limitstore::{FixedWindowRateLimiter, RateLimitItem, RateLimiter};
+
+const MAX_ENTRIES: usize = 100_000;
+
+/// Resident memory of this process, in MiB (`VmRSS` of `/proc/self/status`).
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    kib / 1024.0
+}
+
+fn checkpoints(keys: u64) -> Vec<u64> {
+    let mut marks: Vec<u64> = [100_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000]
+        .into_iter()
+        .filter(|&m| m < keys)
+        .collect();
+    marks.push(keys);
+    marks
+}
+
+/// Hits `keys` new keys once each through `limiter`, printing RSS (and
+/// `extra`) at each checkpoint.
+fn flood(limiter: &dyn RateLimiter, keys: u64, extra: &dyn Fn() -> String) {
+    let item = RateLimitItem::per_hour(10).expect("valid item");
+    let started = Instant::now();
+    println!(
+        "{:>12} {:>10} {:>9}  state",
+        "new keys", "RSS MiB", "seconds"
+    );
+    println!("{:>12} {:>10.1} {:>9.2}  {}", 0, rss_mib(), 0.0, extra());
+    let mut next = 0;
+    let marks = checkpoints(keys);
+    let mut id = String::new();
+    for i in 0..keys {
+        id.clear();
+        id.push_str("flood-");
+        id.push_str(&i.to_string());
+        // Answered by the failure policy once the table is full: open.
+        limiter.hit(&item, &[&id], 1).expect("hit");
+        if i + 1 == marks[next] {
+            println!(
+                "{:>12} {:>10.1} {:>9.2}  {}",
+                i + 1,
+                rss_mib(),
+                started.elapsed().as_secs_f64(),
+                extra()
+            );
+            next += 1;
+        }
+    }
+}
+
+fn write_behind_part(keys: u64) {
+    println!("write-behind node, remote down, max_entries {MAX_ENTRIES}");
+    let remote = Arc::new(MemoryRemote::new());
+    remote.set_down(true);
+    let node = WriteBehind::builder(remote.clone())
+        .sync_interval(Duration::from_millis(100))
+        .failure_policy(FailurePolicy::Open)
+        .max_entries(MAX_ENTRIES)
+        .max_backoff(Duration::from_millis(200))
+        .start()
+        .expect("node");
+    let limiter = FixedWindowRateLimiter::new(node.storage());
+    let state = || {
+        let s = node.stats();
+        format!("held {}, unrecorded {}", s.keys, s.unrecorded_hits)
+    };
+    flood(&limiter, keys, &state);
+    let stats = node.stats();
+    let recorded = keys - stats.unrecorded_hits;
+    remote.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.stats().pending_keys > 0 && Instant::now() < deadline {
+        let _ = node.flush();
+    }
+    let window = limitstore::Storage::unix_now(&*node.storage()) as u64 / 3600;
+    let delivered: u64 = (0..recorded)
+        .map(|i| remote.total(&format!("LIMITER/flood-{i}/10/1/hour"), window))
+        .sum();
+    println!(
+        "remote back: {recorded} recorded hits, {delivered} delivered, {} keys still pending",
+        node.stats().pending_keys
+    );
+    assert_eq!(delivered, recorded, "every recorded hit is delivered");
+}
+
+fn main() {
+    let keys = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<u64>().ok())
+        .unwrap_or(10_000_000)
+        .max(1);
+    write_behind_part(keys);
+}
