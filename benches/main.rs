@@ -169,6 +169,17 @@ fn fixed_window_vs_peers(c: &mut Criterion) {
                 );
             }
             {
+                let limiter = FixedWindowRateLimiter::new(Arc::new(
+                    MemoryStorage::builder()
+                        .max_entries(2_000_000)
+                        .hot_leases(false)
+                        .build(),
+                ));
+                bench_one(&mut group, "limitstore-no-leases", &ids, threads, &|id| {
+                    limiter.hit(&item, &[id], 1).unwrap()
+                });
+            }
+            {
                 let limiter = FixedWindowRateLimiter::new(Arc::new(storage()) as Arc<dyn Storage>);
                 bench_one(&mut group, "limitstore-dyn", &ids, threads, &|id| {
                     limiter.hit(&item, &[id], 1).unwrap()

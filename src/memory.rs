@@ -96,6 +96,8 @@ pub struct MemoryStorage<C: Clock = DefaultClock> {
     counters: Table<FixedWindowCell>,
     windows: Table<Ring>,
     sliding: Table<SlidingEntry>,
+    /// Whether hot counters take lease blocks (see the builder).
+    leases: bool,
 }
 
 /// Builds a [`MemoryStorage`].
@@ -104,6 +106,7 @@ pub struct MemoryStorageBuilder<C: Clock = DefaultClock> {
     clock: C,
     max_entries: usize,
     shards: usize,
+    leases: bool,
 }
 
 impl MemoryStorageBuilder<DefaultClock> {
@@ -112,6 +115,7 @@ impl MemoryStorageBuilder<DefaultClock> {
             clock: DefaultClock::new(),
             max_entries: DEFAULT_MAX_ENTRIES,
             shards: default_shards(),
+            leases: true,
         }
     }
 }
@@ -136,7 +140,17 @@ impl<C: Clock> MemoryStorageBuilder<C> {
             clock,
             max_entries: self.max_entries,
             shards: self.shards,
+            leases: self.leases,
         }
+    }
+
+    /// Whether a fixed-window counter that several threads hit at once
+    /// takes a block of per-thread leases (on by default; see the README's
+    /// "The memory engine"). Off, every hit goes to the counter's shared
+    /// word: the same decisions, one cache line written by every thread.
+    pub fn hot_leases(mut self, on: bool) -> Self {
+        self.leases = on;
+        self
     }
 
     /// Builds the storage.
@@ -153,6 +167,7 @@ impl<C: Clock> MemoryStorageBuilder<C> {
             windows: Table::new(self.max_entries, self.shards),
             sliding: Table::new(self.max_entries, self.shards),
             clock: self.clock,
+            leases: self.leases,
         }
     }
 }
@@ -298,7 +313,7 @@ impl<C: Clock> Storage for MemoryStorage<C> {
         let stripe = thread_stripe();
         self.hit_counter(key, expiry, amount, |cell, hash, now_ms, window_ms| {
             let hit = cell.incr_within(stripe, now_ms, window_ms, elastic_expiry, amount, limit)?;
-            if let Some(shared) = hit.shared {
+            if let Some(shared) = hit.shared.filter(|_| self.leases) {
                 if contended(hash as u64, now_ms, shared, amount) {
                     cell.make_hot(now_ms);
                 }
@@ -499,6 +514,30 @@ mod tests {
         becomes_hot_and_gives_back(&MemoryStorage::new(), "LIMITER/hot/1/minute", |s, key| {
             s.incr_within(key, 60, false, 1, 1_000_000_000).unwrap()
         });
+    }
+
+    #[test]
+    fn without_leases_a_key_threads_hit_together_stays_shared_and_exact() {
+        let storage = MemoryStorage::builder().hot_leases(false).build();
+        let key = "LIMITER/hot/1/minute";
+        // Twice what made the same key hot in the test above, from 2 threads,
+        // against a limit in reach: exactly the limit is admitted.
+        let limit = 150_000;
+        let admitted: usize = std::thread::scope(|s| {
+            let hitters: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..100_000)
+                            .filter(|_| storage.incr_within(key, 60, false, 1, limit).unwrap())
+                            .count()
+                    })
+                })
+                .collect();
+            hitters.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert!(!storage.is_hot(key));
+        assert_eq!(admitted as u64, limit);
+        assert_eq!(storage.get(key).unwrap(), 200_000);
     }
 
     #[cfg(feature = "async")]

@@ -1,8 +1,14 @@
 //! The atomic cells behind fixed-window counters and sliding window counters.
+//! A hit on an existing key never takes a lock.
 //!
-//! Each cell is one 128-bit word changed only by compare-and-swap, so the
-//! fields that must change together (a count and the window it belongs to)
-//! always do, and a hit on an existing key never takes a lock.
+//! - [`FixedWindowCell`]: two 64-bit words, the window (generation, lease
+//!   block, expiry) and the count (generation, count). A new window is a
+//!   compare-and-swap of the window word; a hit in a live window is one
+//!   `fetch_add` on the count, whose generation says which window it landed
+//!   in. Hot counters add per-thread leases ([`hot`](super::hot)).
+//! - [`SlidingWindowCell`]: one 128-bit word (window index, previous and
+//!   current counts) changed only by compare-and-swap, so the weighted count
+//!   a hit is admitted against is exactly the state it writes.
 
 use super::hot::{blocks, lease_size, Block, Phase};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
