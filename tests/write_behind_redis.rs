@@ -515,3 +515,70 @@ fn three_nodes_through_every_server_fault_total_exactly_per_key_and_window() {
         "{exact} live (key, window) pairs checked, {ended} ended"
     );
 }
+
+/// The deadlock reproducer of the embedded remote's test, over Redis: the
+/// port closed (every connection refused), more than `batch_size` keys
+/// pending and two threads creating new keys while sync passes fail. Every
+/// hit finishes, and once the port opens every key is delivered.
+#[test]
+fn an_outage_with_many_new_keys_over_a_closed_port_does_not_deadlock() {
+    require_or_skip!("redis-server");
+    let server = Server::redis(Config::default());
+    let proxy = Proxy::start(server.port);
+    proxy.set(&proxy.state.refuse, true);
+    let remote = Arc::new(RedisStorage::new(&proxy.url(QUERY)).unwrap());
+    let node = Arc::new(
+        WriteBehind::builder(remote)
+            .node_id("closed-port")
+            .sync_interval(Duration::from_millis(1))
+            .batch_size(100)
+            .max_backoff(Duration::from_millis(20))
+            .start()
+            .unwrap(),
+    );
+    const KEYS: u64 = 20_000;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for t in 0..2 {
+        let (node, done) = (node.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let (window, _) = node
+                .incr_in_window(&format!("closed-{t}/0"), EXPIRY, 1)
+                .unwrap();
+            for i in 1..KEYS {
+                node.incr(&format!("closed-{t}/{i}"), EXPIRY, false, 1)
+                    .unwrap();
+            }
+            done.send(window).unwrap();
+        });
+    }
+    let windows: Vec<u64> = (0..2)
+        .map(|_| {
+            done_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("hits finish while the port is closed")
+        })
+        .collect();
+    assert!(node.stats().errors > 0, "the remote was unreachable");
+    assert_eq!(node.stats().keys, 2 * KEYS);
+    proxy.set(&proxy.state.refuse, false);
+    flush_until_delivered(std::slice::from_ref(&*node));
+    let direct = RedisStorage::new(&format!("{}?{QUERY}", server.url())).unwrap();
+    for (t, &window) in windows.iter().enumerate() {
+        let reports: Vec<String> = (0..KEYS).map(|i| format!("closed-{t}/{i}")).collect();
+        let totals = direct
+            .sync(
+                &reports
+                    .iter()
+                    .map(|key| Report {
+                        key,
+                        window,
+                        expiry: EXPIRY,
+                        node: "reader",
+                        total: 0,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        assert!(totals.iter().all(|&n| n == 1), "thread {t}: a key was lost");
+    }
+}
