@@ -1,7 +1,9 @@
 //! Criterion benchmarks of the write-behind hit path: a fixed-window hit on
 //! a node whose syncer runs every 10 ms against the embedded remote with
-//! 100 µs of injected latency, next to the plain memory engine. Write-through
-//! (interval 0) pays the round trip on each hit and is measured too.
+//! 100 µs of injected latency, next to the plain memory engine, and on a node
+//! whose syncer stays idle (an hour's interval), which tells the table's own
+//! cost from the syncer's. Write-through (interval 0) pays the round trip on
+//! each hit and is measured on the hot key.
 //!
 //! Run with `cargo bench --bench write_behind`.
 
@@ -35,18 +37,24 @@ fn hits(c: &mut Criterion) {
             .start()
             .expect("node");
         let behind = FixedWindowRateLimiter::new(node.storage());
+        let idle_node = WriteBehind::builder(remote.clone())
+            .sync_interval(Duration::from_secs(3600))
+            .start()
+            .expect("node");
+        let idle = FixedWindowRateLimiter::new(idle_node.storage());
         let through_node = WriteBehind::builder(remote)
             .sync_interval(Duration::ZERO)
             .start()
             .expect("node");
         let through = FixedWindowRateLimiter::new(through_node.storage());
-        let cases: [(&str, &dyn RateLimiter); 3] = [
+        let cases: [(&str, &dyn RateLimiter); 4] = [
             ("memory", &memory),
             ("write_behind_10ms", &behind),
+            ("write_behind_idle", &idle),
             ("write_through", &through),
         ];
         // Write-through pays a round trip per hit whatever the key set.
-        let cases = if n == 1 { &cases[..] } else { &cases[..2] };
+        let cases = if n == 1 { &cases[..] } else { &cases[..3] };
         for &(who, limiter) in cases {
             group.bench_function(BenchmarkId::from_parameter(who), |b| {
                 let mut i = 0usize;
