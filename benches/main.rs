@@ -2,10 +2,12 @@
 //! the peers a user would otherwise reach for:
 //!
 //! - `fixed_window_hit/{hot_key,100k_keys,1m_keys}/{1,N}_threads`: the
-//!   fixed-window `hit` against `governor`'s keyed `check_key` and two plain
-//!   baselines, a `moka` cache and a `DashMap<String, AtomicU64>` holding one
-//!   counter per identifier (no windows, no expiry: the floor of a keyed
-//!   counter);
+//!   fixed-window `hit` (also without hot-key leases: `limitstore-no-leases`)
+//!   against `governor`'s keyed `check_key` and three plain baselines, a
+//!   `moka` cache and a `DashMap<String, AtomicU64>` holding one counter per
+//!   identifier (no windows, no expiry: the floor of a keyed counter), and
+//!   pingora-limits' `Rate::observe` (an approximate count-min estimate that
+//!   keeps no key: the floor of any keyed count);
 //! - `strategy_hit/{hot_key,100k_keys}/{1,N}_threads`: every strategy's
 //!   `hit` on the memory engine at a limit of `100/second`, so a hot key's
 //!   hits are mostly refusals and the 100k keys' mostly admissions (a moving
@@ -198,6 +200,14 @@ fn fixed_window_vs_peers(c: &mut Criterion) {
                 bench_one(&mut group, "moka-counter", &ids, threads, &|id| {
                     let counter = cache.get_with_by_ref(id, || Arc::new(AtomicU64::new(0)));
                     counter.fetch_add(1, Ordering::Relaxed) < u64::MAX
+                });
+            }
+            {
+                // pingora-limits' lock-free estimator: approximate (a
+                // count-min sketch, no key kept), the floor of a keyed count.
+                let rate = pingora_limits::rate::Rate::new(std::time::Duration::from_secs(1));
+                bench_one(&mut group, "pingora-rate", &ids, threads, &|id| {
+                    rate.observe(id, 1) < isize::MAX
                 });
             }
             {

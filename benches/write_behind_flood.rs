@@ -7,7 +7,8 @@
 //! Run with `cargo bench --bench write_behind_flood` (or `-- 1000000` for
 //! fewer keys). It prints RSS, the keys held and the hits the node could
 //! not record at each checkpoint, then brings the remote back and checks
-//! that every recorded hit was delivered.
+//! that every recorded hit was delivered. Before the flood it times hits on
+//! keys the node holds with the remote up and then down (p50, p99, p99.9).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,11 +105,63 @@ fn write_behind_part(keys: u64) {
     assert_eq!(delivered, recorded, "every recorded hit is delivered");
 }
 
+/// Hit latency on keys the node holds, with the remote up and then down:
+/// p50, p99 and p99.9 of single hits (each timed with `Instant`, whose own
+/// cost is in every figure alike).
+fn outage_latency() {
+    println!("hit latency on 10,000 held keys, remote up, then down (ns)");
+    let remote = Arc::new(MemoryRemote::new().with_latency(Duration::from_micros(100)));
+    let node = WriteBehind::builder(remote.clone())
+        .sync_interval(Duration::from_millis(10))
+        .max_backoff(Duration::from_millis(100))
+        .start()
+        .expect("node");
+    let limiter = FixedWindowRateLimiter::new(node.storage());
+    let item = RateLimitItem::per_hour(1 << 40).expect("valid item");
+    let ids: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
+    let phase = |name: &str| {
+        let mut times: Vec<u32> = Vec::with_capacity(2_000_000);
+        for round in 0..200 {
+            for id in &ids {
+                let started = Instant::now();
+                std::hint::black_box(limiter.hit(&item, &[id], 1).expect("hit"));
+                if round > 0 {
+                    times.push(started.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+                }
+            }
+        }
+        times.sort_unstable();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        println!(
+            "{name:>12}: p50 {:>6}  p99 {:>6}  p99.9 {:>7}  max {:>9}",
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            times[times.len() - 1]
+        );
+    };
+    phase("remote up");
+    remote.set_down(true);
+    // A pending hit makes the next pass call the remote, and fail.
+    let errors = node.stats().errors;
+    limiter.hit(&item, &[&ids[0]], 1).expect("hit");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.stats().errors == errors {
+        assert!(Instant::now() < deadline, "no pass failed with the remote down");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    phase("remote down");
+    assert!(node.stats().errors > errors + 1, "passes kept failing throughout");
+    remote.set_down(false);
+}
+
 fn main() {
     let keys = std::env::args()
         .skip(1)
         .find_map(|a| a.parse::<u64>().ok())
         .unwrap_or(10_000_000)
         .max(1);
+    outage_latency();
+    println!();
     write_behind_part(keys);
 }
