@@ -147,11 +147,17 @@ fn outage_latency() {
     limiter.hit(&item, &[&ids[0]], 1).expect("hit");
     let deadline = Instant::now() + Duration::from_secs(10);
     while node.stats().errors == errors {
-        assert!(Instant::now() < deadline, "no pass failed with the remote down");
+        assert!(
+            Instant::now() < deadline,
+            "no pass failed with the remote down"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     phase("remote down");
-    assert!(node.stats().errors > errors + 1, "passes kept failing throughout");
+    assert!(
+        node.stats().errors > errors + 1,
+        "passes kept failing throughout"
+    );
     remote.set_down(false);
 }
 
