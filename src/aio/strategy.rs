@@ -436,8 +436,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
             let expiry = item.get_expiry();
             let key = PooledKey::new(item, identifiers);
             let window = self.counters()?.get_sliding_window(&key, expiry).await?;
-            let now = self.storage.unix_now();
-            Ok(sliding_window::judge(&window, item.amount(), expiry, cost, now).admitted)
+            Ok(sliding_window::fits(&window, item.amount(), expiry, cost))
         })
     }
 

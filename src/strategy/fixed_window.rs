@@ -116,7 +116,7 @@ pub(crate) fn judge(
     now: impl FnOnce() -> f64,
 ) -> Decision {
     Decision {
-        admitted: room_for(window.count, limit, cost),
+        admitted: fits(window.count, limit, cost),
         limit,
         remaining: limit.saturating_sub(window.count),
         reset_time: if window.expires_at == 0.0 {
@@ -129,12 +129,9 @@ pub(crate) fn judge(
 
 /// Whether `cost` more fits beside `count` under `limit`: [`judge`]'s
 /// admission, for a `test`, which reads the count alone.
+#[inline]
 pub(crate) fn fits(count: u64, limit: u64, cost: u64) -> bool {
-    let unread = FixedWindow {
-        count,
-        expires_at: f64::INFINITY,
-    };
-    judge(unread, limit, cost, || f64::INFINITY).admitted
+    room_for(count, limit, cost)
 }
 
 impl<S: Storage + ?Sized> RateLimiter for FixedWindowRateLimiter<S> {

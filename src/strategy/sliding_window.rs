@@ -72,7 +72,7 @@ impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
         let window = with_key(item, identifiers, |key| {
             counters.get_sliding_window(key, expiry)
         })?;
-        Ok(judge(&window, amount, expiry, cost, self.storage.unix_now()).admitted)
+        Ok(fits(&window, amount, expiry, cost))
     }
 
     fn get_window_stats(&self, item: &RateLimitItem, identifiers: &[&str]) -> Result<WindowStats> {
@@ -107,18 +107,24 @@ pub(crate) fn judge(
     now: f64,
 ) -> Decision {
     let weighted = window.weighted_count(expiry);
-    let admitted = weighted < (limit - cost + 1) as f64;
     let remaining = if weighted.floor() >= limit as f64 {
         0
     } else {
         limit - weighted.floor() as u64
     };
     Decision {
-        admitted,
+        admitted: fits(window, limit, expiry, cost),
         limit,
         remaining,
         reset_time: now + frees_in(window, expiry),
     }
+}
+
+/// Whether `cost` more fits under the weighted count: [`judge`]'s
+/// admission, for a `test`, which needs no clock.
+#[inline]
+pub(crate) fn fits(window: &SlidingWindow, limit: u64, expiry: u64, cost: u64) -> bool {
+    window.weighted_count(expiry) < (limit - cost + 1) as f64
 }
 
 /// Seconds until a unit of the window's quota frees up (0 for an empty one).
