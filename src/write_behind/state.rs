@@ -118,6 +118,34 @@ impl Win {
     }
 }
 
+/// Whether a key waits in one of the node's queues: set by the hit that
+/// queues it (under the shard's shared lock, so hits race to set it) and
+/// cleared by the syncer when it takes the key (under the exclusive lock).
+#[derive(Debug)]
+pub(crate) struct Mark(AtomicBool);
+
+impl Mark {
+    fn new() -> Self {
+        Mark(AtomicBool::new(false))
+    }
+
+    /// Sets the mark; true for the one call that found it clear, which
+    /// queues the key. A read first keeps hits on a queued key from writing
+    /// the line.
+    #[inline]
+    pub fn set(&self) -> bool {
+        !self.0.load(Ordering::Relaxed) && !self.0.swap(true, Ordering::Relaxed)
+    }
+
+    pub fn clear(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Everything a node holds for one key: its recent windows (the current one
 /// and the previous one, which sliding windows weigh, plus any older window
 /// still pending) and whether the key waits in the sync queue. The queue
@@ -129,10 +157,10 @@ pub(crate) struct Entry {
     pub key: Arc<str>,
     /// The windows, inline: a key rarely holds more than two.
     pub wins: SmallVec<[Win; 2]>,
-    /// True while the key is in the pending queue.
-    pub dirty: AtomicBool,
-    /// True while the key is in the early-sync queue.
-    pub early: AtomicBool,
+    /// Set while the key is in the pending queue.
+    pub dirty: Mark,
+    /// Set while the key is in the early-sync queue.
+    pub early: Mark,
     /// Budget split: the nodes the remote last said share the key (0: not
     /// known yet).
     pub nodes: u64,
@@ -152,8 +180,8 @@ impl Entry {
         Entry {
             key: Arc::from(key),
             wins: SmallVec::new(),
-            dirty: AtomicBool::new(false),
-            early: AtomicBool::new(false),
+            dirty: Mark::new(),
+            early: Mark::new(),
             nodes: 0,
             demand: 0,
         }
@@ -282,7 +310,7 @@ mod loom_tests {
             let e = self.shard.read().unwrap();
             let w = e.find(60, 1).expect("the window exists");
             let count = w.add(1);
-            if !e.dirty.load(Ordering::Relaxed) && !e.dirty.swap(true, Ordering::Relaxed) {
+            if e.dirty.set() {
                 *self.pending.lock().unwrap() += 1;
             }
             count
@@ -296,7 +324,7 @@ mod loom_tests {
             }
             let total = {
                 let e = self.shard.write().unwrap();
-                e.dirty.store(false, Ordering::Relaxed);
+                e.dirty.clear();
                 e.find(60, 1).unwrap().local()
             };
             let global = {

@@ -298,7 +298,7 @@ impl WriteBehind {
         }
         let (_, window) = self.window(expiry);
         if self.is_write_through() {
-            let _g = self.stripe(key).lock();
+            let _g = self.stripe(self.key(key)).lock();
             return Ok((window, self.through(key, expiry, &[window], amount)?[0]));
         }
         let k = self.key(key);
@@ -427,7 +427,7 @@ impl WriteBehind {
     /// Queues `key` for an early sync unless it is queued already, and
     /// wakes the syncer.
     fn request_early(&self, k: Key, entry: &Entry) {
-        if !entry.early.load(Ordering::Relaxed) && !entry.early.swap(true, Ordering::Relaxed) {
+        if entry.early.set() {
             self.early.lock().push(k);
             if let Some(t) = self.syncer.get() {
                 t.unpark();
@@ -479,9 +479,9 @@ impl WriteBehind {
         }
     }
 
-    fn stripe(&self, key: &str) -> &Mutex<()> {
-        let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize;
-        &self.stripes[h % STRIPES]
+    /// The write-through lock of the key hashed as `k`.
+    fn stripe(&self, k: Key) -> &Mutex<()> {
+        &self.stripes[k.spread() as usize % STRIPES]
     }
 
     fn window(&self, expiry: u64) -> (f64, u64) {
@@ -589,7 +589,7 @@ impl WriteBehind {
     /// first hit after a sync takes one of the pending queue's stripes.
     #[inline]
     fn mark_dirty(&self, k: Key, entry: &Entry) {
-        if !entry.dirty.load(Ordering::Relaxed) && !entry.dirty.swap(true, Ordering::Relaxed) {
+        if entry.dirty.set() {
             self.queue(k);
         }
     }
@@ -792,7 +792,7 @@ impl WriteBehind {
                 w.resend();
                 any = true;
             }
-            if any && !entry.dirty.swap(true, Ordering::Relaxed) {
+            if any && entry.dirty.set() {
                 requeue.push(*entry.key());
             }
         }
@@ -808,14 +808,7 @@ impl WriteBehind {
     fn sync_chunk(&self, keys: &[Key], early: bool) -> Result<()> {
         // In write-through mode a retry must not interleave with a hit's own
         // call on the same key (a chunk is one key then).
-        let _stripe = match self.map.get(&keys[0]) {
-            Some(e) if self.is_write_through() => {
-                let name = Arc::clone(&e.key);
-                drop(e);
-                Some(self.stripe(&name).lock())
-            }
-            _ => None,
-        };
+        let _stripe = self.is_write_through().then(|| self.stripe(keys[0]).lock());
         let now = self.clock.unix_now();
         let mut snap: Vec<Snap> = Vec::with_capacity(keys.len());
         // The keys' names, as the reports carry them.
@@ -827,9 +820,9 @@ impl WriteBehind {
             if let Some(e) = self.map.get_mut(k) {
                 names[i] = Some(Arc::clone(&e.key));
                 if early {
-                    e.early.store(false, Ordering::Relaxed);
+                    e.early.clear();
                 } else {
-                    e.dirty.store(false, Ordering::Relaxed);
+                    e.dirty.clear();
                 }
                 for w in e.wins.iter() {
                     let share = self.budget_split
@@ -960,7 +953,7 @@ impl WriteBehind {
                 // next regular pass, or asked for again by a later hit.
                 for k in chunks[i + 1..].iter().flat_map(|c| c.iter()) {
                     if let Some(e) = self.map.get(k) {
-                        e.early.store(false, Ordering::Relaxed);
+                        e.early.clear();
                     }
                 }
                 result = Err(e);
@@ -990,7 +983,7 @@ impl WriteBehind {
         let mut removed = 0;
         self.map.retain(|_, e| {
             e.prune(unix);
-            let keep = e.dirty.load(Ordering::Relaxed) || !e.wins.is_empty();
+            let keep = e.dirty.is_set() || !e.wins.is_empty();
             removed += usize::from(!keep);
             keep
         });
@@ -1126,7 +1119,7 @@ impl Storage for WriteBehind {
         };
         let (_, window) = self.window(expiry);
         if self.is_write_through() {
-            let _g = self.stripe(key).lock();
+            let _g = self.stripe(self.key(key)).lock();
             return Ok(self.through(key, expiry, &[window], 0)?[0]);
         }
         Ok(self.map.get(&k).map_or(0, |e| e.count(expiry, window)))
@@ -1216,7 +1209,7 @@ impl SlidingWindowCounterSupport for WriteBehind {
         let remaining = TimestampedSlidingWindow::window_remaining(expiry, now);
         let prev = w.saturating_sub(1);
         if self.is_write_through() {
-            let _g = self.stripe(key).lock();
+            let _g = self.stripe(self.key(key)).lock();
             let g = self.through(key, expiry, &[prev, w], 0)?;
             return Ok(sliding(g[0], g[1], remaining, expiry));
         }
@@ -1248,7 +1241,7 @@ impl SlidingWindowCounterSupport for WriteBehind {
             weighted.floor() as u64 + amount <= limit
         };
         if self.is_write_through() {
-            let _g = self.stripe(key).lock();
+            let _g = self.stripe(self.key(key)).lock();
             let g = self.through(key, expiry, &[prev, w], 0)?;
             if !fits(g[0], g[1]) {
                 return Ok(false);
