@@ -126,6 +126,16 @@ enum Attempt {
     Failed(Error),
 }
 
+/// Outside a sync's retry loop, a lease found gone is an error like any other.
+impl From<Attempt> for Error {
+    fn from(attempt: Attempt) -> Self {
+        match attempt {
+            Attempt::Failed(e) => e,
+            Attempt::LeaseGone => Error::storage_msg(BACKEND, "lease not found"),
+        }
+    }
+}
+
 impl EtcdStorage {
     /// The lease ending at `deadline` (Unix seconds), from the cache or
     /// granted now.
@@ -414,12 +424,7 @@ impl SyncTarget for EtcdStorage {
             .or_else([TxnOp::get(key.as_str(), None)]);
         let mut kv = self.kv_client();
         let limit = self.request_timeout();
-        let resp = block_on(async move { timed(limit, "txn", kv.txn(txn)).await })?;
-        let resp = match resp {
-            Ok(resp) => resp,
-            Err(Attempt::Failed(e)) => return Err(e),
-            Err(Attempt::LeaseGone) => return Err(Error::storage_msg(BACKEND, "lease not found")),
-        };
+        let resp = block_on(async move { timed(limit, "txn", kv.txn(txn)).await })??;
         let marker = resp.op_responses().into_iter().find_map(|r| match r {
             TxnOpResponse::Get(g) => g
                 .kvs()
@@ -435,19 +440,9 @@ impl SyncTarget for EtcdStorage {
         let range = key_prefix(self.key_prefix(), key);
         let mut kv = self.kv_client();
         let limit = self.request_timeout();
-        block_on(async move {
-            match timed(
-                limit,
-                "delete",
-                kv.delete(range, Some(DeleteOptions::new().with_prefix())),
-            )
-            .await
-            {
-                Ok(_) => Ok(()),
-                Err(Attempt::Failed(e)) => Err(e),
-                Err(Attempt::LeaseGone) => Err(Error::storage_msg(BACKEND, "lease not found")),
-            }
-        })?
+        let delete = kv.delete(range, Some(DeleteOptions::new().with_prefix()));
+        block_on(async move { timed(limit, "delete", delete).await })??;
+        Ok(())
     }
 
     /// Deletes every key under the prefix, write-behind slots included (the
