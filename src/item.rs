@@ -11,7 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::{validate_amount, MAX_EXPIRY};
+use crate::storage::{validate_amount, LimitKey, MAX_EXPIRY};
 
 /// The namespace of a [`RateLimitItem`] unless another is given.
 pub const DEFAULT_NAMESPACE: &str = "LIMITER";
@@ -249,26 +249,22 @@ impl RateLimitItem {
     /// The storage key of the identity `identifiers`:
     /// `"{namespace}/{id1}/{id2}…/{amount}/{multiples}/{granularity}"`.
     pub fn key_for(&self, identifiers: &[&str]) -> String {
-        let len = self.namespace.len()
-            + identifiers.iter().map(|id| id.len() + 1).sum::<usize>()
-            + self.granularity.name.len()
-            + 2 * 21
-            + 3;
-        let mut key = String::with_capacity(len);
-        self.write_key(identifiers, &mut key);
-        key
+        self.key(identifiers).to_string()
+    }
+
+    /// The key [`key_for`](Self::key_for) returns, as its parts: what
+    /// limiters hand storages, so that a storage which only hashes keys
+    /// never joins them.
+    #[inline]
+    pub fn key<'a>(&'a self, identifiers: &'a [&'a str]) -> LimitKey<'a> {
+        LimitKey::new(&self.namespace, identifiers, &self.suffix)
     }
 
     /// Appends the key [`key_for`](Self::key_for) returns to `out`, without
     /// allocating when `out` has room.
     #[inline]
     pub fn write_key(&self, identifiers: &[&str], out: &mut String) {
-        out.push_str(&self.namespace);
-        for id in identifiers {
-            out.push('/');
-            out.push_str(id);
-        }
-        out.push_str(&self.suffix);
+        self.key(identifiers).write_to(out);
     }
 }
 

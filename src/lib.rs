@@ -45,9 +45,10 @@ pub use item::{Granularity, RateLimitItem, DEFAULT_NAMESPACE};
 pub use memory::{MemoryStorage, MemoryStorageBuilder, DEFAULT_MAX_ENTRIES};
 pub use parse::{parse, parse_many};
 pub use storage::{
-    register_storage, FixedWindow, Location, MovingWindow, MovingWindowSupport, OptionValue,
-    Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageFactory, StorageUri,
-    TimestampedSlidingWindow, MAX_AMOUNT, MAX_EXPIRY, MAX_KEY_LEN, MAX_MOVING_WINDOW_LIMIT,
+    register_storage, FixedWindow, LimitKey, Location, MovingWindow, MovingWindowSupport,
+    OptionValue, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageFactory,
+    StorageUri, TimestampedSlidingWindow, MAX_AMOUNT, MAX_EXPIRY, MAX_KEY_LEN,
+    MAX_MOVING_WINDOW_LIMIT,
 };
 pub use strategy::{
     limiter_for, Decision, FixedWindowElasticExpiryRateLimiter, FixedWindowRateLimiter,

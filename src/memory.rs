@@ -22,14 +22,14 @@ pub(crate) use table::{Key, PassThrough};
 
 use std::time::Duration;
 
-use xxhash_rust::xxh3::xxh3_128_with_seed;
+use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3};
 
 use crate::clock::{Clock, DefaultClock};
 use crate::error::{Error, Result};
 use crate::storage::{
-    validate_acquire, validate_amount, validate_expiry, validate_key, validate_limit, MovingWindow,
-    MovingWindowSupport, Options, SlidingWindow, SlidingWindowCounterSupport, Storage, StorageUri,
-    MAX_MOVING_WINDOW_LIMIT,
+    validate_acquire, validate_acquire_len, validate_amount, validate_expiry, validate_key,
+    validate_key_len, validate_limit, LimitKey, MovingWindow, MovingWindowSupport, Options,
+    SlidingWindow, SlidingWindowCounterSupport, Storage, StorageUri, MAX_MOVING_WINDOW_LIMIT,
 };
 use cell::{FixedWindowCell, SlidingWindowCell, MAX_SLIDING_LIMIT};
 use hot::contended;
@@ -226,6 +226,22 @@ impl<C: Clock> MemoryStorage<C> {
         xxh3_128_with_seed(key.as_bytes(), self.seed)
     }
 
+    /// The hash [`hash`](Self::hash) gives the key's string, from its parts:
+    /// gathered on the stack when they fit there, streamed otherwise; either
+    /// way the same seeded xxh3-128 of the same bytes.
+    #[inline]
+    fn hash_parts(&self, key: &LimitKey<'_>) -> u128 {
+        let mut buf = [0u8; 128];
+        match key.gather(&mut buf) {
+            Some(bytes) => xxh3_128_with_seed(bytes, self.seed),
+            None => {
+                let mut hasher = Xxh3::with_seed(self.seed);
+                key.pieces().for_each(|piece| hasher.update(piece));
+                hasher.digest128()
+            }
+        }
+    }
+
     /// The clock this storage reads.
     pub fn clock(&self) -> &C {
         &self.clock
@@ -263,17 +279,16 @@ impl<C: Clock> MemoryStorage<C> {
     #[inline]
     fn hit_counter<R>(
         &self,
-        key: &str,
+        key: impl std::fmt::Display,
+        hash: u128,
         expiry: u64,
         amount: u64,
         hit: impl FnOnce(&FixedWindowCell, u128, u64, u64) -> std::result::Result<R, cell::Overflow>,
     ) -> Result<R> {
-        validate_key(key)?;
         validate_expiry(expiry)?;
         validate_amount(amount)?;
         let now = self.clock.now();
         let (now_ms, window_ms) = (now / NANOS_PER_MS, expiry * 1000);
-        let hash = self.hash(key);
         self.counters
             .upsert(hash, now, FixedWindowCell::new, |cell| {
                 hit(cell, hash, now_ms, window_ms)
@@ -281,6 +296,69 @@ impl<C: Clock> MemoryStorage<C> {
             .map_err(|_| {
                 Error::invalid_argument(format!("counter `{key}` would overflow adding {amount}"))
             })
+    }
+
+    /// `incr_within` on the counter of `hash` (`key` names it in errors).
+    #[inline]
+    fn hit_within(
+        &self,
+        key: impl std::fmt::Display,
+        hash: u128,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        let stripe = thread_stripe();
+        self.hit_counter(
+            key,
+            hash,
+            expiry,
+            amount,
+            |cell, hash, now_ms, window_ms| {
+                let hit =
+                    cell.incr_within(stripe, now_ms, window_ms, elastic_expiry, amount, limit)?;
+                if let Some(shared) = hit.shared.filter(|_| self.leases) {
+                    if contended(hash as u64, now_ms, shared, amount) {
+                        cell.make_hot(now_ms);
+                    }
+                }
+                Ok(hit.admitted)
+            },
+        )
+    }
+
+    /// A moving-window acquire on the ring of `hash`, arguments checked.
+    fn acquire_ring(&self, hash: u128, limit: u64, expiry: u64, amount: u64) -> bool {
+        let now = self.clock.now();
+        let (now_ms, expiry_ms) = (now / NANOS_PER_MS, expiry * 1000);
+        self.windows.upsert_rebuild(
+            hash,
+            now,
+            |ring| ring.capacity() < limit,
+            |old| match old {
+                Some(ring) => ring.grown(limit as usize),
+                None => Ring::new(limit as usize),
+            },
+            |ring| ring.acquire(now_ms, expiry_ms, limit, amount),
+        )
+    }
+
+    /// A sliding-window acquire on the cell of `hash`, arguments checked.
+    fn acquire_sliding(&self, hash: u128, limit: u64, expiry: u64, amount: u64) -> bool {
+        let window = expiry_nanos(expiry);
+        let now = self.clock.now();
+        let aligned = self.sliding_now(now);
+        self.sliding.upsert(
+            hash,
+            now,
+            || SlidingEntry {
+                cell: SlidingWindowCell::new(),
+                window,
+                unix_base: self.unix_base,
+            },
+            |e| e.cell.acquire(aligned, window, limit, amount),
+        )
     }
 
     fn sliding_now(&self, now: u64) -> u64 {
@@ -296,9 +374,14 @@ fn expiry_nanos(expiry: u64) -> u64 {
 impl<C: Clock> Storage for MemoryStorage<C> {
     #[inline]
     fn incr(&self, key: &str, expiry: u64, elastic_expiry: bool, amount: u64) -> Result<u64> {
-        self.hit_counter(key, expiry, amount, |cell, _, now_ms, window_ms| {
-            cell.incr(now_ms, window_ms, elastic_expiry, amount)
-        })
+        validate_key(key)?;
+        self.hit_counter(
+            key,
+            self.hash(key),
+            expiry,
+            amount,
+            |cell, _, now_ms, window_ms| cell.incr(now_ms, window_ms, elastic_expiry, amount),
+        )
     }
 
     #[inline]
@@ -310,16 +393,28 @@ impl<C: Clock> Storage for MemoryStorage<C> {
         amount: u64,
         limit: u64,
     ) -> Result<bool> {
-        let stripe = thread_stripe();
-        self.hit_counter(key, expiry, amount, |cell, hash, now_ms, window_ms| {
-            let hit = cell.incr_within(stripe, now_ms, window_ms, elastic_expiry, amount, limit)?;
-            if let Some(shared) = hit.shared.filter(|_| self.leases) {
-                if contended(hash as u64, now_ms, shared, amount) {
-                    cell.make_hot(now_ms);
-                }
-            }
-            Ok(hit.admitted)
-        })
+        validate_key(key)?;
+        self.hit_within(key, self.hash(key), expiry, elastic_expiry, amount, limit)
+    }
+
+    #[inline]
+    fn incr_within_key(
+        &self,
+        key: LimitKey<'_>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        validate_key_len(key.len())?;
+        self.hit_within(
+            key,
+            self.hash_parts(&key),
+            expiry,
+            elastic_expiry,
+            amount,
+            limit,
+        )
     }
 
     fn get(&self, key: &str) -> Result<u64> {
@@ -378,18 +473,20 @@ impl<C: Clock> MovingWindowSupport for MemoryStorage<C> {
         if !validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
             return Ok(false);
         }
-        let now = self.clock.now();
-        let (now_ms, expiry_ms) = (now / NANOS_PER_MS, expiry * 1000);
-        Ok(self.windows.upsert_rebuild(
-            self.hash(key),
-            now,
-            |ring| ring.capacity() < limit,
-            |old| match old {
-                Some(ring) => ring.grown(limit as usize),
-                None => Ring::new(limit as usize),
-            },
-            |ring| ring.acquire(now_ms, expiry_ms, limit, amount),
-        ))
+        Ok(self.acquire_ring(self.hash(key), limit, expiry, amount))
+    }
+
+    fn acquire_entry_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        if !validate_acquire_len(key.len(), limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
+            return Ok(false);
+        }
+        Ok(self.acquire_ring(self.hash_parts(&key), limit, expiry, amount))
     }
 
     fn get_moving_window(&self, key: &str, limit: u64, expiry: u64) -> Result<MovingWindow> {
@@ -444,19 +541,20 @@ impl<C: Clock> SlidingWindowCounterSupport for MemoryStorage<C> {
         if !validate_acquire(key, limit, MAX_SLIDING_LIMIT, expiry, amount)? {
             return Ok(false);
         }
-        let window = expiry_nanos(expiry);
-        let now = self.clock.now();
-        let aligned = self.sliding_now(now);
-        Ok(self.sliding.upsert(
-            self.hash(key),
-            now,
-            || SlidingEntry {
-                cell: SlidingWindowCell::new(),
-                window,
-                unix_base: self.unix_base,
-            },
-            |e| e.cell.acquire(aligned, window, limit, amount),
-        ))
+        Ok(self.acquire_sliding(self.hash(key), limit, expiry, amount))
+    }
+
+    fn acquire_sliding_window_entry_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        if !validate_acquire_len(key.len(), limit, MAX_SLIDING_LIMIT, expiry, amount)? {
+            return Ok(false);
+        }
+        Ok(self.acquire_sliding(self.hash_parts(&key), limit, expiry, amount))
     }
 
     fn clear_sliding_window(&self, key: &str, _expiry: u64) -> Result<()> {

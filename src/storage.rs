@@ -11,10 +11,14 @@
 //! All expiries are whole seconds, as in `limits`; all timestamps returned are
 //! wall-clock seconds since the Unix epoch.
 
+mod key;
 mod options;
 mod registry;
 mod uri;
 
+pub use key::LimitKey;
+#[cfg(feature = "async")]
+pub(crate) use key::PooledKey;
 pub use options::{OptionValue, Options};
 pub(crate) use registry::{custom_factory, parse_with_options};
 pub use registry::{register_storage, StorageFactory};
@@ -92,7 +96,19 @@ pub fn validate_acquire(
     expiry: u64,
     amount: u64,
 ) -> Result<bool> {
-    validate_key(key)?;
+    validate_acquire_len(key.len(), limit, max_limit, expiry, amount)
+}
+
+/// [`validate_acquire`] on a key's length alone.
+#[inline]
+pub(crate) fn validate_acquire_len(
+    key_len: usize,
+    limit: u64,
+    max_limit: u64,
+    expiry: u64,
+    amount: u64,
+) -> Result<bool> {
+    validate_key_len(key_len)?;
     validate_expiry(expiry)?;
     validate_amount(amount)?;
     validate_limit(limit, max_limit)?;
@@ -102,10 +118,15 @@ pub fn validate_acquire(
 /// Checks a key argument's length.
 #[inline]
 pub fn validate_key(key: &str) -> Result<()> {
-    if key.len() > MAX_KEY_LEN {
+    validate_key_len(key.len())
+}
+
+/// [`validate_key`] on a key's length alone.
+#[inline]
+pub(crate) fn validate_key_len(len: usize) -> Result<()> {
+    if len > MAX_KEY_LEN {
         return Err(Error::invalid_argument(format!(
-            "key of {} bytes exceeds the maximum of {MAX_KEY_LEN} bytes",
-            key.len()
+            "key of {len} bytes exceeds the maximum of {MAX_KEY_LEN} bytes"
         )));
     }
     Ok(())
@@ -140,6 +161,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         limit: u64,
     ) -> Result<bool> {
         Ok(self.incr(key, expiry, elastic_expiry, amount)? <= limit)
+    }
+
+    /// [`incr_within`](Self::incr_within) on a key given as its parts, as
+    /// limiters call it. The provided method joins the key in a per-thread
+    /// buffer and calls `incr_within`; a storage that only hashes keys
+    /// overrides it to hash the parts where they lie. Both reach the same
+    /// counter.
+    #[inline]
+    fn incr_within_key(
+        &self,
+        key: LimitKey<'_>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        key.with_str(|key| self.incr_within(key, expiry, elastic_expiry, amount, limit))
     }
 
     /// The counter at `key`; 0 if absent or expired.
@@ -255,6 +293,19 @@ pub trait MovingWindowSupport: Send + Sync {
     /// they were admitted; a refusal adds nothing. `amount > limit` is refused.
     fn acquire_entry(&self, key: &str, limit: u64, expiry: u64, amount: u64) -> Result<bool>;
 
+    /// [`acquire_entry`](Self::acquire_entry) on a key given as its parts
+    /// (see [`Storage::incr_within_key`]).
+    #[inline]
+    fn acquire_entry_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        key.with_str(|key| self.acquire_entry(key, limit, expiry, amount))
+    }
+
     /// The oldest entry inside the window and the number of entries in it.
     fn get_moving_window(&self, key: &str, limit: u64, expiry: u64) -> Result<MovingWindow>;
 }
@@ -296,6 +347,19 @@ pub trait SlidingWindowCounterSupport: Send + Sync {
         expiry: u64,
         amount: u64,
     ) -> Result<bool>;
+
+    /// [`acquire_sliding_window_entry`](Self::acquire_sliding_window_entry)
+    /// on a key given as its parts (see [`Storage::incr_within_key`]).
+    #[inline]
+    fn acquire_sliding_window_entry_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        key.with_str(|key| self.acquire_sliding_window_entry(key, limit, expiry, amount))
+    }
 
     /// Removes both buckets of `key`.
     fn clear_sliding_window(&self, key: &str, expiry: u64) -> Result<()>;

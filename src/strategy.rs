@@ -310,92 +310,16 @@ fn validate_cost(cost: u64) -> Result<()> {
     Ok(())
 }
 
-std::thread_local! {
-    static KEY_BUFFER: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
-}
-
-/// Keys longer than this are not kept in the per-thread buffer after use.
-const KEY_BUFFER_KEEP: usize = 4096;
-
-/// The key of an item and identifiers, built in the per-thread buffer: the
-/// buffer is taken out of its slot while the key lives and put back in the
-/// slot of the thread that drops it, so building a key does not allocate
-/// once the buffer has grown to fit, and a future can hold the key across
-/// its awaits. A second key built while one lives (a storage calling back
-/// into a limiter on the same thread), or one built while the thread is torn
-/// down, finds the slot empty and starts a fresh string.
-pub(crate) struct PooledKey(String);
-
-impl PooledKey {
-    #[inline]
-    pub(crate) fn new(item: &RateLimitItem, identifiers: &[&str]) -> Self {
-        let mut buffer = KEY_BUFFER.try_with(|slot| slot.take()).unwrap_or_default();
-        buffer.clear();
-        item.write_key(identifiers, &mut buffer);
-        PooledKey(buffer)
-    }
-}
-
-impl std::ops::Deref for PooledKey {
-    type Target = str;
-    #[inline]
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for PooledKey {
-    #[inline]
-    fn drop(&mut self) {
-        if self.0.capacity() <= KEY_BUFFER_KEEP {
-            let buffer = std::mem::take(&mut self.0);
-            // Fails only while the thread is torn down; the string is then dropped.
-            let _ = KEY_BUFFER.try_with(|slot| slot.set(buffer));
-        }
-    }
-}
-
-/// Runs `f` on the [pooled key](PooledKey) of `item` and `identifiers`.
-/// `f` is called here, not inside a thread-local closure, so its result
-/// comes straight back to the caller.
+/// Runs `f` on the key string of `item` and `identifiers`, built in the
+/// per-thread buffer ([`LimitKey::with_str`](crate::LimitKey::with_str)).
 #[inline]
 fn with_key<R>(item: &RateLimitItem, identifiers: &[&str], f: impl FnOnce(&str) -> R) -> R {
-    let key = PooledKey::new(item, identifiers);
-    f(&key)
+    item.key(identifiers).with_str(f)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nested_keys_fall_back_to_a_fresh_string() {
-        let outer = RateLimitItem::per_minute(1).unwrap();
-        let inner = RateLimitItem::per_hour(2).unwrap();
-        let (a, b) = with_key(&outer, &["a"], |k1| {
-            let k2 = with_key(&inner, &["b"], |k2| k2.to_owned());
-            (k1.to_owned(), k2)
-        });
-        assert_eq!(a, "LIMITER/a/1/1/minute");
-        assert_eq!(b, "LIMITER/b/2/1/hour");
-        // The buffer is usable again afterwards.
-        assert_eq!(with_key(&inner, &[], str::to_owned), "LIMITER/2/1/hour");
-    }
-
-    #[test]
-    fn long_keys_are_not_kept() {
-        let item = RateLimitItem::per_second(1).unwrap();
-        let long = "x".repeat(KEY_BUFFER_KEEP * 2);
-        let key = with_key(&item, &[&long], str::len);
-        assert_eq!(key, item.key_for(&[&long]).len());
-        let capacity = KEY_BUFFER.with(|slot| {
-            let buffer = slot.take();
-            let capacity = buffer.capacity();
-            slot.set(buffer);
-            capacity
-        });
-        assert!(capacity <= KEY_BUFFER_KEEP, "{capacity}");
-    }
 
     #[test]
     fn shared_and_boxed_limiters_are_limiters() {

@@ -171,3 +171,65 @@ fn a_moving_window_entry_exactly_expiry_old_is_still_inside() {
     assert_eq!(s.get_moving_window("edge", 1, 5).unwrap().count, 0);
     assert!(s.acquire_entry("edge", 1, 5, 1).unwrap());
 }
+
+/// A limiter hands the engine its key as parts, which the engine hashes
+/// where they lie (gathered on the stack up to 128 bytes, streamed past
+/// that); a caller with the key string reaches the same counter, window and
+/// ring, for every strategy, at every length around that boundary.
+#[test]
+fn a_limiter_and_its_key_string_reach_the_same_state() {
+    use limitstore::{
+        FixedWindowRateLimiter, MovingWindowRateLimiter, MovingWindowSupport, RateLimitItem,
+        RateLimiter, SlidingWindowCounterRateLimiter, MAX_KEY_LEN,
+    };
+    let storage = Arc::new(MemoryStorage::new());
+    let fixed = FixedWindowRateLimiter::new(Arc::clone(&storage));
+    let moving = MovingWindowRateLimiter::new(Arc::clone(&storage)).unwrap();
+    let sliding = SlidingWindowCounterRateLimiter::new(Arc::clone(&storage)).unwrap();
+    let item = RateLimitItem::per_minute(5).unwrap().with_namespace("ns");
+    // "ns/" + id + "/5/1/minute": 14 bytes around the identifier.
+    let sized: Vec<String> = [113, 114, 115, 300, 5000].map(|n| "x".repeat(n)).to_vec();
+    let mut identities: Vec<Vec<&str>> =
+        vec![vec!["user"], vec!["a", "b", "c"], vec!["", "é/"], vec![]];
+    identities.extend(sized.iter().map(|id| vec![id.as_str()]));
+    for ids in &identities {
+        let key = item.key_for(ids);
+        assert_eq!(item.key(ids).len(), key.len());
+        // Fixed window: limiter, string, limiter.
+        assert!(fixed.hit(&item, ids, 2).unwrap(), "{}", key.len());
+        assert_eq!(storage.get(&key).unwrap(), 2, "{}", key.len());
+        assert_eq!(storage.incr(&key, 60, false, 2).unwrap(), 4);
+        assert!(fixed.hit(&item, ids, 1).unwrap());
+        assert!(!fixed.hit(&item, ids, 1).unwrap());
+        assert_eq!(storage.get(&key).unwrap(), 6);
+        // Moving window: string, then limiter.
+        assert!(storage.acquire_entry(&key, 5, 60, 4).unwrap());
+        assert!(moving.hit(&item, ids, 1).unwrap());
+        assert!(!moving.hit(&item, ids, 1).unwrap());
+        assert_eq!(storage.get_moving_window(&key, 5, 60).unwrap().count, 5);
+        // Sliding window: limiter, then string.
+        assert!(sliding.hit(&item, ids, 3).unwrap());
+        assert_eq!(
+            storage.get_sliding_window(&key, 60).unwrap().current_count,
+            3
+        );
+        assert!(storage
+            .acquire_sliding_window_entry(&key, 5, 60, 2)
+            .unwrap());
+        assert!(!sliding.hit(&item, ids, 1).unwrap());
+        storage.clear(&key).unwrap();
+        assert!(fixed.hit(&item, ids, 5).unwrap());
+    }
+    // A key past the longest accepted is refused the same way both ways.
+    let huge = "x".repeat(MAX_KEY_LEN);
+    for e in [
+        fixed.hit(&item, &[&huge], 1).unwrap_err(),
+        moving.hit(&item, &[&huge], 1).unwrap_err(),
+        sliding.hit(&item, &[&huge], 1).unwrap_err(),
+        storage
+            .incr(&item.key_for(&[&huge]), 60, false, 1)
+            .unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), limitstore::ErrorKind::InvalidArgument, "{e}");
+    }
+}

@@ -8,10 +8,10 @@ use super::{AsyncMovingWindowSupport, AsyncSlidingWindowCounterSupport, AsyncSto
 use crate::error::Result;
 use crate::item::RateLimitItem;
 use crate::storage::FixedWindow;
+use crate::storage::PooledKey;
 use crate::storage::{lacks, Capability};
 use crate::strategy::{
-    cost_fits, fixed_window, moving_window, sliding_window, Decision, PooledKey, Strategy,
-    WindowStats,
+    cost_fits, fixed_window, moving_window, sliding_window, Decision, Strategy, WindowStats,
 };
 
 /// The asynchronous twin of [`RateLimiter`](crate::RateLimiter): the same
@@ -212,7 +212,7 @@ async fn fixed_hit<S: AsyncStorage + ?Sized>(
     if !cost_fits(item, cost)? {
         return Ok(false);
     }
-    let key = PooledKey::new(item, identifiers);
+    let key = PooledKey::new(&item.key(identifiers));
     storage
         .incr_within(&key, item.get_expiry(), elastic, cost, item.amount())
         .await
@@ -227,7 +227,7 @@ async fn fixed_test<S: AsyncStorage + ?Sized>(
     if !cost_fits(item, cost)? {
         return Ok(false);
     }
-    let count = storage.get(&PooledKey::new(item, identifiers)).await?;
+    let count = storage.get(&PooledKey::new(&item.key(identifiers))).await?;
     Ok(fixed_window::fits(count, item.amount(), cost))
 }
 
@@ -236,7 +236,7 @@ async fn fixed_stats<S: AsyncStorage + ?Sized>(
     item: &RateLimitItem,
     identifiers: &[&str],
 ) -> Result<WindowStats> {
-    let key = PooledKey::new(item, identifiers);
+    let key = PooledKey::new(&item.key(identifiers));
     let window = FixedWindow {
         expires_at: storage.get_expiry(&key).await?,
         count: storage.get(&key).await?,
@@ -255,7 +255,7 @@ async fn fixed_decide<S: AsyncStorage + ?Sized>(
         let stats = fixed_stats(storage, item, identifiers).await?;
         return Ok(Decision::new(false, item, stats));
     }
-    let key = PooledKey::new(item, identifiers);
+    let key = PooledKey::new(&item.key(identifiers));
     let (admitted, window) = storage
         .incr_within_and_window(&key, item.get_expiry(), elastic, cost, item.amount())
         .await?;
@@ -296,9 +296,11 @@ macro_rules! fixed_limiter {
                 item: &'a RateLimitItem,
                 identifiers: &'a [&'a str],
             ) -> BoxFuture<'a, Result<()>> {
-                Box::pin(
-                    async move { self.storage.clear(&PooledKey::new(item, identifiers)).await },
-                )
+                Box::pin(async move {
+                    self.storage
+                        .clear(&PooledKey::new(&item.key(identifiers)))
+                        .await
+                })
             }
 
             fn decide<'a>(
@@ -333,7 +335,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
             if !cost_fits(item, cost)? {
                 return Ok(false);
             }
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             self.windows()?
                 .acquire_entry(&key, item.amount(), item.get_expiry(), cost)
                 .await
@@ -350,7 +352,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
             if !cost_fits(item, cost)? {
                 return Ok(false);
             }
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             let window = self
                 .windows()?
                 .get_moving_window(&key, item.amount(), item.get_expiry())
@@ -366,7 +368,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
     ) -> BoxFuture<'a, Result<WindowStats>> {
         Box::pin(async move {
             let (amount, expiry) = (item.amount(), item.get_expiry());
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             let window = self
                 .windows()?
                 .get_moving_window(&key, amount, expiry)
@@ -387,7 +389,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
                 return Ok(Decision::new(false, item, stats));
             }
             let (amount, expiry) = (item.amount(), item.get_expiry());
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             let (admitted, window) = self
                 .windows()?
                 .acquire_entry_and_window(&key, amount, expiry, cost)
@@ -401,7 +403,11 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
         item: &'a RateLimitItem,
         identifiers: &'a [&'a str],
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move { self.storage.clear(&PooledKey::new(item, identifiers)).await })
+        Box::pin(async move {
+            self.storage
+                .clear(&PooledKey::new(&item.key(identifiers)))
+                .await
+        })
     }
 }
 
@@ -416,7 +422,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
             if !cost_fits(item, cost)? {
                 return Ok(false);
             }
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             self.counters()?
                 .acquire_sliding_window_entry(&key, item.amount(), item.get_expiry(), cost)
                 .await
@@ -434,7 +440,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
                 return Ok(false);
             }
             let expiry = item.get_expiry();
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             let window = self.counters()?.get_sliding_window(&key, expiry).await?;
             Ok(sliding_window::fits(&window, item.amount(), expiry, cost))
         })
@@ -447,7 +453,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
     ) -> BoxFuture<'a, Result<WindowStats>> {
         Box::pin(async move {
             let expiry = item.get_expiry();
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             let window = self.counters()?.get_sliding_window(&key, expiry).await?;
             let now = self.storage.unix_now();
             Ok(sliding_window::judge(&window, item.amount(), expiry, 1, now).stats())
@@ -466,7 +472,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
                 return Ok(Decision::new(false, item, stats));
             }
             let (amount, expiry) = (item.amount(), item.get_expiry());
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             let (admitted, window) = self
                 .counters()?
                 .acquire_sliding_window_entry_and_window(&key, amount, expiry, cost)
@@ -482,7 +488,7 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
         identifiers: &'a [&'a str],
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let key = PooledKey::new(item, identifiers);
+            let key = PooledKey::new(&item.key(identifiers));
             self.counters()?
                 .clear_sliding_window(&key, item.get_expiry())
                 .await

@@ -74,9 +74,8 @@ impl<S: Storage + ?Sized> FixedWindowRateLimiter<S> {
         }
         let amount = item.amount();
         let expiry = item.get_expiry();
-        with_key(item, identifiers, |key| {
-            self.storage.incr_within(key, expiry, elastic, cost, amount)
-        })
+        self.storage
+            .incr_within_key(item.key(identifiers), expiry, elastic, cost, amount)
     }
 
     fn test_impl(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {

@@ -58,9 +58,7 @@ impl<S: Storage + ?Sized> RateLimiter for MovingWindowRateLimiter<S> {
         let amount = item.amount();
         let windows = self.windows()?;
         let expiry = item.get_expiry();
-        with_key(item, identifiers, |key| {
-            windows.acquire_entry(key, amount, expiry, cost)
-        })
+        windows.acquire_entry_key(item.key(identifiers), amount, expiry, cost)
     }
 
     fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {

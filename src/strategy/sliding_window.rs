@@ -57,9 +57,7 @@ impl<S: Storage + ?Sized> RateLimiter for SlidingWindowCounterRateLimiter<S> {
         let amount = item.amount();
         let counters = self.counters()?;
         let expiry = item.get_expiry();
-        with_key(item, identifiers, |key| {
-            counters.acquire_sliding_window_entry(key, amount, expiry, cost)
-        })
+        counters.acquire_sliding_window_entry_key(item.key(identifiers), amount, expiry, cost)
     }
 
     fn test(&self, item: &RateLimitItem, identifiers: &[&str], cost: u64) -> Result<bool> {

@@ -1,0 +1,224 @@
+//! A storage key given as its parts.
+//!
+//! Strategies hand storages a [`LimitKey`]: the namespace, the identifiers
+//! and the limit's precomputed tail, never joined. A backend that needs the
+//! key as a string (Redis, Memcached, MongoDB, etcd, custom storages) gets
+//! `limits`' layout from [`LimitKey::with_str`] or [`LimitKey::write_to`];
+//! the memory engine hashes the parts where they lie.
+
+use std::fmt;
+
+/// The parts of a storage key: `"{namespace}/{id1}/{id2}…{suffix}"`, where
+/// `suffix` (`"/{amount}/{multiples}/{granularity}"` for a
+/// [`RateLimitItem`](crate::RateLimitItem)) starts with its own separator.
+/// Its [`Display`](fmt::Display) form is the key string.
+///
+/// ```
+/// use limitstore::{LimitKey, RateLimitItem};
+///
+/// let item = RateLimitItem::per_minute(10).unwrap();
+/// let key = item.key(&["user", "42"]);
+/// assert_eq!(key.to_string(), "LIMITER/user/42/10/1/minute");
+/// assert_eq!(key.len(), key.to_string().len());
+/// assert_eq!(LimitKey::new("ns", &[], "/1/1/second").to_string(), "ns/1/1/second");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct LimitKey<'a> {
+    namespace: &'a str,
+    identifiers: &'a [&'a str],
+    suffix: &'a str,
+}
+
+impl<'a> LimitKey<'a> {
+    /// The key `namespace`, then `/` and each identifier, then `suffix` as is.
+    #[inline]
+    pub fn new(namespace: &'a str, identifiers: &'a [&'a str], suffix: &'a str) -> Self {
+        LimitKey {
+            namespace,
+            identifiers,
+            suffix,
+        }
+    }
+
+    /// The key string's length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.namespace.len()
+            + self
+                .identifiers
+                .iter()
+                .map(|id| id.len() + 1)
+                .sum::<usize>()
+            + self.suffix.len()
+    }
+
+    /// Whether the key string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the key string to `out`.
+    #[inline]
+    pub fn write_to(&self, out: &mut String) {
+        out.reserve(self.len());
+        out.push_str(self.namespace);
+        for id in self.identifiers {
+            out.push('/');
+            out.push_str(id);
+        }
+        out.push_str(self.suffix);
+    }
+
+    /// Runs `f` on the key string, built in a per-thread buffer (no
+    /// allocation once the buffer has grown to fit).
+    #[inline]
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        f(&PooledKey::new(self))
+    }
+
+    /// The key string's bytes copied into `buf`, or `None` when they do not
+    /// fit: a key gathered without touching the heap or a thread local.
+    #[inline]
+    pub(crate) fn gather<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let len = self.len();
+        let out = buf.get_mut(..len)?;
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(self.namespace.as_bytes());
+        for id in self.identifiers {
+            put(b"/");
+            put(id.as_bytes());
+        }
+        put(self.suffix.as_bytes());
+        Some(out)
+    }
+
+    /// The key's bytes piece by piece, in order (for a streaming hash).
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        std::iter::once(self.namespace.as_bytes())
+            .chain(
+                self.identifiers
+                    .iter()
+                    .flat_map(|id| [b"/".as_slice(), id.as_bytes()]),
+            )
+            .chain(std::iter::once(self.suffix.as_bytes()))
+    }
+}
+
+impl fmt::Display for LimitKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.namespace)?;
+        for id in self.identifiers {
+            write!(f, "/{id}")?;
+        }
+        f.write_str(self.suffix)
+    }
+}
+
+std::thread_local! {
+    static KEY_BUFFER: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
+/// Keys longer than this are not kept in the per-thread buffer after use.
+const KEY_BUFFER_KEEP: usize = 4096;
+
+/// A key string built in the per-thread buffer: the buffer is taken out of
+/// its slot while the key lives and put back in the slot of the thread that
+/// drops it, so building a key does not allocate once the buffer has grown
+/// to fit, and a future can hold the key across its awaits. A second key
+/// built while one lives (a storage calling back into a limiter on the same
+/// thread), or one built while the thread is torn down, finds the slot
+/// empty and starts a fresh string.
+pub(crate) struct PooledKey(String);
+
+impl PooledKey {
+    #[inline]
+    pub(crate) fn new(key: &LimitKey<'_>) -> Self {
+        let mut buffer = KEY_BUFFER.try_with(|slot| slot.take()).unwrap_or_default();
+        buffer.clear();
+        key.write_to(&mut buffer);
+        PooledKey(buffer)
+    }
+}
+
+impl std::ops::Deref for PooledKey {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for PooledKey {
+    #[inline]
+    fn drop(&mut self) {
+        if self.0.capacity() <= KEY_BUFFER_KEEP {
+            let buffer = std::mem::take(&mut self.0);
+            // Fails only while the thread is torn down; the string is then dropped.
+            let _ = KEY_BUFFER.try_with(|slot| slot.set(buffer));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_is_the_same_string() {
+        for (ns, ids, suffix) in [
+            ("LIMITER", &["a", "b"][..], "/1/1/minute"),
+            ("", &[][..], ""),
+            ("ns", &[""][..], "/x"),
+            ("n", &["é", "long/er"][..], "/2/3/hour"),
+        ] {
+            let key = LimitKey::new(ns, ids, suffix);
+            let string = key.to_string();
+            assert_eq!(key.len(), string.len());
+            let mut written = String::from("pre");
+            key.write_to(&mut written);
+            assert_eq!(&written[3..], string);
+            assert_eq!(key.with_str(str::to_owned), string);
+            let mut buf = [0u8; 64];
+            assert_eq!(key.gather(&mut buf), Some(string.as_bytes()));
+            assert_eq!(key.pieces().collect::<Vec<_>>().concat(), string.as_bytes());
+            let mut small = [0u8; 2];
+            assert_eq!(key.gather(&mut small).is_some(), string.len() <= 2);
+        }
+    }
+
+    #[test]
+    fn nested_keys_fall_back_to_a_fresh_string() {
+        let outer = LimitKey::new("LIMITER", &["a"], "/1/1/minute");
+        let inner = LimitKey::new("LIMITER", &["b"], "/2/1/hour");
+        let (a, b) = outer.with_str(|k1| {
+            let k2 = inner.with_str(str::to_owned);
+            (k1.to_owned(), k2)
+        });
+        assert_eq!(a, "LIMITER/a/1/1/minute");
+        assert_eq!(b, "LIMITER/b/2/1/hour");
+        // The buffer is usable again afterwards.
+        assert_eq!(
+            LimitKey::new("LIMITER", &[], "/2/1/hour").with_str(str::to_owned),
+            "LIMITER/2/1/hour"
+        );
+    }
+
+    #[test]
+    fn long_keys_are_not_kept() {
+        let long = "x".repeat(KEY_BUFFER_KEEP * 2);
+        let ids = [long.as_str()];
+        let key = LimitKey::new("LIMITER", &ids, "/1/1/second");
+        assert_eq!(key.with_str(str::len), key.len());
+        let capacity = KEY_BUFFER.with(|slot| {
+            let buffer = slot.take();
+            let capacity = buffer.capacity();
+            slot.set(buffer);
+            capacity
+        });
+        assert!(capacity <= KEY_BUFFER_KEEP);
+    }
+}
