@@ -20,6 +20,7 @@ mod table;
 
 pub(crate) use table::{Key, PassThrough};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3};
@@ -32,7 +33,7 @@ use crate::storage::{
     SlidingWindow, SlidingWindowCounterSupport, Storage, StorageUri, MAX_MOVING_WINDOW_LIMIT,
 };
 use cell::{FixedWindowCell, SlidingWindowCell, MAX_SLIDING_LIMIT};
-use hot::contended;
+use hot::{contended, Blocks};
 use ring::Ring;
 use stripe::thread_stripe;
 use table::{default_shards, Expiring, Table};
@@ -98,6 +99,9 @@ pub struct MemoryStorage<C: Clock = DefaultClock> {
     sliding: Table<SlidingEntry>,
     /// Whether hot counters take lease blocks (see the builder).
     leases: bool,
+    /// This storage's lease blocks; `counters` gives a block back as its
+    /// counter leaves the table.
+    blocks: Arc<Blocks>,
 }
 
 /// Builds a [`MemoryStorage`].
@@ -160,10 +164,14 @@ impl<C: Clock> MemoryStorageBuilder<C> {
             std::collections::hash_map::RandomState::new().hash_one(0x6c69_6d69_7473u64)
         };
         let unix_base = (self.clock.unix_origin().max(0.0) * NANOS as f64) as u64;
+        let blocks = Arc::new(Blocks::new(stripe::stripes()));
+        let retired = Arc::clone(&blocks);
         MemoryStorage {
             seed,
             unix_base,
-            counters: Table::new(self.max_entries, self.shards),
+            counters: Table::new(self.max_entries, self.shards)
+                .retiring(move |cell: &FixedWindowCell| cell.retire(&retired)),
+            blocks,
             windows: Table::new(self.max_entries, self.shards),
             sliding: Table::new(self.max_entries, self.shards),
             clock: self.clock,
@@ -316,11 +324,18 @@ impl<C: Clock> MemoryStorage<C> {
             expiry,
             amount,
             |cell, hash, now_ms, window_ms| {
-                let hit =
-                    cell.incr_within(stripe, now_ms, window_ms, elastic_expiry, amount, limit)?;
+                let hit = cell.incr_within(
+                    &self.blocks,
+                    stripe,
+                    now_ms,
+                    window_ms,
+                    elastic_expiry,
+                    amount,
+                    limit,
+                )?;
                 if let Some(shared) = hit.shared.filter(|_| self.leases) {
                     if contended(hash as u64, now_ms, shared, amount) {
-                        cell.make_hot(now_ms);
+                        cell.make_hot(&self.blocks, now_ms);
                     }
                 }
                 Ok(hit.admitted)
@@ -380,7 +395,9 @@ impl<C: Clock> Storage for MemoryStorage<C> {
             self.hash(key),
             expiry,
             amount,
-            |cell, _, now_ms, window_ms| cell.incr(now_ms, window_ms, elastic_expiry, amount),
+            |cell, _, now_ms, window_ms| {
+                cell.incr(&self.blocks, now_ms, window_ms, elastic_expiry, amount)
+            },
         )
     }
 
@@ -422,7 +439,9 @@ impl<C: Clock> Storage for MemoryStorage<C> {
         let now = self.clock.now();
         Ok(self
             .counters
-            .read(self.hash(key), now, |c| c.get(now / NANOS_PER_MS))
+            .read(self.hash(key), now, |c| {
+                c.get(&self.blocks, now / NANOS_PER_MS)
+            })
             .unwrap_or(0))
     }
 
@@ -567,6 +586,7 @@ impl<C: Clock> SlidingWindowCounterSupport for MemoryStorage<C> {
 #[cfg(all(test, not(limitstore_loom)))]
 mod tests {
     use super::*;
+    use crate::FakeClock;
 
     impl<C: Clock> MemoryStorage<C> {
         fn is_hot(&self, key: &str) -> bool {
@@ -579,10 +599,29 @@ mod tests {
 
     /// Hits `key` from two threads with `hit` until it is hot; then checks
     /// every hit is still counted and `clear` gives its block back.
-    fn becomes_hot_and_gives_back(
-        storage: &MemoryStorage,
+    fn becomes_hot_and_gives_back<C: Clock>(
+        storage: &MemoryStorage<C>,
         key: &str,
-        hit: impl Fn(&MemoryStorage, &str) -> bool + Sync,
+        hit: impl Fn(&MemoryStorage<C>, &str) -> bool + Sync,
+    ) {
+        make_hot(storage, key, &hit);
+        assert_eq!(storage.blocks.in_use(), 1);
+        // Every hit is counted, leases or not.
+        let count = storage.get(key).unwrap();
+        assert!(hit(storage, key));
+        assert_eq!(storage.get(key).unwrap(), count + 1);
+        assert_eq!(storage.incr(key, 60, false, 2).unwrap(), count + 3);
+        storage.clear(key).unwrap();
+        assert!(!storage.is_hot(key));
+        assert_eq!(storage.blocks.in_use(), 0);
+        assert_eq!(storage.get(key).unwrap(), 0);
+    }
+
+    /// Hits `key` from two threads with `hit` until it is hot.
+    fn make_hot<C: Clock>(
+        storage: &MemoryStorage<C>,
+        key: &str,
+        hit: impl Fn(&MemoryStorage<C>, &str) -> bool + Sync,
     ) {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !storage.is_hot(key) {
@@ -597,14 +636,41 @@ mod tests {
                 }
             });
         }
-        // Every hit is counted, leases or not.
-        let count = storage.get(key).unwrap();
-        assert!(hit(storage, key));
-        assert_eq!(storage.get(key).unwrap(), count + 1);
-        assert_eq!(storage.incr(key, 60, false, 2).unwrap(), count + 3);
-        storage.clear(key).unwrap();
-        assert!(!storage.is_hot(key));
-        assert_eq!(storage.get(key).unwrap(), 0);
+    }
+
+    /// Each storage has its own lease blocks: a hot key of one takes none
+    /// of another's, and a hot counter that leaves its table by expiring
+    /// (purged, or evicted to make room) gives its block back.
+    #[test]
+    fn lease_blocks_belong_to_their_storage_and_come_back_when_counters_leave() {
+        let clock = FakeClock::new();
+        let one = MemoryStorage::builder().clock(clock.clone()).build();
+        let other = MemoryStorage::builder().clock(clock.clone()).build();
+        let hit = |s: &MemoryStorage<FakeClock>, key: &str| {
+            s.incr_within(key, 60, false, 1, 1_000_000_000).unwrap()
+        };
+        make_hot(&one, "LIMITER/a/1/minute", hit);
+        make_hot(&one, "LIMITER/b/1/minute", hit);
+        assert_eq!((one.blocks.in_use(), other.blocks.in_use()), (2, 0));
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(one.purge_expired(), 2);
+        assert_eq!(one.blocks.in_use(), 0);
+
+        // A full table evicts an expired hot counter for a new key.
+        let small = MemoryStorage::builder()
+            .clock(clock.clone())
+            .max_entries(8)
+            .shards(1)
+            .build();
+        make_hot(&small, "LIMITER/c/1/minute", hit);
+        for i in 0..7 {
+            small.incr(&format!("k{i}"), 3600, false, 1).unwrap();
+        }
+        assert_eq!(small.blocks.in_use(), 1);
+        clock.advance(Duration::from_secs(61));
+        small.incr("new", 3600, false, 1).unwrap();
+        assert!(!small.is_hot("LIMITER/c/1/minute"));
+        assert_eq!(small.blocks.in_use(), 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!   current counts) changed only by compare-and-swap, so the weighted count
 //!   a hit is admitted against is exactly the state it writes.
 
-use super::hot::{blocks, lease_size, Block, Phase};
+use super::hot::{lease_size, Block, Blocks, Phase};
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 
 /// Counts above this are refused (2^47), so that no increment, even racing
@@ -122,7 +122,7 @@ impl FixedWindowCell {
     /// `fresh_expiry`) if the current one is over; also whether this call
     /// claimed it.
     #[inline]
-    fn live(&self, now_ms: u64, fresh_expiry: u64) -> (u64, bool) {
+    fn live(&self, blocks: &Blocks, now_ms: u64, fresh_expiry: u64) -> (u64, bool) {
         loop {
             let w = self.window.load(Ordering::Acquire);
             if expiry(w) > now_ms {
@@ -135,7 +135,7 @@ impl FixedWindowCell {
                 .is_ok()
             {
                 if hot_slot(next) != 0 {
-                    blocks().block(hot_slot(next)).renew(generation(next));
+                    blocks.block(hot_slot(next)).renew(generation(next));
                 }
                 return (next, true);
             }
@@ -158,20 +158,21 @@ impl FixedWindowCell {
     #[inline]
     pub(crate) fn incr(
         &self,
+        blocks: &Blocks,
         now_ms: u64,
         window_ms: u64,
         elastic: bool,
         amount: u64,
     ) -> Result<u64, Overflow> {
-        self.in_live_window(now_ms, window_ms, elastic, amount, |w, gen| {
+        self.in_live_window(blocks, now_ms, window_ms, elastic, amount, |w, gen| {
             let slot = hot_slot(w);
             if slot != 0 {
-                self.drain_leases(blocks().block(slot), gen);
+                self.drain_leases(blocks.block(slot), gen);
             }
             match self.add(gen, amount) {
                 Added::Total(total) => Some(Ok(match slot {
                     0 => total,
-                    slot => blocks().block(slot).count(total, gen),
+                    slot => blocks.block(slot).count(total, gen),
                 })),
                 Added::Overflow => Some(Err(Overflow)),
                 Added::Retry => None,
@@ -195,8 +196,10 @@ impl FixedWindowCell {
     /// whether the count is within `limit`. A hot counter admits from this
     /// thread's lease (`stripe`) where it can.
     #[inline]
+    #[allow(clippy::too_many_arguments)] // a hit's arguments, in registers
     pub(crate) fn incr_within(
         &self,
+        blocks: &Blocks,
         stripe: usize,
         now_ms: u64,
         window_ms: u64,
@@ -205,6 +208,7 @@ impl FixedWindowCell {
         limit: u64,
     ) -> Result<LimitedHit, Overflow> {
         self.in_live_window(
+            blocks,
             now_ms,
             window_ms,
             elastic,
@@ -219,7 +223,7 @@ impl FixedWindowCell {
                     Added::Retry => None,
                 },
                 slot => self
-                    .leased(blocks().block(slot), stripe, gen, amount, limit)
+                    .leased(blocks.block(slot), stripe, gen, amount, limit)
                     .map(|hit| {
                         hit.map(|admitted| LimitedHit {
                             admitted,
@@ -237,6 +241,7 @@ impl FixedWindowCell {
     #[inline]
     fn in_live_window<R>(
         &self,
+        blocks: &Blocks,
         now_ms: u64,
         window_ms: u64,
         elastic: bool,
@@ -248,7 +253,7 @@ impl FixedWindowCell {
         }
         let fresh_expiry = Self::fresh_expiry(now_ms, window_ms);
         loop {
-            let (w, claimed) = self.live(now_ms, fresh_expiry);
+            let (w, claimed) = self.live(blocks, now_ms, fresh_expiry);
             let gen = generation(w);
             let Some(done) = hit(w, gen) else {
                 continue;
@@ -346,12 +351,12 @@ impl FixedWindowCell {
     }
 
     /// Gives this counter a lease block if it has none and a block is free.
-    pub(crate) fn make_hot(&self, now_ms: u64) {
+    pub(crate) fn make_hot(&self, blocks: &Blocks, now_ms: u64) {
         let w = self.window.load(Ordering::Acquire);
         if hot_slot(w) != 0 || expiry(w) <= now_ms {
             return;
         }
-        let Some(slot) = blocks().claim(generation(w)) else {
+        let Some(slot) = blocks.claim(generation(w)) else {
             return;
         };
         let hot = pack_window(generation(w), slot, expiry(w));
@@ -360,7 +365,17 @@ impl FixedWindowCell {
             .compare_exchange(w, hot, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            blocks().release(slot);
+            blocks.release(slot);
+        }
+    }
+
+    /// Gives this counter's lease block, if it has one, back to `blocks`:
+    /// called by the table when the counter leaves it, under the shard's
+    /// exclusive lock, so nobody can reach the counter any more.
+    pub(crate) fn retire(&self, blocks: &Blocks) {
+        let slot = hot_slot(self.window.load(Ordering::Acquire));
+        if slot != 0 {
+            blocks.release(slot);
         }
     }
 
@@ -438,7 +453,7 @@ impl FixedWindowCell {
 
     /// The count at `now_ms`, 0 if the window is over.
     #[inline]
-    pub(crate) fn get(&self, now_ms: u64) -> u64 {
+    pub(crate) fn get(&self, blocks: &Blocks, now_ms: u64) -> u64 {
         let w = self.window.load(Ordering::Acquire);
         if expiry(w) <= now_ms {
             return 0;
@@ -449,7 +464,7 @@ impl FixedWindowCell {
         }
         match hot_slot(w) {
             0 => low(c),
-            slot => blocks().block(slot).count(low(c), generation(w)),
+            slot => blocks.block(slot).count(low(c), generation(w)),
         }
     }
 
@@ -462,18 +477,6 @@ impl FixedWindowCell {
     /// When this cell stops holding anything, in clock milliseconds.
     pub(crate) fn expires_at_ms(&self) -> u64 {
         expiry(self.window.load(Ordering::Acquire))
-    }
-}
-
-/// A counter dropped from its table gives its lease block back; nobody else
-/// can reach it by then (the table drops entries under its exclusive lock).
-#[cfg(not(limitstore_loom))]
-impl Drop for FixedWindowCell {
-    fn drop(&mut self) {
-        let slot = hot_slot(*self.window.get_mut());
-        if slot != 0 {
-            blocks().release(slot);
-        }
     }
 }
 
@@ -611,7 +614,7 @@ impl SlidingWindowCell {
 
 #[cfg(all(test, not(limitstore_loom)))]
 mod tests {
-    use super::super::hot;
+    use super::super::hot::blocks;
     use super::*;
 
     const S: u64 = 1_000_000_000;
@@ -619,106 +622,130 @@ mod tests {
     #[test]
     fn fixed_window_counts_then_expires() {
         let c = FixedWindowCell::new();
-        assert_eq!(c.incr(0, 10_000, false, 1), Ok(1));
-        assert_eq!(c.incr(5_000, 10_000, false, 10), Ok(11));
-        assert_eq!(c.get(9_999), 11);
+        assert_eq!(c.incr(blocks(), 0, 10_000, false, 1), Ok(1));
+        assert_eq!(c.incr(blocks(), 5_000, 10_000, false, 10), Ok(11));
+        assert_eq!(c.get(blocks(), 9_999), 11);
         assert_eq!(c.expiry_ms(9_999), Some(10_000));
-        assert_eq!(c.get(10_000), 0);
-        assert_eq!(c.incr(10_000, 10_000, false, 2), Ok(2));
+        assert_eq!(c.get(blocks(), 10_000), 0);
+        assert_eq!(c.incr(blocks(), 10_000, 10_000, false, 2), Ok(2));
         assert_eq!(c.expiry_ms(10_000), Some(20_000));
     }
 
     #[test]
     fn elastic_expiry_moves_out() {
         let c = FixedWindowCell::new();
-        c.incr(0, 10_000, true, 1).unwrap();
-        c.incr(8_000, 10_000, true, 1).unwrap();
+        c.incr(blocks(), 0, 10_000, true, 1).unwrap();
+        c.incr(blocks(), 8_000, 10_000, true, 1).unwrap();
         assert_eq!(c.expiry_ms(12_000), Some(18_000));
-        assert_eq!(c.get(17_000), 2);
+        assert_eq!(c.get(blocks(), 17_000), 2);
     }
 
     #[test]
     fn fixed_window_refuses_overflow() {
         let c = FixedWindowCell::new();
-        c.incr(0, 1000, false, MAX_COUNT - 1).unwrap();
-        assert_eq!(c.incr(0, 1000, false, 2), Err(Overflow));
-        assert_eq!(c.get(0), MAX_COUNT - 1);
-        assert_eq!(c.incr(0, 1000, false, 1), Ok(MAX_COUNT));
+        c.incr(blocks(), 0, 1000, false, MAX_COUNT - 1).unwrap();
+        assert_eq!(c.incr(blocks(), 0, 1000, false, 2), Err(Overflow));
+        assert_eq!(c.get(blocks(), 0), MAX_COUNT - 1);
+        assert_eq!(c.incr(blocks(), 0, 1000, false, 1), Ok(MAX_COUNT));
         let d = FixedWindowCell::new();
-        assert_eq!(d.incr(0, 1000, false, MAX_COUNT + 1), Err(Overflow));
-        assert_eq!(d.incr(0, 1000, false, 1 << 40), Ok(1 << 40));
-        assert_eq!(d.incr(0, 1000, false, 1 << 40), Ok(2 << 40));
+        assert_eq!(
+            d.incr(blocks(), 0, 1000, false, MAX_COUNT + 1),
+            Err(Overflow)
+        );
+        assert_eq!(d.incr(blocks(), 0, 1000, false, 1 << 40), Ok(1 << 40));
+        assert_eq!(d.incr(blocks(), 0, 1000, false, 1 << 40), Ok(2 << 40));
     }
 
     #[test]
     fn generations_wrap_around() {
         let c = FixedWindowCell::new();
         for w in 0..70_000u64 {
-            assert_eq!(c.incr(w * 10, 10, false, 3), Ok(3), "window {w}");
-            assert_eq!(c.incr(w * 10 + 5, 10, false, 1), Ok(4));
+            assert_eq!(c.incr(blocks(), w * 10, 10, false, 3), Ok(3), "window {w}");
+            assert_eq!(c.incr(blocks(), w * 10 + 5, 10, false, 1), Ok(4));
         }
     }
 
     #[test]
     fn a_hot_counter_admits_exactly_its_limit_and_counts_every_hit() {
         let c = FixedWindowCell::new();
-        c.incr_within(0, 0, 10_000, false, 1, 1000).unwrap();
-        c.make_hot(0);
+        c.incr_within(blocks(), 0, 0, 10_000, false, 1, 1000)
+            .unwrap();
+        c.make_hot(blocks(), 0);
         assert!(c.is_hot());
         let mut admitted = 1;
         for i in 1..1500u64 {
             // Alternate stripes as two threads would.
             let hit = c
-                .incr_within(i as usize, 1, 10_000, false, 1, 1000)
+                .incr_within(blocks(), i as usize, 1, 10_000, false, 1, 1000)
                 .unwrap();
             admitted += u64::from(hit.admitted);
-            assert_eq!(c.get(1), i + 1, "leases are not counts");
+            assert_eq!(c.get(blocks(), 1), i + 1, "leases are not counts");
         }
         assert_eq!(admitted, 1000);
         // A new window starts from nothing and leases again.
-        let hit = c.incr_within(0, 10_000, 10_000, false, 1, 1000).unwrap();
+        let hit = c
+            .incr_within(blocks(), 0, 10_000, 10_000, false, 1, 1000)
+            .unwrap();
         assert!(hit.admitted);
-        assert_eq!(c.get(10_000), 1);
-        assert_eq!(c.incr(10_000, 10_000, false, 4), Ok(5));
+        assert_eq!(c.get(blocks(), 10_000), 1);
+        assert_eq!(c.incr(blocks(), 10_000, 10_000, false, 4), Ok(5));
         assert_eq!(c.expiry_ms(10_000), Some(20_000));
+        c.retire(blocks());
     }
 
     #[test]
     fn a_hot_counter_over_its_limit_counts_refusals_on_its_stripes() {
         let c = FixedWindowCell::new();
-        c.incr_within(0, 0, 10_000, false, 1, 10).unwrap();
-        c.make_hot(0);
+        c.incr_within(blocks(), 0, 0, 10_000, false, 1, 10).unwrap();
+        c.make_hot(blocks(), 0);
         for i in 1..10u64 {
             assert!(
-                c.incr_within(i as usize, 1, 10_000, false, 1, 10)
+                c.incr_within(blocks(), i as usize, 1, 10_000, false, 1, 10)
                     .unwrap()
                     .admitted
             );
         }
         // The limit is reached: the next hit drains the window and is refused.
-        assert!(!c.incr_within(0, 1, 10_000, false, 1, 10).unwrap().admitted);
+        assert!(
+            !c.incr_within(blocks(), 0, 1, 10_000, false, 1, 10)
+                .unwrap()
+                .admitted
+        );
         let shared = c.count.load(Ordering::Acquire);
         for i in 0..100usize {
-            assert!(!c.incr_within(i, 1, 10_000, false, 2, 10).unwrap().admitted);
+            assert!(
+                !c.incr_within(blocks(), i, 1, 10_000, false, 2, 10)
+                    .unwrap()
+                    .admitted
+            );
         }
         assert_eq!(
             c.count.load(Ordering::Acquire),
             shared,
             "refusals left the shared count alone"
         );
-        assert_eq!(c.get(1), 211);
-        assert_eq!(c.incr(1, 10_000, false, 1), Ok(212));
+        assert_eq!(c.get(blocks(), 1), 211);
+        assert_eq!(c.incr(blocks(), 1, 10_000, false, 1), Ok(212));
         // A caller with a higher limit on the same key sees the refusals.
-        assert!(!c.incr_within(0, 1, 10_000, false, 1, 212).unwrap().admitted);
-        assert!(c.incr_within(0, 1, 10_000, false, 1, 214).unwrap().admitted);
-        assert_eq!(c.get(1), 214);
-        // The next window starts from nothing.
         assert!(
-            c.incr_within(1, 10_000, 10_000, false, 1, 10)
+            !c.incr_within(blocks(), 0, 1, 10_000, false, 1, 212)
                 .unwrap()
                 .admitted
         );
-        assert_eq!(c.get(10_000), 1);
+        assert!(
+            c.incr_within(blocks(), 0, 1, 10_000, false, 1, 214)
+                .unwrap()
+                .admitted
+        );
+        assert_eq!(c.get(blocks(), 1), 214);
+        // The next window starts from nothing.
+        assert!(
+            c.incr_within(blocks(), 1, 10_000, 10_000, false, 1, 10)
+                .unwrap()
+                .admitted
+        );
+        assert_eq!(c.get(blocks(), 10_000), 1);
+        c.retire(blocks());
     }
 
     /// The reproducer of a divergence from `limits`: every call at one
@@ -728,19 +755,19 @@ mod tests {
     fn a_raw_increment_is_seen_by_the_leases() {
         let c = FixedWindowCell::new();
         let hit = |cost| {
-            c.incr_within(0, 0, 60_000, false, cost, 300)
+            c.incr_within(blocks(), 0, 0, 60_000, false, cost, 300)
                 .unwrap()
                 .admitted
         };
         assert!(hit(1));
-        c.make_hot(0);
+        c.make_hot(blocks(), 0);
         assert!(c.is_hot());
         assert!(hit(1), "this hit takes a lease");
-        assert_eq!(c.incr(0, 60_000, false, 101), Ok(103));
+        assert_eq!(c.incr(blocks(), 0, 60_000, false, 101), Ok(103));
         assert!(hit(5));
-        assert_eq!(c.incr(0, 60_000, false, 400), Ok(508));
+        assert_eq!(c.incr(blocks(), 0, 60_000, false, 400), Ok(508));
         assert!(!hit(2), "508 hits counted: a limit of 300 refuses");
-        assert_eq!(c.get(0), 510);
+        assert_eq!(c.get(blocks(), 0), 510);
         // Racing threads after it: nothing more is admitted.
         let admitted: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
@@ -749,7 +776,9 @@ mod tests {
                     s.spawn(move || {
                         (0..1000)
                             .filter(|_| {
-                                c.incr_within(t, 0, 60_000, false, 1, 300).unwrap().admitted
+                                c.incr_within(blocks(), t, 0, 60_000, false, 1, 300)
+                                    .unwrap()
+                                    .admitted
                             })
                             .count()
                     })
@@ -758,24 +787,27 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(admitted, 0);
-        assert_eq!(c.get(0), 4510);
+        assert_eq!(c.get(blocks(), 0), 4510);
+        c.retire(blocks());
     }
 
     #[test]
     fn a_hot_counter_keeps_elastic_expiry_and_gives_its_block_back() {
         let c = FixedWindowCell::new();
-        c.incr_within(0, 0, 10_000, true, 1, 1 << 20).unwrap();
-        c.make_hot(0);
+        c.incr_within(blocks(), 0, 0, 10_000, true, 1, 1 << 20)
+            .unwrap();
+        c.make_hot(blocks(), 0);
         assert!(c.is_hot());
-        c.incr_within(1, 4_000, 10_000, true, 1, 1 << 20).unwrap();
+        c.incr_within(blocks(), 1, 4_000, 10_000, true, 1, 1 << 20)
+            .unwrap();
         assert_eq!(c.expiry_ms(4_000), Some(14_000));
         assert!(c.is_hot(), "extending the window keeps the block");
         // Other tests claim and release blocks meanwhile: count the
         // releases of this counter's own slot.
         let slot = hot_slot(c.window.load(Ordering::Acquire));
-        let before = hot::blocks().releases(slot);
-        drop(c);
-        assert_eq!(hot::blocks().releases(slot), before + 1);
+        let before = blocks().releases(slot);
+        c.retire(blocks());
+        assert_eq!(blocks().releases(slot), before + 1);
     }
 
     /// Makes a counter with one hit at `limit` hot, then has 4 threads hit
@@ -783,8 +815,9 @@ mod tests {
     /// admitted and the count after them.
     fn hammer_hot_counter(limit: u64, hits: usize) -> (u64, u64) {
         let c = std::sync::Arc::new(FixedWindowCell::new());
-        c.incr_within(0, 0, 60_000, false, 1, limit).unwrap();
-        c.make_hot(0);
+        c.incr_within(blocks(), 0, 0, 60_000, false, 1, limit)
+            .unwrap();
+        c.make_hot(blocks(), 0);
         assert!(c.is_hot());
         let start = std::sync::Arc::new(std::sync::Barrier::new(4));
         let admitted = (0..4)
@@ -794,7 +827,7 @@ mod tests {
                     start.wait();
                     (0..hits)
                         .filter(|_| {
-                            c.incr_within(t, 1, 60_000, false, 1, limit)
+                            c.incr_within(blocks(), t, 1, 60_000, false, 1, limit)
                                 .unwrap()
                                 .admitted
                         })
@@ -805,7 +838,9 @@ mod tests {
             .into_iter()
             .map(|h| h.join().unwrap())
             .sum();
-        (admitted, c.get(1))
+        let count = c.get(blocks(), 1);
+        c.retire(blocks());
+        (admitted, count)
     }
 
     #[test]
@@ -848,6 +883,7 @@ mod tests {
 
 #[cfg(all(test, limitstore_loom))]
 mod loom_tests {
+    use super::super::hot::blocks;
     use super::*;
     use loom::sync::Arc;
     use loom::thread;
@@ -860,20 +896,20 @@ mod loom_tests {
     fn fixed_window_roll_over_is_atomic() {
         loom::model(|| {
             let c = Arc::new(FixedWindowCell::new());
-            c.incr(0, 10_000, false, 5).unwrap();
+            c.incr(blocks(), 0, 10_000, false, 5).unwrap();
             let a = {
                 let c = c.clone();
-                thread::spawn(move || c.incr(10_000, 10_000, false, 1).unwrap())
+                thread::spawn(move || c.incr(blocks(), 10_000, 10_000, false, 1).unwrap())
             };
             let b = {
                 let c = c.clone();
-                thread::spawn(move || c.incr(11_000, 10_000, false, 2).unwrap())
+                thread::spawn(move || c.incr(blocks(), 11_000, 10_000, false, 2).unwrap())
             };
             let ra = a.join().unwrap();
             let rb = b.join().unwrap();
             // Whoever rolled the window started at its own amount, the other added.
             assert!((ra, rb) == (1, 3) || (ra, rb) == (3, 2), "{ra} {rb}");
-            assert_eq!(c.get(12_000), 3);
+            assert_eq!(c.get(blocks(), 12_000), 3);
         });
     }
 
@@ -883,25 +919,26 @@ mod loom_tests {
     fn hits_racing_a_roll_over_count_once() {
         loom::model(|| {
             let c = Arc::new(FixedWindowCell::new());
-            c.incr(0, 10_000, false, 5).unwrap();
+            c.incr(blocks(), 0, 10_000, false, 5).unwrap();
             let handles: Vec<_> = (0..3)
                 .map(|_| {
                     let c = c.clone();
-                    thread::spawn(move || c.incr(10_000, 10_000, false, 1).unwrap())
+                    thread::spawn(move || c.incr(blocks(), 10_000, 10_000, false, 1).unwrap())
                 })
                 .collect();
             let mut seen: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
             seen.sort_unstable();
             assert_eq!(seen, vec![1, 2, 3]);
-            assert_eq!(c.get(10_001), 3);
+            assert_eq!(c.get(blocks(), 10_001), 3);
         });
     }
 
     /// A counter with one hit in a window from 0 to 10 s at `limit`, made hot.
     fn hot_cell(limit: u64) -> Arc<FixedWindowCell> {
         let c = Arc::new(FixedWindowCell::new());
-        c.incr_within(0, 0, 10_000, false, 1, limit).unwrap();
-        c.make_hot(0);
+        c.incr_within(blocks(), 0, 0, 10_000, false, 1, limit)
+            .unwrap();
+        c.make_hot(blocks(), 0);
         c
     }
 
@@ -910,7 +947,10 @@ mod loom_tests {
         (0..2)
             .map(|t| {
                 let c = c.clone();
-                thread::spawn(move || c.incr_within(t, 1, 10_000, false, 1, limit).unwrap())
+                thread::spawn(move || {
+                    c.incr_within(blocks(), t, 1, 10_000, false, 1, limit)
+                        .unwrap()
+                })
             })
             .collect()
     }
@@ -929,14 +969,18 @@ mod loom_tests {
                     let c = c.clone();
                     thread::spawn(move || {
                         (0..2)
-                            .filter(|_| c.incr_within(t, 1, 10_000, false, 1, 4).unwrap().admitted)
+                            .filter(|_| {
+                                c.incr_within(blocks(), t, 1, 10_000, false, 1, 4)
+                                    .unwrap()
+                                    .admitted
+                            })
                             .count()
                     })
                 })
                 .collect();
             let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
             assert_eq!(admitted + 1, 4);
-            assert_eq!(c.get(1), 5);
+            assert_eq!(c.get(blocks(), 1), 5);
         });
     }
 
@@ -951,14 +995,18 @@ mod loom_tests {
     fn hot_last_token_goes_to_exactly_one_thread() {
         loom::model(|| {
             let c = hot_cell(3);
-            assert!(c.incr_within(0, 1, 10_000, false, 1, 3).unwrap().admitted);
+            assert!(
+                c.incr_within(blocks(), 0, 1, 10_000, false, 1, 3)
+                    .unwrap()
+                    .admitted
+            );
             let admitted = two_hits(&c, 3)
                 .into_iter()
                 .map(|h| h.join().unwrap().admitted)
                 .filter(|ok| *ok)
                 .count();
             assert_eq!(admitted, 1);
-            assert_eq!(c.get(1), 4);
+            assert_eq!(c.get(blocks(), 1), 4);
         });
     }
 
@@ -970,15 +1018,23 @@ mod loom_tests {
     fn hot_refusals_on_stripes_are_counted() {
         loom::model(|| {
             let c = hot_cell(2);
-            assert!(c.incr_within(0, 1, 10_000, false, 1, 2).unwrap().admitted);
-            assert!(!c.incr_within(0, 1, 10_000, false, 1, 2).unwrap().admitted);
+            assert!(
+                c.incr_within(blocks(), 0, 1, 10_000, false, 1, 2)
+                    .unwrap()
+                    .admitted
+            );
+            assert!(
+                !c.incr_within(blocks(), 0, 1, 10_000, false, 1, 2)
+                    .unwrap()
+                    .admitted
+            );
             let refused = two_hits(&c, 2);
-            let other = c.incr_within(1, 1, 10_000, false, 1, 10).unwrap();
+            let other = c.incr_within(blocks(), 1, 1, 10_000, false, 1, 10).unwrap();
             for hit in refused {
                 assert!(!hit.join().unwrap().admitted);
             }
             assert!(other.admitted);
-            assert_eq!(c.get(1), 6);
+            assert_eq!(c.get(blocks(), 1), 6);
         });
     }
 
@@ -992,24 +1048,34 @@ mod loom_tests {
         loom::model(|| {
             let c = hot_cell(100);
             // Stripe 0 takes a lease.
-            assert!(c.incr_within(0, 1, 10_000, false, 1, 100).unwrap().admitted);
+            assert!(
+                c.incr_within(blocks(), 0, 1, 10_000, false, 1, 100)
+                    .unwrap()
+                    .admitted
+            );
             let done = Arc::new(AtomicBool::new(false));
             let raw = {
                 let (c, done) = (c.clone(), done.clone());
                 thread::spawn(move || {
-                    c.incr(1, 10_000, false, 100).unwrap();
+                    c.incr(blocks(), 1, 10_000, false, 100).unwrap();
                     done.store(true, Ordering::SeqCst);
                 })
             };
             let after = done.load(Ordering::SeqCst);
-            let hit = c.incr_within(0, 1, 10_000, false, 1, 100).unwrap();
+            let hit = c
+                .incr_within(blocks(), 0, 1, 10_000, false, 1, 100)
+                .unwrap();
             raw.join().unwrap();
             if after {
                 assert!(!hit.admitted, "a lease admitted past a raw increment");
             }
-            assert_eq!(c.get(1), 103);
-            assert!(!c.incr_within(0, 1, 10_000, false, 1, 100).unwrap().admitted);
-            assert_eq!(c.get(1), 104);
+            assert_eq!(c.get(blocks(), 1), 103);
+            assert!(
+                !c.incr_within(blocks(), 0, 1, 10_000, false, 1, 100)
+                    .unwrap()
+                    .admitted
+            );
+            assert_eq!(c.get(blocks(), 1), 104);
         });
     }
 

@@ -27,9 +27,11 @@
 //!    count before this hit came after it.
 //! 4. **A raw increment drains first**, so no lease outlives a count it was
 //!    not sized for.
-//! 5. **Blocks are few and given back**: at most [`SLOTS`] per process; a
-//!    counter keeps its block until it leaves its table (its `Drop` gives it
-//!    back), and a counter that finds none free stays on the shared count.
+//! 5. **Blocks are few, per storage, and given back**: each `MemoryStorage`
+//!    has its own [`SLOTS`] blocks (so one storage's hot keys never starve
+//!    another's); a counter keeps its block until it leaves its table (the
+//!    table retires it: `Table::retiring`), and a counter that finds none
+//!    free stays on the shared count.
 //!
 //! Loom models in `cell.rs` check 1–4 (`hot_leases_admit_exactly_the_limit`,
 //! `hot_last_token_goes_to_exactly_one_thread`,
@@ -41,7 +43,7 @@ use crossbeam_utils::CachePadded;
 use super::cell::{generation, low as remaining, older, pack};
 use crate::sync::{AtomicU64, Ordering};
 
-/// Blocks in the process: the slot numbers `1..=SLOTS` fit in 6 bits of a
+/// Blocks per storage: the slot numbers `1..=SLOTS` fit in 6 bits of a
 /// counter's window word (0 meaning none).
 #[cfg(not(limitstore_loom))]
 pub(crate) const SLOTS: usize = 63;
@@ -412,22 +414,34 @@ fn backoff(spins: &mut u32) {
     *spins = spins.saturating_add(1);
 }
 
-/// The process's blocks and which are in use.
-#[derive(Debug)]
+/// A storage's blocks and which are in use. The blocks are made when the
+/// first is claimed, so a storage whose keys never get hot holds none.
 pub(crate) struct Blocks {
     used: AtomicU64,
-    blocks: Box<[Block]>,
+    blocks: std::sync::OnceLock<Box<[Block]>>,
+    stripes: usize,
     /// Releases of each slot, so a test can tell that its own block came
     /// back while other tests claim and release theirs.
     #[cfg(all(test, not(limitstore_loom)))]
     releases: Box<[AtomicU64]>,
 }
 
+impl std::fmt::Debug for Blocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocks")
+            .field("made", &self.blocks.get().is_some())
+            .field("in_use", &self.used.load(Ordering::Relaxed).count_ones())
+            .finish()
+    }
+}
+
 impl Blocks {
+    /// [`SLOTS`] blocks of `stripes` stripes each (rounded to a power of two).
     pub(crate) fn new(stripes: usize) -> Self {
         Blocks {
             used: AtomicU64::new(0),
-            blocks: (0..SLOTS).map(|_| Block::new(stripes)).collect(),
+            blocks: std::sync::OnceLock::new(),
+            stripes,
             #[cfg(all(test, not(limitstore_loom)))]
             releases: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -475,7 +489,10 @@ impl Blocks {
     /// The block of `slot` (`1..=SLOTS`).
     #[inline]
     pub(crate) fn block(&self, slot: u64) -> &Block {
-        &self.blocks[(slot - 1) as usize]
+        let blocks = self
+            .blocks
+            .get_or_init(|| (0..SLOTS).map(|_| Block::new(self.stripes)).collect());
+        &blocks[(slot - 1) as usize]
     }
 
     /// Blocks in use.
@@ -539,8 +556,8 @@ pub(crate) fn contended(key: u64, now_ms: u64, shared: u64, amount: u64) -> bool
         .unwrap_or(false)
 }
 
-/// The process's blocks, made on first use.
-#[cfg(not(limitstore_loom))]
+/// Blocks shared by the unit tests of the cells, made on first use.
+#[cfg(all(test, not(limitstore_loom)))]
 pub(crate) fn blocks() -> &'static Blocks {
     static BLOCKS: std::sync::OnceLock<Blocks> = std::sync::OnceLock::new();
     BLOCKS.get_or_init(|| Blocks::new(super::stripe::stripes()))

@@ -16,6 +16,12 @@ pub(crate) fn stripes() -> usize {
     })
 }
 
+/// Two stripes under model checking, as the models' threads.
+#[cfg(limitstore_loom)]
+pub(crate) fn stripes() -> usize {
+    2
+}
+
 std::thread_local! {
     /// This thread's index plus one; 0 until first asked.
     static INDEX: Cell<usize> = const { Cell::new(0) };

@@ -100,8 +100,12 @@ impl<V> Slot<V> {
 
 type Map<V> = HashMap<Key, Slot<V>, BuildHasherDefault<PassThrough>>;
 
+/// Called on each value as it leaves the table (see [`Table::retiring`]).
+type Retire<V> = Box<dyn Fn(&V) + Send + Sync>;
+
 pub(crate) struct Table<V> {
     shards: Box<[ShardedLock<Map<V>>]>,
+    retire: Retire<V>,
     /// `shards.len() - 1`; the shard is picked by the hash's high 64 bits.
     mask: usize,
     shard_capacity: usize,
@@ -139,7 +143,16 @@ impl<V: Expiring> Table<V> {
                 .collect(),
             mask: shards - 1,
             shard_capacity: (max_entries / shards).max(1),
+            retire: Box::new(|_| {}),
         }
+    }
+
+    /// This table, calling `retire` on each value as it leaves (removed,
+    /// cleared, purged, evicted or rebuilt), under its shard's exclusive
+    /// lock: what a value holding something of its storage's gives back.
+    pub(crate) fn retiring(mut self, retire: impl Fn(&V) + Send + Sync + 'static) -> Self {
+        self.retire = Box::new(retire);
+        self
     }
 
     #[inline]
@@ -175,7 +188,7 @@ impl<V: Expiring> Table<V> {
         }
         let mut guard = write(shard);
         if !guard.contains_key(&Key::from(key)) && guard.len() >= self.shard_capacity {
-            evict(&mut guard, now, self.shard_capacity);
+            evict(&mut guard, now, self.shard_capacity, &self.retire);
         }
         let slot = guard.entry(Key::from(key)).or_insert_with(|| Slot {
             value: make(),
@@ -206,13 +219,14 @@ impl<V: Expiring> Table<V> {
         }
         let mut guard = write(shard);
         if !guard.contains_key(&Key::from(key)) && guard.len() >= self.shard_capacity {
-            evict(&mut guard, now, self.shard_capacity);
+            evict(&mut guard, now, self.shard_capacity, &self.retire);
         }
         let slot = match guard.entry(Key::from(key)) {
             Entry::Occupied(mut occupied) => {
                 if stale(&occupied.get().value) {
                     let value = rebuild(Some(&occupied.get().value));
-                    occupied.get_mut().value = value;
+                    let old = std::mem::replace(&mut occupied.get_mut().value, value);
+                    (self.retire)(&old);
                 }
                 occupied.into_mut()
             }
@@ -227,7 +241,11 @@ impl<V: Expiring> Table<V> {
 
     /// Removes `key`; returns whether it was present.
     pub(crate) fn remove(&self, key: u128) -> bool {
-        write(self.shard(key)).remove(&Key::from(key)).is_some()
+        let removed = write(self.shard(key)).remove(&Key::from(key));
+        if let Some(slot) = &removed {
+            (self.retire)(&slot.value);
+        }
+        removed.is_some()
     }
 
     /// Removes everything; returns how many entries were still live at `now`.
@@ -237,6 +255,7 @@ impl<V: Expiring> Table<V> {
             .map(|s| {
                 let mut g = write(s);
                 let live = g.values().filter(|v| v.value.expires_at(now) > now).count();
+                g.values().for_each(|v| (self.retire)(&v.value));
                 g.clear();
                 g.shrink_to_fit();
                 live
@@ -251,7 +270,7 @@ impl<V: Expiring> Table<V> {
             .map(|s| {
                 let mut g = write(s);
                 let before = g.len();
-                g.retain(|_, v| v.value.expires_at(now) > now);
+                g.retain(|_, v| kept(&v.value, now, &self.retire));
                 before - g.len()
             })
             .sum()
@@ -282,8 +301,8 @@ fn write<V>(shard: &ShardedLock<Map<V>>) -> ShardedLockWriteGuard<'_, Map<V>> {
 
 /// Makes room in a full shard: expired entries first, then the least
 /// recently used eighth.
-fn evict<V: Expiring>(map: &mut Map<V>, now: u64, capacity: usize) {
-    map.retain(|_, v| v.value.expires_at(now) > now);
+fn evict<V: Expiring>(map: &mut Map<V>, now: u64, capacity: usize, retire: &Retire<V>) {
+    map.retain(|_, v| kept(&v.value, now, retire));
     if map.len() < capacity {
         return;
     }
@@ -295,8 +314,19 @@ fn evict<V: Expiring>(map: &mut Map<V>, now: u64, capacity: usize) {
         .collect();
     ages.select_nth_unstable(excess - 1);
     for (_, key) in &ages[..excess] {
-        map.remove(key);
+        if let Some(slot) = map.remove(key) {
+            retire(&slot.value);
+        }
     }
+}
+
+/// Whether `value` is still live at `now`; retires it if not.
+fn kept<V: Expiring>(value: &V, now: u64, retire: &Retire<V>) -> bool {
+    let live = value.expires_at(now) > now;
+    if !live {
+        retire(value);
+    }
+    live
 }
 
 #[cfg(all(test, not(limitstore_loom)))]
