@@ -41,6 +41,32 @@ use table::{default_shards, Expiring, Table};
 const NANOS: u64 = 1_000_000_000;
 const NANOS_PER_MS: u64 = 1_000_000;
 
+/// A key's 128-bit hash under `seed`: what the engine (and a write-behind
+/// node) keeps of it. 128 bits because only the hash is kept, so two keys
+/// whose hashes collide would share a counter: with a random seed per
+/// storage, a collision among 2^30 keys has odds of about 2^-69.
+#[inline]
+pub(crate) fn hash_str(seed: u64, key: &str) -> u128 {
+    xxh3_128_with_seed(key.as_bytes(), seed)
+}
+
+/// The hash [`hash_str`] gives the key's string, from its parts: gathered
+/// on the stack when they fit in 128 bytes, streamed otherwise; either way
+/// the same seeded xxh3-128 of the same bytes, so a limiter and a caller
+/// holding the key string reach the same state.
+#[inline]
+pub(crate) fn hash_parts(seed: u64, key: &LimitKey<'_>) -> u128 {
+    let mut buf = [0u8; 128];
+    match key.gather(&mut buf) {
+        Some(bytes) => xxh3_128_with_seed(bytes, seed),
+        None => {
+            let mut hasher = Xxh3::with_seed(seed);
+            key.pieces().for_each(|piece| hasher.update(piece));
+            hasher.digest128()
+        }
+    }
+}
+
 /// Entries per table when no bound is given.
 pub const DEFAULT_MAX_ENTRIES: usize = 1 << 20;
 
@@ -231,23 +257,12 @@ impl Default for MemoryStorage<DefaultClock> {
 impl<C: Clock> MemoryStorage<C> {
     #[inline]
     fn hash(&self, key: &str) -> u128 {
-        xxh3_128_with_seed(key.as_bytes(), self.seed)
+        hash_str(self.seed, key)
     }
 
-    /// The hash [`hash`](Self::hash) gives the key's string, from its parts:
-    /// gathered on the stack when they fit there, streamed otherwise; either
-    /// way the same seeded xxh3-128 of the same bytes.
     #[inline]
     fn hash_parts(&self, key: &LimitKey<'_>) -> u128 {
-        let mut buf = [0u8; 128];
-        match key.gather(&mut buf) {
-            Some(bytes) => xxh3_128_with_seed(bytes, self.seed),
-            None => {
-                let mut hasher = Xxh3::with_seed(self.seed);
-                key.pieces().for_each(|piece| hasher.update(piece));
-                hasher.digest128()
-            }
-        }
+        hash_parts(self.seed, key)
     }
 
     /// The clock this storage reads.

@@ -119,6 +119,32 @@ fn counts_rebase_on_the_global_value() {
     assert_eq!(remote.slot("k", w, "a"), 3);
 }
 
+/// A limiter hands the node its key as parts, which a hit on a window the
+/// node already counts only hashes; a caller holding the key string counts
+/// in the same window, and the remote gets one slot under the string, at
+/// key lengths on both sides of the parts' 128-byte stack buffer.
+#[test]
+fn a_limiter_and_its_key_string_count_in_the_same_window() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let a = Arc::new(node(&remote, "a", &clock, HOUR));
+    let limiter = limitstore::FixedWindowRateLimiter::new(Arc::clone(&a));
+    let item = RateLimitItem::per_minute(6).unwrap();
+    let w = window0(60);
+    let long = "x".repeat(200);
+    for ids in [vec!["user", "1"], vec![long.as_str()]] {
+        let key = item.key_for(&ids);
+        assert!(limiter.hit(&item, &ids, 2).unwrap());
+        assert_eq!(a.incr(&key, 60, false, 1).unwrap(), 3);
+        assert!(limiter.hit(&item, &ids, 3).unwrap());
+        assert!(!limiter.hit(&item, &ids, 1).unwrap());
+        assert_eq!(a.get(&key).unwrap(), 7);
+        a.flush().unwrap();
+        assert_eq!(remote.total(&key, w), 7);
+        assert_eq!(remote.slot(&key, w, "a"), 7);
+    }
+}
+
 #[test]
 fn two_nodes_sharing_a_key_converge_after_sync() {
     let clock = FakeClock::new();

@@ -43,7 +43,6 @@ use std::hash::BuildHasherDefault;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use xxhash_rust::xxh3::xxh3_128_with_seed;
 
 use super::state::{window_of, Entry, Win};
 use super::stats::Stats;
@@ -51,10 +50,10 @@ use super::target::{Budget, Report, Share, SyncTarget};
 use super::FailurePolicy;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::memory::{Key, PassThrough};
+use crate::memory::{hash_parts, hash_str, Key, PassThrough};
 use crate::storage::{
-    validate_acquire, validate_amount, validate_expiry, validate_key, SlidingWindow,
-    SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow, MAX_AMOUNT,
+    validate_acquire, validate_amount, validate_expiry, validate_key, LimitKey, SlidingWindow,
+    SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow, MAX_AMOUNT, MAX_KEY_LEN,
 };
 
 /// Locks that serialize write-through operations per key.
@@ -302,30 +301,40 @@ impl WriteBehind {
             return Ok((window, self.through(key, expiry, &[window], amount)?[0]));
         }
         let k = self.key(key);
-        let counted = |e: &Entry, w: &Win| {
-            let count = w.add(amount);
-            let early = self.over_unsynced(w);
-            self.mark_dirty(k, e);
-            if early {
-                self.request_early(k, e);
-            }
-            count
-        };
-        // A window that exists: the shard's shared lock and atomics.
-        if let Some(e) = self.map.get(&k) {
-            if let Some(w) = e.find(expiry, window) {
-                return Ok((window, counted(&e, w)));
-            }
+        if let Some(count) = self.count_in_existing(k, expiry, window, amount) {
+            return Ok((window, count));
         }
         let count = self.with_entry(key, k, |e| {
             e.win_mut(expiry, window);
             let w = e.find(expiry, window).expect("just made");
-            counted(e, w)
+            self.counted(k, e, w, amount)
         });
         match count {
             Some(count) => Ok((window, count)),
             None => Ok((window, self.unrecorded(amount)?)),
         }
+    }
+
+    /// Counts `amount` in `key`'s window if the window exists: the shard's
+    /// shared lock and atomics. `None` when it does not (the caller creates it).
+    #[inline]
+    fn count_in_existing(&self, k: Key, expiry: u64, window: u64, amount: u64) -> Option<u64> {
+        let e = self.map.get(&k)?;
+        let w = e.find(expiry, window)?;
+        Some(self.counted(k, &e, w, amount))
+    }
+
+    /// Counts `amount` in window `w` of entry `e` (keyed `k`) and marks it
+    /// for the syncer; returns the node's count of the window.
+    #[inline]
+    fn counted(&self, k: Key, e: &Entry, w: &Win, amount: u64) -> u64 {
+        let count = w.add(amount);
+        let early = self.over_unsynced(w);
+        self.mark_dirty(k, e);
+        if early {
+            self.request_early(k, e);
+        }
+        count
     }
 
     /// A fixed-window hit of `amount` against `limit`, as
@@ -493,7 +502,7 @@ impl WriteBehind {
     /// memory engine keys its counters; a collision is as unlikely).
     #[inline]
     fn key(&self, key: &str) -> Key {
-        Key::from(xxh3_128_with_seed(key.as_bytes(), self.seed))
+        Key::from(hash_str(self.seed, key))
     }
 
     /// Runs `f` on the entry of `key` (hashed as `k`), creating it if needed
@@ -1103,6 +1112,33 @@ impl Storage for WriteBehind {
             return Ok(self.incr(key, expiry, elastic_expiry, amount)? <= limit);
         }
         Ok(self.hit_in_window(key, expiry, limit, amount)?.1)
+    }
+
+    /// As [`incr_within`](Self::incr_within); a hit on a window this node
+    /// already counts hashes the key's parts and builds no string (the
+    /// string is built to create a window, to report and under budget split).
+    fn incr_within_key(
+        &self,
+        key: LimitKey<'_>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        let plain = !elastic_expiry && !self.budget_split && !self.is_write_through();
+        if plain
+            && key.len() <= MAX_KEY_LEN
+            && validate_expiry(expiry).is_ok()
+            && validate_amount(amount).is_ok()
+            && self.closed_error().is_none()
+        {
+            let (_, window) = self.window(expiry);
+            let k = Key::from(hash_parts(self.seed, &key));
+            if let Some(count) = self.count_in_existing(k, expiry, window, amount) {
+                return Ok(count <= limit);
+            }
+        }
+        key.with_str(|key| self.incr_within(key, expiry, elastic_expiry, amount, limit))
     }
 
     /// The current window's count of the most recent expiry this node used

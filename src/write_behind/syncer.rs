@@ -12,7 +12,7 @@ use super::storage::{Config, WriteBehind};
 use super::target::SyncTarget;
 use crate::clock::{Clock, DefaultClock};
 use crate::error::{Error, Result};
-use crate::storage::{SlidingWindowCounterSupport, Storage};
+use crate::storage::{LimitKey, SlidingWindowCounterSupport, Storage};
 
 /// What the hit path does while the remote is unreachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -447,6 +447,17 @@ impl Storage for WriteBehindHandle {
     ) -> Result<bool> {
         self.storage
             .incr_within(key, expiry, elastic_expiry, amount, limit)
+    }
+    fn incr_within_key(
+        &self,
+        key: LimitKey<'_>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        self.storage
+            .incr_within_key(key, expiry, elastic_expiry, amount, limit)
     }
     fn get(&self, key: &str) -> Result<u64> {
         self.storage.get(key)
