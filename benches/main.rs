@@ -16,8 +16,11 @@
 //! - `hit_parts/*`: one thread, one hot key: what a fixed-window `hit`
 //!   spends its time on, part by part (building the `limits`-layout key,
 //!   hashing it, a shard's read lock and unlock, the storage call with the
-//!   key already built, the whole `hit`, the asynchronous limiter's `hit`
-//!   polled once), beside `governor`'s `check_key`.
+//!   key already built and with the key as its parts, the whole `hit`, the asynchronous limiter's `hit`
+//!   polled once), beside `governor`'s `check_key`;
+//! - `table_probe/{hot_key,100k_keys}/*`: the table alone, the key already
+//!   hashed: the engine's shard structure (`ShardedLock` over `hashbrown`)
+//!   against an open-addressing table of atomics, each adding to a counter.
 //!
 //! `N` is the machine's hardware threads (at least 2). Multi-threaded rows
 //! report the time per hit of the slowest thread, each thread doing the
@@ -269,6 +272,9 @@ fn hit_parts(c: &mut Criterion) {
     group.bench_function("storage_incr_within", |b| {
         b.iter(|| memory.incr_within(black_box(&key), 1, false, 1, item.amount()))
     });
+    group.bench_function("storage_incr_within_key", |b| {
+        b.iter(|| memory.incr_within_key(item.key(&[black_box(&id)]), 1, false, 1, item.amount()))
+    });
     let limiter = FixedWindowRateLimiter::new(Arc::new(storage()));
     group.bench_function("limitstore_hit", |b| {
         b.iter(|| limiter.hit(&item, &[black_box(&id)], 1))
@@ -296,6 +302,131 @@ fn hit_parts(c: &mut Criterion) {
     group.finish();
 }
 
+/// The engine's shard structure with an atomic counter per key, the key
+/// already hashed: a `ShardedLock` over a `hashbrown` map, by the high bits.
+struct LockedShards {
+    shards: Vec<crossbeam_utils::sync::ShardedLock<Shard>>,
+}
+
+/// A shard of [`LockedShards`]: the key's low word is its hash, as in the engine.
+type Shard = hashbrown::HashMap<u128, AtomicU64, std::hash::BuildHasherDefault<LowWord>>;
+
+#[derive(Default)]
+struct LowWord(u64);
+
+impl std::hash::Hasher for LowWord {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.0 = i as u64;
+    }
+}
+
+impl LockedShards {
+    fn new(keys: &[u128]) -> Self {
+        let shards: Vec<_> = (0..8)
+            .map(|_| crossbeam_utils::sync::ShardedLock::new(Shard::default()))
+            .collect();
+        for &k in keys {
+            let mut shard = shards[(k >> 64) as usize & 7]
+                .write()
+                .expect("not poisoned");
+            shard.insert(k, AtomicU64::new(0));
+        }
+        LockedShards { shards }
+    }
+
+    #[inline]
+    fn hit(&self, k: u128) -> u64 {
+        let shard = self.shards[(k >> 64) as usize & 7]
+            .read()
+            .expect("not poisoned");
+        shard
+            .get(&k)
+            .map_or(0, |c| c.fetch_add(1, Ordering::AcqRel))
+    }
+}
+
+/// A fixed-capacity open-addressing table of the same counters: the key's
+/// two words and its count in atomics, found by a linear probe that writes
+/// nothing but the count (no lock word, no eviction: the floor a lock-free
+/// table would reach).
+struct OpenAddressing {
+    slots: Box<[[AtomicU64; 3]]>,
+    mask: usize,
+}
+
+impl OpenAddressing {
+    fn new(keys: &[u128]) -> Self {
+        let n = (keys.len() * 2).next_power_of_two();
+        let table = OpenAddressing {
+            slots: (0..n).map(|_| Default::default()).collect(),
+            mask: n - 1,
+        };
+        for &k in keys {
+            let mut i = k as usize & table.mask;
+            while table.slots[i][0].load(Ordering::Relaxed) != 0 {
+                i = (i + 1) & table.mask;
+            }
+            table.slots[i][0].store(k as u64, Ordering::Relaxed);
+            table.slots[i][1].store((k >> 64) as u64, Ordering::Relaxed);
+        }
+        table
+    }
+
+    #[inline]
+    fn hit(&self, k: u128) -> u64 {
+        let (lo, hi) = (k as u64, (k >> 64) as u64);
+        let mut i = lo as usize & self.mask;
+        loop {
+            let [key_lo, key_hi, count] = &self.slots[i];
+            let found = key_lo.load(Ordering::Acquire);
+            if found == lo && key_hi.load(Ordering::Acquire) == hi {
+                return count.fetch_add(1, Ordering::AcqRel);
+            }
+            if found == 0 {
+                return 0;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+/// What the table costs a hit, the key already hashed: the engine's shard
+/// structure against an open-addressing table of atomics, on one key and on
+/// 100,000 keys in a scattered order, one thread.
+fn table_probe(c: &mut Criterion) {
+    for (name, n) in [("hot_key", 1), ("100k_keys", 100_000)] {
+        let mut group = c.benchmark_group(format!("table_probe/{name}"));
+        let keys: Vec<u128> = identifiers(n)
+            .iter()
+            .map(|id| xxhash_rust::xxh3::xxh3_128_with_seed(id.as_bytes(), 7))
+            .collect();
+        let locked = LockedShards::new(&keys);
+        let open = OpenAddressing::new(&keys);
+        let mut at = 0;
+        group.bench_function("sharded-lock-hashbrown", |b| {
+            b.iter(|| {
+                at = (at + 1) % keys.len();
+                locked.hit(black_box(keys[at]))
+            })
+        });
+        group.bench_function("open-addressing", |b| {
+            b.iter(|| {
+                at = (at + 1) % keys.len();
+                open.hit(black_box(keys[at]))
+            })
+        });
+        group.finish();
+    }
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -306,6 +437,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = fixed_window_vs_peers, every_strategy, hit_parts
+    targets = fixed_window_vs_peers, every_strategy, hit_parts, table_probe
 }
 criterion_main!(benches);
