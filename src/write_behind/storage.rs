@@ -52,8 +52,8 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::memory::{hash_parts, hash_str, Key, PassThrough};
 use crate::storage::{
-    validate_acquire, validate_amount, validate_expiry, validate_key, LimitKey, SlidingWindow,
-    SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow, MAX_AMOUNT, MAX_KEY_LEN,
+    validate_acquire, validate_amount, validate_expiry, validate_key, validate_key_len, LimitKey,
+    SlidingWindow, SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow, MAX_AMOUNT,
 };
 
 /// Locks that serialize write-through operations per key.
@@ -1127,7 +1127,7 @@ impl Storage for WriteBehind {
     ) -> Result<bool> {
         let plain = !elastic_expiry && !self.budget_split && !self.is_write_through();
         if plain
-            && key.len() <= MAX_KEY_LEN
+            && validate_key_len(key.len()).is_ok()
             && validate_expiry(expiry).is_ok()
             && validate_amount(amount).is_ok()
             && self.closed_error().is_none()
