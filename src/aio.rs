@@ -51,7 +51,9 @@ pub use strategy::{
 };
 
 use crate::error::Result;
-use crate::storage::{lacks, Capability, FixedWindow, MovingWindow, SlidingWindow};
+use crate::storage::{
+    lacks, Capability, FixedWindow, LimitKey, MovingWindow, PooledKey, SlidingWindow,
+};
 
 /// A boxed future that can move between threads, as the async traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -106,6 +108,45 @@ pub trait AsyncStorage: Send + Sync + std::fmt::Debug {
             let count = self.get(key).await?;
             let expires_at = self.get_expiry(key).await?;
             Ok((within, FixedWindow { count, expires_at }))
+        })
+    }
+
+    /// [`incr_within`](AsyncStorage::incr_within) on the key given as its
+    /// parts, as the limiters call it; see
+    /// [`Storage::incr_within_key`](crate::Storage::incr_within_key). The
+    /// default joins the key string and awaits `incr_within`; the memory
+    /// engine and write-behind nodes hash the parts where they lie.
+    fn incr_within_key<'a>(
+        &'a self,
+        key: LimitKey<'a>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let key = PooledKey::new(&key);
+        Box::pin(async move {
+            self.incr_within(&key, expiry, elastic_expiry, amount, limit)
+                .await
+        })
+    }
+
+    /// [`incr_within_and_window`](AsyncStorage::incr_within_and_window) on
+    /// the key given as its parts. The default joins the key string and
+    /// awaits `incr_within_and_window`; the memory engine answers from one
+    /// lookup of the counter.
+    fn incr_within_and_window_key<'a>(
+        &'a self,
+        key: LimitKey<'a>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<(bool, FixedWindow)>> {
+        let key = PooledKey::new(&key);
+        Box::pin(async move {
+            self.incr_within_and_window(&key, expiry, elastic_expiry, amount, limit)
+                .await
         })
     }
 
@@ -181,6 +222,38 @@ pub trait AsyncMovingWindowSupport: Send + Sync {
             Ok((acquired, window))
         })
     }
+
+    /// [`acquire_entry`](AsyncMovingWindowSupport::acquire_entry) on the key
+    /// given as its parts; see
+    /// [`MovingWindowSupport::acquire_entry_key`](crate::MovingWindowSupport::acquire_entry_key).
+    /// The default joins the key string and awaits `acquire_entry`.
+    fn acquire_entry_key<'a>(
+        &'a self,
+        key: LimitKey<'a>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let key = PooledKey::new(&key);
+        Box::pin(async move { self.acquire_entry(&key, limit, expiry, amount).await })
+    }
+
+    /// [`acquire_entry_and_window`](AsyncMovingWindowSupport::acquire_entry_and_window)
+    /// on the key given as its parts. The default joins the key string and
+    /// awaits `acquire_entry_and_window`.
+    fn acquire_entry_and_window_key<'a>(
+        &'a self,
+        key: LimitKey<'a>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
+        let key = PooledKey::new(&key);
+        Box::pin(async move {
+            self.acquire_entry_and_window(&key, limit, expiry, amount)
+                .await
+        })
+    }
 }
 
 /// The asynchronous twin of
@@ -219,6 +292,41 @@ pub trait AsyncSlidingWindowCounterSupport: Send + Sync {
                 .await?;
             let window = self.get_sliding_window(key, expiry).await?;
             Ok((acquired, window))
+        })
+    }
+
+    /// [`acquire_sliding_window_entry`](AsyncSlidingWindowCounterSupport::acquire_sliding_window_entry)
+    /// on the key given as its parts; see
+    /// [`SlidingWindowCounterSupport::acquire_sliding_window_entry_key`](crate::SlidingWindowCounterSupport::acquire_sliding_window_entry_key).
+    /// The default joins the key string and awaits the acquire.
+    fn acquire_sliding_window_entry_key<'a>(
+        &'a self,
+        key: LimitKey<'a>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let key = PooledKey::new(&key);
+        Box::pin(async move {
+            self.acquire_sliding_window_entry(&key, limit, expiry, amount)
+                .await
+        })
+    }
+
+    /// [`acquire_sliding_window_entry_and_window`](AsyncSlidingWindowCounterSupport::acquire_sliding_window_entry_and_window)
+    /// on the key given as its parts. The default joins the key string and
+    /// awaits `acquire_sliding_window_entry_and_window`.
+    fn acquire_sliding_window_entry_and_window_key<'a>(
+        &'a self,
+        key: LimitKey<'a>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
+        let key = PooledKey::new(&key);
+        Box::pin(async move {
+            self.acquire_sliding_window_entry_and_window(&key, limit, expiry, amount)
+                .await
         })
     }
 

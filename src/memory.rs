@@ -321,9 +321,11 @@ impl<C: Clock> MemoryStorage<C> {
             })
     }
 
-    /// `incr_within` on the counter of `hash` (`key` names it in errors).
+    /// `incr_within` on the counter of `hash` (`key` names it in errors);
+    /// `then(cell, now_ms, admitted)` answers, still holding the counter.
     #[inline]
-    fn hit_within(
+    #[allow(clippy::too_many_arguments)] // a hit's arguments, in registers
+    fn hit_within<R>(
         &self,
         key: impl std::fmt::Display,
         hash: u128,
@@ -331,7 +333,8 @@ impl<C: Clock> MemoryStorage<C> {
         elastic_expiry: bool,
         amount: u64,
         limit: u64,
-    ) -> Result<bool> {
+        then: impl FnOnce(&FixedWindowCell, u64, bool) -> R,
+    ) -> Result<R> {
         let stripe = thread_stripe();
         self.hit_counter(
             key,
@@ -353,9 +356,74 @@ impl<C: Clock> MemoryStorage<C> {
                         cell.make_hot(&self.blocks, now_ms);
                     }
                 }
-                Ok(hit.admitted)
+                Ok(then(cell, now_ms, hit.admitted))
             },
         )
+    }
+
+    /// `incr_within` on the counter of `hash`, answering the counter as the
+    /// hit leaves it as well: one lookup where `incr_within`, `get` and
+    /// `get_expiry` would make three.
+    #[cfg(feature = "async")]
+    fn hit_and_window(
+        &self,
+        key: impl std::fmt::Display,
+        hash: u128,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(bool, crate::storage::FixedWindow)> {
+        self.hit_within(
+            key,
+            hash,
+            expiry,
+            elastic_expiry,
+            amount,
+            limit,
+            |cell, now_ms, admitted| {
+                let window = crate::storage::FixedWindow {
+                    count: cell.get(&self.blocks, now_ms),
+                    expires_at: cell
+                        .expiry_ms(now_ms)
+                        .map_or(0.0, |at| self.clock.to_unix(at * NANOS_PER_MS)),
+                };
+                (admitted, window)
+            },
+        )
+    }
+
+    /// [`Storage::incr_within`], answering the counter's count and expiry
+    /// after the hit as `get` and `get_expiry` would, from one lookup (what
+    /// the asynchronous limiters' `decide` asks for).
+    #[cfg(feature = "async")]
+    pub(crate) fn incr_within_and_window(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(bool, crate::storage::FixedWindow)> {
+        validate_key(key)?;
+        let hash = self.hash(key);
+        self.hit_and_window(key, hash, expiry, elastic_expiry, amount, limit)
+    }
+
+    /// [`incr_within_and_window`](Self::incr_within_and_window) on the key
+    /// given as its parts.
+    #[cfg(feature = "async")]
+    pub(crate) fn incr_within_and_window_key(
+        &self,
+        key: LimitKey<'_>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(bool, crate::storage::FixedWindow)> {
+        validate_key_len(key.len())?;
+        let hash = self.hash_parts(&key);
+        self.hit_and_window(key, hash, expiry, elastic_expiry, amount, limit)
     }
 
     /// A moving-window acquire on the ring of `hash`, arguments checked.
@@ -426,7 +494,15 @@ impl<C: Clock> Storage for MemoryStorage<C> {
         limit: u64,
     ) -> Result<bool> {
         validate_key(key)?;
-        self.hit_within(key, self.hash(key), expiry, elastic_expiry, amount, limit)
+        self.hit_within(
+            key,
+            self.hash(key),
+            expiry,
+            elastic_expiry,
+            amount,
+            limit,
+            |_, _, admitted| admitted,
+        )
     }
 
     #[inline]
@@ -446,6 +522,7 @@ impl<C: Clock> Storage for MemoryStorage<C> {
             elastic_expiry,
             amount,
             limit,
+            |_, _, admitted| admitted,
         )
     }
 

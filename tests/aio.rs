@@ -264,3 +264,125 @@ fn uris() {
     let e = limitstore::storage_from_string("async+memory://", &Options::new()).unwrap_err();
     assert!(e.message().contains("async_storage_from_string"), "{e}");
 }
+
+/// Async limiters hand storages their key as parts; hits through them and
+/// calls with the key string reach one state, at key lengths around the
+/// memory engine's 128-byte gather, on every in-place storage and through
+/// the blocking pool; `decide` answers the counter `get` and `get_expiry`
+/// read.
+#[test]
+fn async_limiters_and_key_strings_reach_the_same_state() {
+    let rt = runtime();
+    let clock = FakeClock::new();
+    let memory = Arc::new(memory(&clock));
+    let storages: [(&str, Arc<dyn AsyncStorage>); 3] = [
+        ("memory", memory.clone()),
+        ("blocking", Arc::new(Blocking::new(memory.clone()))),
+        (
+            "write-behind",
+            async_storage_from_string("writebehind+memory://", &Options::new()).unwrap(),
+        ),
+    ];
+    // "n1f/" + id + "/5/1/minute": 15 bytes around the identifier.
+    let sized: Vec<String> = [112, 113, 114, 5000].map(|n| "x".repeat(n)).to_vec();
+    let mut identities: Vec<Vec<&str>> = vec![vec!["user"], vec!["a", "b"], vec![]];
+    identities.extend(sized.iter().map(|id| vec![id.as_str()]));
+    for (ns, (name, storage)) in ["n1", "n2", "n3"].into_iter().zip(storages) {
+        // One namespace per storage and strategy: no two share a key.
+        let items =
+            ["f", "m", "s"].map(|s| parse("5/minute").unwrap().with_namespace(ns.to_owned() + s));
+        let fixed = async_limiter_for(Strategy::FixedWindow, storage.clone()).unwrap();
+        let moving = async_limiter_for(Strategy::MovingWindow, storage.clone());
+        let sliding = async_limiter_for(Strategy::SlidingWindowCounter, storage.clone());
+        // A capability the storage lacks is refused when the limiter is built.
+        for (limiter, has) in [
+            (&moving, storage.moving_window().is_some()),
+            (&sliding, storage.sliding_window().is_some()),
+        ] {
+            match limiter {
+                Ok(_) => assert!(has, "{name}"),
+                Err(e) => assert!(!has && e.kind() == ErrorKind::Configuration, "{name}"),
+            }
+        }
+        rt.block_on(async {
+            for ids in &identities {
+                let (item, key) = (&items[0], items[0].key_for(ids));
+                let at = format!("{name}, {} bytes", key.len());
+                // Fixed window: limiter, string, decide.
+                assert!(fixed.hit(item, ids, 2).await.unwrap(), "{at}");
+                assert_eq!(storage.get(&key).await.unwrap(), 2, "{at}");
+                assert_eq!(storage.incr(&key, 60, false, 1).await.unwrap(), 3);
+                let decision = fixed.decide(item, ids, 1).await.unwrap();
+                assert!(decision.admitted, "{at}");
+                assert_eq!(decision.remaining, 1, "{at}");
+                let (expires_at, count) = (
+                    storage.get_expiry(&key).await.unwrap(),
+                    storage.get(&key).await.unwrap(),
+                );
+                assert_eq!(count, 4, "{at}");
+                assert!((decision.reset_time - expires_at).abs() < 1.0, "{at}");
+                assert!(fixed.hit(item, ids, 1).await.unwrap());
+                assert!(!fixed.decide(item, ids, 2).await.unwrap().admitted);
+                assert!(!fixed.hit(item, ids, 1).await.unwrap(), "{at}");
+                if let Ok(moving) = &moving {
+                    // Moving window: string, limiter, decide.
+                    let (item, key) = (&items[1], items[1].key_for(ids));
+                    let windows = storage.moving_window().unwrap();
+                    assert!(windows.acquire_entry(&key, 5, 60, 3).await.unwrap());
+                    assert!(moving.hit(item, ids, 1).await.unwrap(), "{at}");
+                    assert_eq!(moving.decide(item, ids, 1).await.unwrap().remaining, 0);
+                    assert!(!moving.hit(item, ids, 1).await.unwrap(), "{at}");
+                    let window = windows.get_moving_window(&key, 5, 60).await.unwrap();
+                    assert_eq!(window.count, 5, "{at}");
+                }
+                if let Ok(sliding) = &sliding {
+                    // Sliding window: limiter, string, decide.
+                    let (item, key) = (&items[2], items[2].key_for(ids));
+                    let counters = storage.sliding_window().unwrap();
+                    assert!(sliding.hit(item, ids, 3).await.unwrap(), "{at}");
+                    let window = counters.get_sliding_window(&key, 60).await.unwrap();
+                    assert_eq!(window.current_count, 3, "{at}");
+                    assert!(counters
+                        .acquire_sliding_window_entry(&key, 5, 60, 1)
+                        .await
+                        .unwrap());
+                    assert_eq!(sliding.decide(item, ids, 1).await.unwrap().remaining, 0);
+                    assert!(!sliding.hit(item, ids, 1).await.unwrap(), "{at}");
+                }
+            }
+            // A key past the longest accepted is refused the same way both ways.
+            let (item, huge) = (&items[0], "x".repeat(limitstore::MAX_KEY_LEN));
+            let e = fixed.hit(item, &[&huge], 1).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}: {e}");
+            let e = fixed.decide(item, &[&huge], 1).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}: {e}");
+            let e = storage
+                .incr(&item.key_for(&[&huge]), 60, false, 1)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}: {e}");
+        });
+    }
+}
+
+/// A synchronous limiter over `Bridged` hands the key's parts on to the
+/// asynchronous storage: the same counter as the key string.
+#[test]
+fn bridged_limiters_reach_the_key_strings_state() {
+    use limitstore::aio::Bridged;
+    use limitstore::{limiter_for, MovingWindowSupport, SlidingWindowCounterSupport};
+    let memory = Arc::new(MemoryStorage::new());
+    let bridged: Arc<dyn Storage> = Arc::new(Bridged::new(memory.clone()));
+    let item = parse("4/minute").unwrap();
+    let key = item.key_for(&["b"]);
+    let fixed = limiter_for(Strategy::FixedWindow, bridged.clone()).unwrap();
+    assert!(fixed.hit(&item, &["b"], 3).unwrap());
+    assert_eq!(Storage::get(&*memory, &key).unwrap(), 3);
+    let moving = limiter_for(Strategy::MovingWindow, bridged.clone()).unwrap();
+    assert!(moving.hit(&item, &["b"], 4).unwrap());
+    assert!(!MovingWindowSupport::acquire_entry(&*memory, &key, 4, 60, 1).unwrap());
+    let sliding = limiter_for(Strategy::SlidingWindowCounter, bridged).unwrap();
+    assert!(sliding.hit(&item, &["b"], 1).unwrap());
+    let window = SlidingWindowCounterSupport::get_sliding_window(&*memory, &key, 60).unwrap();
+    assert_eq!(window.current_count, 1);
+}

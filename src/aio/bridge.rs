@@ -8,7 +8,8 @@ use super::AsyncStorage;
 use crate::error::Result;
 use crate::rt::block_on;
 use crate::storage::{
-    MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport, Storage,
+    LimitKey, MovingWindow, MovingWindowSupport, SlidingWindow, SlidingWindowCounterSupport,
+    Storage,
 };
 
 /// Gives an [`AsyncStorage`] the synchronous [`Storage`] API: each call is
@@ -63,6 +64,20 @@ impl<A: AsyncStorage + ?Sized> Storage for Bridged<A> {
         )?
     }
 
+    fn incr_within_key(
+        &self,
+        key: LimitKey<'_>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        block_on(
+            self.inner
+                .incr_within_key(key, expiry, elastic_expiry, amount, limit),
+        )?
+    }
+
     fn get(&self, key: &str) -> Result<u64> {
         block_on(self.inner.get(key))?
     }
@@ -106,6 +121,17 @@ impl<A: AsyncStorage + ?Sized> MovingWindowSupport for Bridged<A> {
         block_on(windows.acquire_entry(key, limit, expiry, amount))?
     }
 
+    fn acquire_entry_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        let windows = super::moving_windows(&*self.inner)?;
+        block_on(windows.acquire_entry_key(key, limit, expiry, amount))?
+    }
+
     fn get_moving_window(&self, key: &str, limit: u64, expiry: u64) -> Result<MovingWindow> {
         let windows = super::moving_windows(&*self.inner)?;
         block_on(windows.get_moving_window(key, limit, expiry))?
@@ -127,6 +153,17 @@ impl<A: AsyncStorage + ?Sized> SlidingWindowCounterSupport for Bridged<A> {
     ) -> Result<bool> {
         let counters = super::sliding_counters(&*self.inner)?;
         block_on(counters.acquire_sliding_window_entry(key, limit, expiry, amount))?
+    }
+
+    fn acquire_sliding_window_entry_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        let counters = super::sliding_counters(&*self.inner)?;
+        block_on(counters.acquire_sliding_window_entry_key(key, limit, expiry, amount))?
     }
 
     fn clear_sliding_window(&self, key: &str, expiry: u64) -> Result<()> {

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::Result;
 use crate::memory::MemoryStorage;
 use crate::storage::{
-    moving_windows, sliding_counters, FixedWindow, MovingWindow, MovingWindowSupport,
+    moving_windows, sliding_counters, FixedWindow, LimitKey, MovingWindow, MovingWindowSupport,
     SlidingWindow, SlidingWindowCounterSupport, Storage,
 };
 use crate::write_behind::{WriteBehind, WriteBehindHandle};
@@ -56,7 +56,36 @@ macro_rules! answer_in_place {
                 amount: u64,
                 limit: u64,
             ) -> BoxFuture<'a, Result<(bool, FixedWindow)>> {
-                ready(fixed_hit(self, key, expiry, elastic_expiry, amount, limit))
+                ready(self.windowed(key, expiry, elastic_expiry, amount, limit))
+            }
+
+            fn incr_within_key<'a>(
+                &'a self,
+                key: LimitKey<'a>,
+                expiry: u64,
+                elastic_expiry: bool,
+                amount: u64,
+                limit: u64,
+            ) -> BoxFuture<'a, Result<bool>> {
+                ready(Storage::incr_within_key(
+                    self,
+                    key,
+                    expiry,
+                    elastic_expiry,
+                    amount,
+                    limit,
+                ))
+            }
+
+            fn incr_within_and_window_key<'a>(
+                &'a self,
+                key: LimitKey<'a>,
+                expiry: u64,
+                elastic_expiry: bool,
+                amount: u64,
+                limit: u64,
+            ) -> BoxFuture<'a, Result<(bool, FixedWindow)>> {
+                ready(self.windowed_key(key, expiry, elastic_expiry, amount, limit))
             }
 
             fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64>> {
@@ -125,6 +154,28 @@ macro_rules! answer_in_place {
             ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
                 ready(moving_windows(self).and_then(|w| moving_hit(w, key, limit, expiry, amount)))
             }
+
+            fn acquire_entry_key<'a>(
+                &'a self,
+                key: LimitKey<'a>,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<bool>> {
+                ready(moving_windows(self).and_then(|w| w.acquire_entry_key(key, limit, expiry, amount)))
+            }
+
+            fn acquire_entry_and_window_key<'a>(
+                &'a self,
+                key: LimitKey<'a>,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
+                ready(moving_windows(self).and_then(|w| {
+                    key.with_str(|key| moving_hit(w, key, limit, expiry, amount))
+                }))
+            }
         }
 
         impl<$($generics)*> AsyncSlidingWindowCounterSupport for $ty {
@@ -158,6 +209,30 @@ macro_rules! answer_in_place {
                 ready(sliding_counters(self).and_then(|c| sliding_hit(c, key, limit, expiry, amount)))
             }
 
+            fn acquire_sliding_window_entry_key<'a>(
+                &'a self,
+                key: LimitKey<'a>,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<bool>> {
+                ready(sliding_counters(self).and_then(|c| {
+                    c.acquire_sliding_window_entry_key(key, limit, expiry, amount)
+                }))
+            }
+
+            fn acquire_sliding_window_entry_and_window_key<'a>(
+                &'a self,
+                key: LimitKey<'a>,
+                limit: u64,
+                expiry: u64,
+                amount: u64,
+            ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
+                ready(sliding_counters(self).and_then(|c| {
+                    key.with_str(|key| sliding_hit(c, key, limit, expiry, amount))
+                }))
+            }
+
             fn clear_sliding_window<'a>(
                 &'a self,
                 key: &'a str,
@@ -168,6 +243,60 @@ macro_rules! answer_in_place {
         }
     };
 }
+
+/// A fixed-window hit and the counter it leaves, on a storage that answers
+/// in place: by default `incr_within`, then `get` and `get_expiry`; the
+/// memory engine answers from one lookup.
+trait WindowedHit: Storage {
+    fn windowed(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(bool, FixedWindow)> {
+        fixed_hit(self, key, expiry, elastic_expiry, amount, limit)
+    }
+
+    fn windowed_key(
+        &self,
+        key: LimitKey<'_>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(bool, FixedWindow)> {
+        key.with_str(|key| self.windowed(key, expiry, elastic_expiry, amount, limit))
+    }
+}
+
+impl<C: Clock> WindowedHit for MemoryStorage<C> {
+    fn windowed(
+        &self,
+        key: &str,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(bool, FixedWindow)> {
+        self.incr_within_and_window(key, expiry, elastic_expiry, amount, limit)
+    }
+
+    fn windowed_key(
+        &self,
+        key: LimitKey<'_>,
+        expiry: u64,
+        elastic_expiry: bool,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(bool, FixedWindow)> {
+        self.incr_within_and_window_key(key, expiry, elastic_expiry, amount, limit)
+    }
+}
+
+impl WindowedHit for WriteBehind {}
+impl WindowedHit for WriteBehindHandle {}
 
 /// `incr_within`, then the counter's count and expiry, on a synchronous
 /// storage.

@@ -212,9 +212,9 @@ async fn fixed_hit<S: AsyncStorage + ?Sized>(
     if !cost_fits(item, cost)? {
         return Ok(false);
     }
-    let key = PooledKey::new(&item.key(identifiers));
+    let key = item.key(identifiers);
     storage
-        .incr_within(&key, item.get_expiry(), elastic, cost, item.amount())
+        .incr_within_key(key, item.get_expiry(), elastic, cost, item.amount())
         .await
 }
 
@@ -255,9 +255,9 @@ async fn fixed_decide<S: AsyncStorage + ?Sized>(
         let stats = fixed_stats(storage, item, identifiers).await?;
         return Ok(Decision::new(false, item, stats));
     }
-    let key = PooledKey::new(&item.key(identifiers));
+    let key = item.key(identifiers);
     let (admitted, window) = storage
-        .incr_within_and_window(&key, item.get_expiry(), elastic, cost, item.amount())
+        .incr_within_and_window_key(key, item.get_expiry(), elastic, cost, item.amount())
         .await?;
     Ok(fixed_window::judge(window, item.amount(), cost, || storage.unix_now()).admitted(admitted))
 }
@@ -335,9 +335,13 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
             if !cost_fits(item, cost)? {
                 return Ok(false);
             }
-            let key = PooledKey::new(&item.key(identifiers));
             self.windows()?
-                .acquire_entry(&key, item.amount(), item.get_expiry(), cost)
+                .acquire_entry_key(
+                    item.key(identifiers),
+                    item.amount(),
+                    item.get_expiry(),
+                    cost,
+                )
                 .await
         })
     }
@@ -389,10 +393,9 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncMovingWindowRateLimiter
                 return Ok(Decision::new(false, item, stats));
             }
             let (amount, expiry) = (item.amount(), item.get_expiry());
-            let key = PooledKey::new(&item.key(identifiers));
             let (admitted, window) = self
                 .windows()?
-                .acquire_entry_and_window(&key, amount, expiry, cost)
+                .acquire_entry_and_window_key(item.key(identifiers), amount, expiry, cost)
                 .await?;
             Ok(moving_window::judge(&window, amount, expiry, cost).admitted(admitted))
         })
@@ -422,9 +425,9 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
             if !cost_fits(item, cost)? {
                 return Ok(false);
             }
-            let key = PooledKey::new(&item.key(identifiers));
+            let key = item.key(identifiers);
             self.counters()?
-                .acquire_sliding_window_entry(&key, item.amount(), item.get_expiry(), cost)
+                .acquire_sliding_window_entry_key(key, item.amount(), item.get_expiry(), cost)
                 .await
         })
     }
@@ -472,10 +475,14 @@ impl<S: AsyncStorage + ?Sized> AsyncRateLimiter for AsyncSlidingWindowCounterRat
                 return Ok(Decision::new(false, item, stats));
             }
             let (amount, expiry) = (item.amount(), item.get_expiry());
-            let key = PooledKey::new(&item.key(identifiers));
             let (admitted, window) = self
                 .counters()?
-                .acquire_sliding_window_entry_and_window(&key, amount, expiry, cost)
+                .acquire_sliding_window_entry_and_window_key(
+                    item.key(identifiers),
+                    amount,
+                    expiry,
+                    cost,
+                )
                 .await?;
             let now = self.storage.unix_now();
             Ok(sliding_window::judge(&window, amount, expiry, cost, now).admitted(admitted))
