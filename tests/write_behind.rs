@@ -935,6 +935,61 @@ mod budget_split {
         total
     }
 
+    /// Rounds as [`fill`]'s, with every node's hits made by two threads at
+    /// once, on a fixed window and on a sliding window counter: hits on a
+    /// granted share are admitted under the shard's shared lock, and no
+    /// race admits past the share, the limit, or what the remote counts.
+    #[test]
+    fn threads_racing_on_granted_shares_never_pass_the_limit() {
+        let clock = FakeClock::new();
+        let now = clock.unix_now();
+        clock.advance(Duration::from_secs_f64(60.0 - now % 60.0));
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let nodes = split_nodes(&remote, &clock, 3);
+        let item = RateLimitItem::per_minute(900).unwrap();
+        let sliding: Vec<SlidingWindowCounterRateLimiter> = nodes
+            .iter()
+            .map(|n| SlidingWindowCounterRateLimiter::new(n.storage() as Arc<dyn Storage>).unwrap())
+            .collect();
+        let (mut fixed_total, mut sliding_total) = (0u64, 0u64);
+        for _ in 0..40 {
+            let (fixed, slid) = std::thread::scope(|scope| {
+                let hitters: Vec<_> = (0..nodes.len() * 2)
+                    .map(|t| {
+                        let (node, limiter, item) = (&nodes[t / 2], &sliding[t / 2], &item);
+                        scope.spawn(move || {
+                            let (mut fixed, mut slid) = (0u64, 0u64);
+                            for _ in 0..40 {
+                                fixed += u64::from(node.hit_in_window("k", 60, 900, 1).unwrap().1);
+                                slid += u64::from(limiter.hit(item, &["s"], 1).unwrap());
+                            }
+                            (fixed, slid)
+                        })
+                    })
+                    .collect();
+                hitters
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            });
+            fixed_total += fixed;
+            sliding_total += slid;
+            assert!(
+                fixed_total <= 900 && sliding_total <= 900,
+                "{fixed_total}, {sliding_total}"
+            );
+            for node in &nodes {
+                node.flush().unwrap();
+            }
+        }
+        let window = (clock.unix_now() / 60.0) as u64;
+        assert_eq!(fixed_total, 900);
+        assert_eq!(remote.total("k", window), 900);
+        assert_eq!(sliding_total, 900);
+        let key = item.key_for(&["s"]);
+        assert_eq!(remote.total(&key, window), 900);
+    }
+
     #[test]
     fn shares_fill_the_limit_and_never_pass_it() {
         let clock = FakeClock::new();

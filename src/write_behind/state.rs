@@ -12,9 +12,10 @@ use crate::sync::{AtomicBool, AtomicU64, Ordering};
 /// the remote returned for the last acknowledged report, plus what this node
 /// accepted since that report.
 ///
-/// A hit on a window that exists adds to `local` under the table shard's
-/// shared lock; everything else changes under its exclusive lock, so a hit
-/// reads `sent` and `global` as one consistent pair.
+/// A hit on a window that exists adds to `local` (and, under budget split,
+/// to `asked`) under the table shard's shared lock; everything else changes
+/// under its exclusive lock, so a hit reads `sent`, `global` and the share
+/// as one consistent state.
 #[derive(Debug)]
 pub(crate) struct Win {
     /// Window length in seconds.
@@ -40,7 +41,7 @@ pub(crate) struct Win {
     pub granted: bool,
     /// Budget split: hits asked for (admitted or refused for want of
     /// share) since the last grant.
-    pub asked: u64,
+    asked: AtomicU64,
     /// Budget split: the next window's budget is `budget` too (a fixed
     /// window), so its share is asked for ahead, with this one's reports.
     pub ahead: bool,
@@ -58,7 +59,7 @@ impl Win {
             budget: 0,
             want: 0,
             granted: false,
-            asked: 0,
+            asked: AtomicU64::new(0),
             ahead: false,
         }
     }
@@ -75,6 +76,58 @@ impl Win {
     pub fn add(&self, amount: u64) -> u64 {
         let local = self.local.fetch_add(amount, Ordering::Relaxed) + amount;
         self.global + (local - self.sent)
+    }
+
+    /// Counts `amount` accepted hits if `admit(local, estimate)` holds for
+    /// the cumulative `local` and the estimate of the global count the add
+    /// would leave, as one step with the add (a compare-and-swap on
+    /// `local`, under the shard's shared lock): racing hits never admit
+    /// together what each alone would not. Returns whether it counted.
+    #[inline]
+    pub fn add_if(&self, amount: u64, admit: impl Fn(u64, u64) -> bool) -> bool {
+        let mut local = self.local.load(Ordering::Relaxed);
+        loop {
+            let after = local.saturating_add(amount);
+            if !admit(after, self.global + (after - self.sent)) {
+                return false;
+            }
+            match self.local.compare_exchange_weak(
+                local,
+                after,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => local = now,
+            }
+        }
+    }
+
+    /// Budget split: hits asked for since the last grant.
+    #[inline]
+    pub fn asked(&self) -> u64 {
+        self.asked.load(Ordering::Relaxed)
+    }
+
+    /// Budget split: records `amount` hits asked for (under the shard's
+    /// shared lock or its exclusive one).
+    #[inline]
+    pub fn ask(&self, amount: u64) {
+        let _ = self
+            .asked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
+                Some(a.saturating_add(amount))
+            });
+    }
+
+    /// Budget split: forgets the `asked` hits a grant answered (under the
+    /// shard's exclusive lock).
+    pub fn answered(&mut self, asked: u64) {
+        let _ = self
+            .asked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
+                Some(a.saturating_sub(asked))
+            });
     }
 
     /// Hits accepted that the remote has not acknowledged.
@@ -336,6 +389,47 @@ mod loom_tests {
             e.find_mut(60, 1).unwrap().ack(total, global);
             true
         }
+    }
+
+    /// Two hits racing for the last place of a limit (`add_if`, as budget
+    /// split and sliding windows admit under the shared lock) while a pass
+    /// snapshots and acknowledges: exactly one is admitted, and the remote
+    /// ends with exactly the admitted total.
+    #[test]
+    fn hits_racing_for_the_last_place_admit_one() {
+        loom::model(|| {
+            let mut entry = Entry::new("k");
+            entry.win_mut(60, 1).add(1);
+            let node = Arc::new(Node {
+                shard: RwLock::new(entry),
+                pending: Mutex::new(1),
+                remote: Mutex::new(0),
+            });
+            let hitters: Vec<_> = (0..2)
+                .map(|_| {
+                    let node = node.clone();
+                    thread::spawn(move || {
+                        let e = node.shard.read().unwrap();
+                        let w = e.find(60, 1).expect("the window exists");
+                        let admitted = w.add_if(1, |_, estimate| estimate <= 2);
+                        if admitted && e.dirty.set() {
+                            *node.pending.lock().unwrap() += 1;
+                        }
+                        admitted
+                    })
+                })
+                .collect();
+            node.sync();
+            let admitted = hitters
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|&a| a)
+                .count();
+            assert_eq!(admitted, 1, "one place, one admission");
+            node.sync();
+            assert_eq!(*node.remote.lock().unwrap(), 2);
+            assert!(!node.shard.read().unwrap().pending());
+        });
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! The table holds entries by the 128-bit hash of their key (the memory
 //! engine's [`Key`]), each with its windows inline and its key's name for
 //! the reports. A hit on a window that exists takes the shard's shared lock
-//! and adds to the window's atomic total; only the first hit after a sync
-//! takes a lock beyond it, one stripe of the pending queue, to queue the
-//! key. A new key, a new window and every hit under budget split take the
-//! shard's exclusive lock. A sync pass clears a key's mark and snapshots its
-//! totals under the exclusive lock, so every hit is either in the snapshot
-//! or queues the key again (the loom model in `state.rs`).
+//! and adds to the window's atomic total (a sliding window's hit, which
+//! must fit the weighted count, checks and adds in one compare-and-swap);
+//! only the first hit after a sync takes a lock beyond it, one stripe of the
+//! pending queue, to queue the key. A new key and a new window take the
+//! shard's exclusive lock, and so does a hit under budget split that
+//! changes more than the counts (a refusal, a first claim, a new budget).
+//! A sync pass clears a key's mark and snapshots its totals under the
+//! exclusive lock, so every hit is either in the snapshot or queues the key
+//! again (the loom models in `state.rs`).
 //!
 //! Lock order, outermost first: `sync_lock`, a write-through stripe, a
 //! table shard, a `pending` stripe or `early`, `last_error`. A thread
@@ -21,8 +24,10 @@
 //!
 //! Budget split (see [the module](crate::write_behind)) keeps, beside each
 //! window, the claim the remote granted (`Win::allowed`), the limit last
-//! hit against and the largest hit refused for want of share, all under the
-//! key's shard like the counts: it adds no lock and no atomic protocol.
+//! hit against and the largest hit refused for want of share, changed under
+//! the key's shard's exclusive lock; a hit within a granted claim reads
+//! them under the shared lock and adds to the count and to the hits asked
+//! for with atomics. It adds no lock.
 //!
 //! A remote that loses its data (a restart without persistence, a flush)
 //! is noticed by its [incarnation marker](SyncTarget::incarnation), read
@@ -372,6 +377,11 @@ impl WriteBehind {
         }
         let (_, window) = self.window(expiry);
         let k = self.key(key);
+        if self.share_in_existing(k, (expiry, window), amount, true, |_| {
+            (limit, move |c: u64| c <= limit)
+        }) {
+            return Ok((window, true));
+        }
         let admitted = self.with_entry(key, k, |e| {
             let fits = e.count(expiry, window).saturating_add(amount) <= limit;
             self.take_share(k, e, (expiry, window), amount, limit, fits, true)
@@ -410,7 +420,7 @@ impl WriteBehind {
         let room = !governed || w.local().saturating_add(amount) <= w.allowed;
         let admitted = fits && room;
         if fits {
-            w.asked = w.asked.saturating_add(amount);
+            w.ask(amount);
         }
         if admitted {
             w.add(amount);
@@ -426,6 +436,48 @@ impl WriteBehind {
             self.request_early(k, e);
         }
         admitted
+    }
+
+    /// Budget split: admits `amount` into `(expiry, window)` of `k` under
+    /// the shard's shared lock when that changes nothing but the counts:
+    /// `judge(entry)` gives the window's budget and whether an estimate of
+    /// the global count after the hit fits; the window's share was granted,
+    /// the budget and look-ahead are the ones it knows, the estimate fits
+    /// and the share has room (as [`take_share`](Self::take_share) decides,
+    /// one compare-and-swap with the add). `false`: the exclusive path
+    /// decides (a refusal, a first claim, a new budget, a window not held).
+    fn share_in_existing<F: Fn(u64) -> bool>(
+        &self,
+        k: Key,
+        (expiry, window): (u64, u64),
+        amount: u64,
+        ahead: bool,
+        judge: impl FnOnce(&Entry) -> (u64, F),
+    ) -> bool {
+        let Some(e) = self.map.get(&k) else {
+            return false;
+        };
+        let Some(w) = e.find(expiry, window) else {
+            return false;
+        };
+        let (budget, fits) = judge(&e);
+        if !w.granted || w.budget != budget || w.ahead != ahead {
+            return false;
+        }
+        let cap = if self.open_past_grace() {
+            u64::MAX
+        } else {
+            w.allowed
+        };
+        if !w.add_if(amount, |local, estimate| local <= cap && fits(estimate)) {
+            return false;
+        }
+        w.ask(amount);
+        self.mark_dirty(k, &e);
+        if w.wants_share() || self.over_unsynced(w) {
+            self.request_early(k, &e);
+        }
+        true
     }
 
     /// Whether `w` holds `max_unsynced` hits or more that are not synced.
@@ -839,7 +891,7 @@ impl WriteBehind {
                         && w.window >= window_of(now, w.expiry);
                     if w.pending() || share {
                         // Twice the last period's asking: room for the rate to grow.
-                        let expected = w.asked.max(e.demand).saturating_mul(2);
+                        let expected = w.asked().max(e.demand).saturating_mul(2);
                         let budget = Budget {
                             limit: w.budget,
                             want: w.want,
@@ -852,7 +904,7 @@ impl WriteBehind {
                             window: w.window,
                             total: w.local(),
                             budget,
-                            asked: w.asked,
+                            asked: w.asked(),
                         });
                         // The next window's share, claimed ahead so that
                         // its first hits need no unclaimed opening share.
@@ -914,7 +966,7 @@ impl WriteBehind {
                             if self.budget_split {
                                 w.allowed = answer.allowed;
                                 w.granted = true;
-                                w.asked = w.asked.saturating_sub(s.asked);
+                                w.answered(s.asked);
                                 if w.want <= budget.want {
                                     w.want = 0;
                                 }
@@ -1286,6 +1338,28 @@ impl SlidingWindowCounterSupport for WriteBehind {
             return Ok(true);
         }
         let k = self.key(key);
+        // A hit on a window the node holds: the shard's shared lock, and the
+        // check and the add as one compare-and-swap.
+        let after = |c: u64| c.saturating_sub(amount);
+        if self.budget_split {
+            if self.share_in_existing(k, (expiry, w), amount, false, |e| {
+                let p = e.count(expiry, prev);
+                let weight = p as f64 * remaining / expiry as f64;
+                let budget = limit.saturating_sub(weight.ceil() as u64);
+                (budget, move |c: u64| fits(p, after(c)))
+            }) {
+                return Ok(true);
+            }
+        } else if let Some(admitted) = self.map.get(&k).and_then(|e| {
+            let p = e.count(expiry, prev);
+            let admitted = e.find(expiry, w)?.add_if(amount, |_, c| fits(p, after(c)));
+            if admitted {
+                self.mark_dirty(k, &e);
+            }
+            Some(admitted)
+        }) {
+            return Ok(admitted);
+        }
         let acquired = self.with_entry(key, k, |e| {
             let (p, c) = (e.count(expiry, prev), e.count(expiry, w));
             if self.budget_split {
