@@ -13,8 +13,8 @@ use limitstore::write_behind::{
     FailurePolicy, MemoryRemote, Report, SyncTarget, WriteBehind, WriteBehindHandle,
 };
 use limitstore::{
-    Clock, ErrorKind, FakeClock, MovingWindowRateLimiter, RateLimitItem, RateLimiter,
-    SlidingWindowCounterRateLimiter, SlidingWindowCounterSupport, Storage,
+    Clock, ErrorKind, FakeClock, FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimitItem,
+    RateLimiter, SlidingWindowCounterRateLimiter, SlidingWindowCounterSupport, Storage,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -951,16 +951,31 @@ mod budget_split {
             .iter()
             .map(|n| SlidingWindowCounterRateLimiter::new(n.storage() as Arc<dyn Storage>).unwrap())
             .collect();
+        // Fixed-window hits alternate between a limiter (the key as parts)
+        // and the key string: one window.
+        let fixed_item = RateLimitItem::per_minute(900).unwrap().with_namespace("F");
+        let fixed_key = fixed_item.key_for(&["f"]);
+        let fixed_limiters: Vec<FixedWindowRateLimiter> = nodes
+            .iter()
+            .map(|n| FixedWindowRateLimiter::new(n.storage() as Arc<dyn Storage>))
+            .collect();
         let (mut fixed_total, mut sliding_total) = (0u64, 0u64);
         for _ in 0..40 {
             let (fixed, slid) = std::thread::scope(|scope| {
                 let hitters: Vec<_> = (0..nodes.len() * 2)
                     .map(|t| {
                         let (node, limiter, item) = (&nodes[t / 2], &sliding[t / 2], &item);
+                        let (fixed_limiter, fixed_item) = (&fixed_limiters[t / 2], &fixed_item);
+                        let fixed_key = fixed_key.as_str();
                         scope.spawn(move || {
                             let (mut fixed, mut slid) = (0u64, 0u64);
-                            for _ in 0..40 {
-                                fixed += u64::from(node.hit_in_window("k", 60, 900, 1).unwrap().1);
+                            for i in 0..40 {
+                                let admitted = if i % 2 == 0 {
+                                    node.hit_in_window(fixed_key, 60, 900, 1).unwrap().1
+                                } else {
+                                    fixed_limiter.hit(fixed_item, &["f"], 1).unwrap()
+                                };
+                                fixed += u64::from(admitted);
                                 slid += u64::from(limiter.hit(item, &["s"], 1).unwrap());
                             }
                             (fixed, slid)
@@ -984,7 +999,7 @@ mod budget_split {
         }
         let window = (clock.unix_now() / 60.0) as u64;
         assert_eq!(fixed_total, 900);
-        assert_eq!(remote.total("k", window), 900);
+        assert_eq!(remote.total(&fixed_key, window), 900);
         assert_eq!(sliding_total, 900);
         let key = item.key_for(&["s"]);
         assert_eq!(remote.total(&key, window), 900);

@@ -57,8 +57,9 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::memory::{hash_parts, hash_str, Key, PassThrough};
 use crate::storage::{
-    validate_acquire, validate_amount, validate_expiry, validate_key, validate_key_len, LimitKey,
-    SlidingWindow, SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow, MAX_AMOUNT,
+    validate_acquire, validate_acquire_len, validate_amount, validate_expiry, validate_key,
+    validate_key_len, LimitKey, SlidingWindow, SlidingWindowCounterSupport, Storage,
+    TimestampedSlidingWindow, MAX_AMOUNT,
 };
 
 /// Locks that serialize write-through operations per key.
@@ -377,9 +378,7 @@ impl WriteBehind {
         }
         let (_, window) = self.window(expiry);
         let k = self.key(key);
-        if self.share_in_existing(k, (expiry, window), amount, true, |_| {
-            (limit, move |c: u64| c <= limit)
-        }) {
+        if self.fixed_share(k, (expiry, window), amount, limit) {
             return Ok((window, true));
         }
         let admitted = self.with_entry(key, k, |e| {
@@ -478,6 +477,60 @@ impl WriteBehind {
             self.request_early(k, &e);
         }
         true
+    }
+
+    /// Budget split: a fixed-window hit within the granted share of `k`'s
+    /// window, under the shard's shared lock (see
+    /// [`share_in_existing`](Self::share_in_existing)).
+    fn fixed_share(&self, k: Key, window: (u64, u64), amount: u64, limit: u64) -> bool {
+        self.share_in_existing(k, window, amount, true, |_| {
+            (limit, move |c: u64| c <= limit)
+        })
+    }
+
+    /// A sliding-window hit of `amount` against `limit` on `k`'s window
+    /// `w` (of `expiry`, at Unix time `now`) if the node holds it: the
+    /// shard's shared lock, and the weighted check and the add as one
+    /// compare-and-swap. `None`: the exclusive path decides (a window not
+    /// held; under budget split, one whose share state the hit changes).
+    fn slide_in_existing(
+        &self,
+        k: Key,
+        expiry: u64,
+        (now, w): (f64, u64),
+        amount: u64,
+        limit: u64,
+    ) -> Option<bool> {
+        let remaining = TimestampedSlidingWindow::window_remaining(expiry, now);
+        let prev = w.saturating_sub(1);
+        // `c` is the estimate after the hit: the fit is judged before it.
+        let fits = move |p: u64, c: u64| {
+            sliding_fits(
+                p,
+                c.saturating_sub(amount),
+                remaining,
+                expiry,
+                amount,
+                limit,
+            )
+        };
+        if self.budget_split {
+            let admitted = self.share_in_existing(k, (expiry, w), amount, false, |e| {
+                let p = e.count(expiry, prev);
+                (
+                    sliding_budget(p, remaining, expiry, limit),
+                    move |c: u64| fits(p, c),
+                )
+            });
+            return admitted.then_some(true);
+        }
+        let e = self.map.get(&k)?;
+        let p = e.count(expiry, prev);
+        let admitted = e.find(expiry, w)?.add_if(amount, |_, c| fits(p, c));
+        if admitted {
+            self.mark_dirty(k, &e);
+        }
+        Some(admitted)
     }
 
     /// Whether `w` holds `max_unsynced` hits or more that are not synced.
@@ -1123,6 +1176,23 @@ impl WriteBehind {
     }
 }
 
+/// Whether a sliding-window hit of `amount` fits `limit` with `p` hits in
+/// the previous window and `c` in the current one, `remaining` seconds
+/// before the current window of `expiry` seconds ends.
+fn sliding_fits(p: u64, c: u64, remaining: f64, expiry: u64, amount: u64, limit: u64) -> bool {
+    let weighted = sliding(p, c, remaining, expiry).weighted_count(expiry);
+    weighted.floor() as u64 + amount <= limit
+}
+
+/// Budget split: a sliding window counter's current window's share of
+/// `limit`, what the previous window's `p` hits, weighted, leave `remaining`
+/// seconds before the window of `expiry` seconds ends (the weight only
+/// shrinks until then, so a share granted on it stays safe).
+fn sliding_budget(p: u64, remaining: f64, expiry: u64, limit: u64) -> u64 {
+    let weight = p as f64 * remaining / expiry as f64;
+    limit.saturating_sub(weight.ceil() as u64)
+}
+
 /// One window of one key as a sync pass sends it.
 struct Snap {
     /// Index of the key in the pass's key list.
@@ -1167,8 +1237,10 @@ impl Storage for WriteBehind {
     }
 
     /// As [`incr_within`](Self::incr_within); a hit on a window this node
-    /// already counts hashes the key's parts and builds no string (the
-    /// string is built to create a window, to report and under budget split).
+    /// already counts (under budget split, within its granted share) hashes
+    /// the key's parts and builds no string (the string is built to create a
+    /// window, to report, and for what budget split decides under the
+    /// exclusive lock).
     fn incr_within_key(
         &self,
         key: LimitKey<'_>,
@@ -1177,8 +1249,8 @@ impl Storage for WriteBehind {
         amount: u64,
         limit: u64,
     ) -> Result<bool> {
-        let plain = !elastic_expiry && !self.budget_split && !self.is_write_through();
-        if plain
+        if !elastic_expiry
+            && !self.is_write_through()
             && validate_key_len(key.len()).is_ok()
             && validate_expiry(expiry).is_ok()
             && validate_amount(amount).is_ok()
@@ -1186,7 +1258,11 @@ impl Storage for WriteBehind {
         {
             let (_, window) = self.window(expiry);
             let k = Key::from(hash_parts(self.seed, &key));
-            if let Some(count) = self.count_in_existing(k, expiry, window, amount) {
+            if self.budget_split {
+                if self.fixed_share(k, (expiry, window), amount, limit) {
+                    return Ok(true);
+                }
+            } else if let Some(count) = self.count_in_existing(k, expiry, window, amount) {
                 return Ok(count <= limit);
             }
         }
@@ -1324,10 +1400,7 @@ impl SlidingWindowCounterSupport for WriteBehind {
         let (now, w) = self.window(expiry);
         let remaining = TimestampedSlidingWindow::window_remaining(expiry, now);
         let prev = w.saturating_sub(1);
-        let fits = |p: u64, c: u64| {
-            let weighted = sliding(p, c, remaining, expiry).weighted_count(expiry);
-            weighted.floor() as u64 + amount <= limit
-        };
+        let fits = |p: u64, c: u64| sliding_fits(p, c, remaining, expiry, amount, limit);
         if self.is_write_through() {
             let _g = self.stripe(self.key(key)).lock();
             let g = self.through(key, expiry, &[prev, w], 0)?;
@@ -1338,36 +1411,13 @@ impl SlidingWindowCounterSupport for WriteBehind {
             return Ok(true);
         }
         let k = self.key(key);
-        // A hit on a window the node holds: the shard's shared lock, and the
-        // check and the add as one compare-and-swap.
-        let after = |c: u64| c.saturating_sub(amount);
-        if self.budget_split {
-            if self.share_in_existing(k, (expiry, w), amount, false, |e| {
-                let p = e.count(expiry, prev);
-                let weight = p as f64 * remaining / expiry as f64;
-                let budget = limit.saturating_sub(weight.ceil() as u64);
-                (budget, move |c: u64| fits(p, after(c)))
-            }) {
-                return Ok(true);
-            }
-        } else if let Some(admitted) = self.map.get(&k).and_then(|e| {
-            let p = e.count(expiry, prev);
-            let admitted = e.find(expiry, w)?.add_if(amount, |_, c| fits(p, after(c)));
-            if admitted {
-                self.mark_dirty(k, &e);
-            }
-            Some(admitted)
-        }) {
+        if let Some(admitted) = self.slide_in_existing(k, expiry, (now, w), amount, limit) {
             return Ok(admitted);
         }
         let acquired = self.with_entry(key, k, |e| {
             let (p, c) = (e.count(expiry, prev), e.count(expiry, w));
             if self.budget_split {
-                // The current window's share of the limit: what the
-                // previous window's weight leaves now (it only grows until
-                // the window ends, so a share granted on it stays safe).
-                let weight = p as f64 * remaining / expiry as f64;
-                let budget = limit.saturating_sub(weight.ceil() as u64);
+                let budget = sliding_budget(p, remaining, expiry, limit);
                 return self.take_share(k, e, (expiry, w), amount, budget, fits(p, c), false);
             }
             if !fits(p, c) {
@@ -1382,6 +1432,32 @@ impl SlidingWindowCounterSupport for WriteBehind {
             // Alone in its window, the hit fits (`amount <= limit` was checked).
             None => self.unrecorded(amount).map(|_| true),
         }
+    }
+
+    /// As [`acquire_sliding_window_entry`](Self::acquire_sliding_window_entry);
+    /// a hit on a window this node holds hashes the key's parts and builds
+    /// no string.
+    fn acquire_sliding_window_entry_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<bool> {
+        if !self.is_write_through()
+            && matches!(
+                validate_acquire_len(key.len(), limit, MAX_AMOUNT, expiry, amount),
+                Ok(true)
+            )
+            && self.closed_error().is_none()
+        {
+            let k = Key::from(hash_parts(self.seed, &key));
+            let now_window = self.window(expiry);
+            if let Some(admitted) = self.slide_in_existing(k, expiry, now_window, amount, limit) {
+                return Ok(admitted);
+            }
+        }
+        key.with_str(|key| self.acquire_sliding_window_entry(key, limit, expiry, amount))
     }
 
     fn clear_sliding_window(&self, key: &str, expiry: u64) -> Result<()> {
