@@ -248,6 +248,7 @@ macro_rules! answer_in_place {
 /// in place: by default `incr_within`, then `get` and `get_expiry`; the
 /// memory engine answers from one lookup.
 trait WindowedHit: Storage {
+    /// `incr_within` on `key`, and the counter as the hit leaves it.
     fn windowed(
         &self,
         key: &str,
@@ -259,6 +260,7 @@ trait WindowedHit: Storage {
         fixed_hit(self, key, expiry, elastic_expiry, amount, limit)
     }
 
+    /// [`windowed`](Self::windowed) on the key given as its parts.
     fn windowed_key(
         &self,
         key: LimitKey<'_>,
