@@ -428,6 +428,19 @@ impl<C: Clock> MemoryStorage<C> {
 
     /// A moving-window acquire on the ring of `hash`, arguments checked.
     fn acquire_ring(&self, hash: u128, limit: u64, expiry: u64, amount: u64) -> bool {
+        self.acquire_ring_then(hash, limit, expiry, amount, |_, _, acquired| acquired)
+    }
+
+    /// [`acquire_ring`](Self::acquire_ring); `then(ring, now, acquired)`
+    /// answers, still holding the ring.
+    fn acquire_ring_then<R>(
+        &self,
+        hash: u128,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+        then: impl FnOnce(&Ring, u64, bool) -> R,
+    ) -> R {
         let now = self.clock.now();
         let (now_ms, expiry_ms) = (now / NANOS_PER_MS, expiry * 1000);
         self.windows.upsert_rebuild(
@@ -438,12 +451,42 @@ impl<C: Clock> MemoryStorage<C> {
                 Some(ring) => ring.grown(limit as usize),
                 None => Ring::new(limit as usize),
             },
-            |ring| ring.acquire(now_ms, expiry_ms, limit, amount),
+            |ring| then(ring, now, ring.acquire(now_ms, expiry_ms, limit, amount)),
         )
+    }
+
+    /// The moving window of `ring` (absent: empty) at clock time `now`.
+    fn moving_window_of(
+        &self,
+        ring: Option<&Ring>,
+        now: u64,
+        limit: u64,
+        expiry: u64,
+    ) -> MovingWindow {
+        let (count, oldest) = ring.map_or((0, None), |ring| {
+            ring.window(now / NANOS_PER_MS, expiry * 1000, limit)
+        });
+        let start = oldest.map_or(self.clock.to_unix(now), |ms| {
+            self.clock.to_unix(ms * NANOS_PER_MS)
+        });
+        MovingWindow { start, count }
     }
 
     /// A sliding-window acquire on the cell of `hash`, arguments checked.
     fn acquire_sliding(&self, hash: u128, limit: u64, expiry: u64, amount: u64) -> bool {
+        self.acquire_sliding_then(hash, limit, expiry, amount, |_, _, acquired| acquired)
+    }
+
+    /// [`acquire_sliding`](Self::acquire_sliding); `then(cell, aligned
+    /// now, acquired)` answers, still holding the cell.
+    fn acquire_sliding_then<R>(
+        &self,
+        hash: u128,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+        then: impl FnOnce(&SlidingWindowCell, u64, bool) -> R,
+    ) -> R {
         let window = expiry_nanos(expiry);
         let now = self.clock.now();
         let aligned = self.sliding_now(now);
@@ -455,8 +498,137 @@ impl<C: Clock> MemoryStorage<C> {
                 window,
                 unix_base: self.unix_base,
             },
-            |e| e.cell.acquire(aligned, window, limit, amount),
+            |e| {
+                then(
+                    &e.cell,
+                    aligned,
+                    e.cell.acquire(aligned, window, limit, amount),
+                )
+            },
         )
+    }
+
+    /// The sliding window counters of `cell` (absent: empty) at
+    /// epoch-aligned time `aligned`.
+    fn sliding_window_of(
+        cell: Option<&SlidingWindowCell>,
+        aligned: u64,
+        expiry: u64,
+    ) -> SlidingWindow {
+        let window = expiry_nanos(expiry);
+        let state = cell.map_or(
+            cell::SlidingState {
+                previous: 0,
+                current: 0,
+                elapsed: aligned % window,
+            },
+            |cell| cell.get(aligned, window),
+        );
+        let remaining = Duration::from_nanos(window - state.elapsed).as_secs_f64();
+        SlidingWindow {
+            previous_count: state.previous,
+            previous_expires_in: if state.previous == 0 { 0.0 } else { remaining },
+            current_count: state.current,
+            current_expires_in: remaining + expiry as f64,
+        }
+    }
+
+    /// [`MovingWindowSupport::acquire_entry`], answering the window as it
+    /// stands after the acquire as `get_moving_window` would, from one
+    /// lookup (what the asynchronous limiters' `decide` asks for).
+    #[cfg(feature = "async")]
+    pub(crate) fn acquire_entry_and_window(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, MovingWindow)> {
+        if !validate_acquire(key, limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
+            return Ok((false, self.get_moving_window(key, limit, expiry)?));
+        }
+        Ok(self.ring_and_window(self.hash(key), limit, expiry, amount))
+    }
+
+    /// [`acquire_entry_and_window`](Self::acquire_entry_and_window) on the
+    /// key given as its parts.
+    #[cfg(feature = "async")]
+    pub(crate) fn acquire_entry_and_window_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, MovingWindow)> {
+        if !validate_acquire_len(key.len(), limit, MAX_MOVING_WINDOW_LIMIT, expiry, amount)? {
+            return key.with_str(|key| Ok((false, self.get_moving_window(key, limit, expiry)?)));
+        }
+        Ok(self.ring_and_window(self.hash_parts(&key), limit, expiry, amount))
+    }
+
+    #[cfg(feature = "async")]
+    fn ring_and_window(
+        &self,
+        hash: u128,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> (bool, MovingWindow) {
+        self.acquire_ring_then(hash, limit, expiry, amount, |ring, now, acquired| {
+            (
+                acquired,
+                self.moving_window_of(Some(ring), now, limit, expiry),
+            )
+        })
+    }
+
+    /// [`SlidingWindowCounterSupport::acquire_sliding_window_entry`],
+    /// answering the counters as they stand after the acquire as
+    /// `get_sliding_window` would, from one lookup.
+    #[cfg(feature = "async")]
+    pub(crate) fn acquire_sliding_window_entry_and_window(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, SlidingWindow)> {
+        if !validate_acquire(key, limit, MAX_SLIDING_LIMIT, expiry, amount)? {
+            return Ok((false, self.get_sliding_window(key, expiry)?));
+        }
+        Ok(self.sliding_and_window(self.hash(key), limit, expiry, amount))
+    }
+
+    /// [`acquire_sliding_window_entry_and_window`](Self::acquire_sliding_window_entry_and_window)
+    /// on the key given as its parts.
+    #[cfg(feature = "async")]
+    pub(crate) fn acquire_sliding_window_entry_and_window_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, SlidingWindow)> {
+        if !validate_acquire_len(key.len(), limit, MAX_SLIDING_LIMIT, expiry, amount)? {
+            return key.with_str(|key| Ok((false, self.get_sliding_window(key, expiry)?)));
+        }
+        Ok(self.sliding_and_window(self.hash_parts(&key), limit, expiry, amount))
+    }
+
+    #[cfg(feature = "async")]
+    fn sliding_and_window(
+        &self,
+        hash: u128,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> (bool, SlidingWindow) {
+        self.acquire_sliding_then(hash, limit, expiry, amount, |cell, aligned, acquired| {
+            (
+                acquired,
+                Self::sliding_window_of(Some(cell), aligned, expiry),
+            )
+        })
     }
 
     fn sliding_now(&self, now: u64) -> u64 {
@@ -605,16 +777,10 @@ impl<C: Clock> MovingWindowSupport for MemoryStorage<C> {
         validate_expiry(expiry)?;
         validate_limit(limit, MAX_MOVING_WINDOW_LIMIT)?;
         let now = self.clock.now();
-        let (count, oldest) = self
-            .windows
-            .read(self.hash(key), now, |ring| {
-                ring.window(now / NANOS_PER_MS, expiry * 1000, limit)
-            })
-            .unwrap_or((0, None));
-        let start = oldest.map_or(self.clock.to_unix(now), |ms| {
-            self.clock.to_unix(ms * NANOS_PER_MS)
+        let window = self.windows.read(self.hash(key), now, |ring| {
+            self.moving_window_of(Some(ring), now, limit, expiry)
         });
-        Ok(MovingWindow { start, count })
+        Ok(window.unwrap_or_else(|| self.moving_window_of(None, now, limit, expiry)))
     }
 }
 
@@ -622,24 +788,12 @@ impl<C: Clock> SlidingWindowCounterSupport for MemoryStorage<C> {
     fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
         validate_key(key)?;
         validate_expiry(expiry)?;
-        let window = expiry_nanos(expiry);
         let now = self.clock.now();
         let aligned = self.sliding_now(now);
-        let state = self
-            .sliding
-            .read(self.hash(key), now, |e| e.cell.get(aligned, window))
-            .unwrap_or(cell::SlidingState {
-                previous: 0,
-                current: 0,
-                elapsed: aligned % window,
-            });
-        let remaining = Duration::from_nanos(window - state.elapsed).as_secs_f64();
-        Ok(SlidingWindow {
-            previous_count: state.previous,
-            previous_expires_in: if state.previous == 0 { 0.0 } else { remaining },
-            current_count: state.current,
-            current_expires_in: remaining + expiry as f64,
-        })
+        let window = self.sliding.read(self.hash(key), now, |e| {
+            Self::sliding_window_of(Some(&e.cell), aligned, expiry)
+        });
+        Ok(window.unwrap_or_else(|| Self::sliding_window_of(None, aligned, expiry)))
     }
 
     fn acquire_sliding_window_entry(

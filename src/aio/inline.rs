@@ -152,7 +152,7 @@ macro_rules! answer_in_place {
                 expiry: u64,
                 amount: u64,
             ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
-                ready(moving_windows(self).and_then(|w| moving_hit(w, key, limit, expiry, amount)))
+                ready(self.moving_windowed(key, limit, expiry, amount))
             }
 
             fn acquire_entry_key<'a>(
@@ -172,9 +172,7 @@ macro_rules! answer_in_place {
                 expiry: u64,
                 amount: u64,
             ) -> BoxFuture<'a, Result<(bool, MovingWindow)>> {
-                ready(moving_windows(self).and_then(|w| {
-                    key.with_str(|key| moving_hit(w, key, limit, expiry, amount))
-                }))
+                ready(self.moving_windowed_key(key, limit, expiry, amount))
             }
         }
 
@@ -206,7 +204,7 @@ macro_rules! answer_in_place {
                 expiry: u64,
                 amount: u64,
             ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
-                ready(sliding_counters(self).and_then(|c| sliding_hit(c, key, limit, expiry, amount)))
+                ready(self.sliding_windowed(key, limit, expiry, amount))
             }
 
             fn acquire_sliding_window_entry_key<'a>(
@@ -228,9 +226,7 @@ macro_rules! answer_in_place {
                 expiry: u64,
                 amount: u64,
             ) -> BoxFuture<'a, Result<(bool, SlidingWindow)>> {
-                ready(sliding_counters(self).and_then(|c| {
-                    key.with_str(|key| sliding_hit(c, key, limit, expiry, amount))
-                }))
+                ready(self.sliding_windowed_key(key, limit, expiry, amount))
             }
 
             fn clear_sliding_window<'a>(
@@ -244,9 +240,10 @@ macro_rules! answer_in_place {
     };
 }
 
-/// A fixed-window hit and the counter it leaves, on a storage that answers
-/// in place: by default `incr_within`, then `get` and `get_expiry`; the
-/// memory engine answers from one lookup.
+/// A hit and the window it leaves, on a storage that answers in place: by
+/// default the hit, then the reads (`get` and `get_expiry`,
+/// `get_moving_window`, `get_sliding_window`); the memory engine answers
+/// each from one lookup.
 trait WindowedHit: Storage {
     /// `incr_within` on `key`, and the counter as the hit leaves it.
     fn windowed(
@@ -271,6 +268,51 @@ trait WindowedHit: Storage {
     ) -> Result<(bool, FixedWindow)> {
         key.with_str(|key| self.windowed(key, expiry, elastic_expiry, amount, limit))
     }
+
+    /// `acquire_entry` on `key`, and the moving window as it leaves it.
+    fn moving_windowed(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, MovingWindow)> {
+        moving_windows(self).and_then(|w| moving_hit(w, key, limit, expiry, amount))
+    }
+
+    /// [`moving_windowed`](Self::moving_windowed) on the key given as its parts.
+    fn moving_windowed_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, MovingWindow)> {
+        key.with_str(|key| self.moving_windowed(key, limit, expiry, amount))
+    }
+
+    /// `acquire_sliding_window_entry` on `key`, and the counters as it
+    /// leaves them.
+    fn sliding_windowed(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, SlidingWindow)> {
+        sliding_counters(self).and_then(|c| sliding_hit(c, key, limit, expiry, amount))
+    }
+
+    /// [`sliding_windowed`](Self::sliding_windowed) on the key given as its parts.
+    fn sliding_windowed_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, SlidingWindow)> {
+        key.with_str(|key| self.sliding_windowed(key, limit, expiry, amount))
+    }
 }
 
 impl<C: Clock> WindowedHit for MemoryStorage<C> {
@@ -294,6 +336,46 @@ impl<C: Clock> WindowedHit for MemoryStorage<C> {
         limit: u64,
     ) -> Result<(bool, FixedWindow)> {
         self.incr_within_and_window_key(key, expiry, elastic_expiry, amount, limit)
+    }
+
+    fn moving_windowed(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, MovingWindow)> {
+        self.acquire_entry_and_window(key, limit, expiry, amount)
+    }
+
+    fn moving_windowed_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, MovingWindow)> {
+        self.acquire_entry_and_window_key(key, limit, expiry, amount)
+    }
+
+    fn sliding_windowed(
+        &self,
+        key: &str,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, SlidingWindow)> {
+        self.acquire_sliding_window_entry_and_window(key, limit, expiry, amount)
+    }
+
+    fn sliding_windowed_key(
+        &self,
+        key: LimitKey<'_>,
+        limit: u64,
+        expiry: u64,
+        amount: u64,
+    ) -> Result<(bool, SlidingWindow)> {
+        self.acquire_sliding_window_entry_and_window_key(key, limit, expiry, amount)
     }
 }
 
