@@ -6,7 +6,9 @@
 //! each hit and is measured on the hot key.
 //!
 //! `write_behind_budget_split/hot_key/{1,2}_threads` times a hit on a
-//! budget-split node's hot key, within the share the remote granted.
+//! budget-split node's hot key, within the share the remote granted;
+//! `write_behind_budget_split/refused_key/{1,2}_threads` one on a key far
+//! past its limit, whose hits are refused.
 //!
 //! Run with `cargo bench --bench write_behind`.
 
@@ -74,43 +76,50 @@ fn hits(c: &mut Criterion) {
 /// Budget split on one hot key, on 1 and 2 threads (the time per hit of
 /// the slowest thread): a hit within the share the remote granted.
 fn budget_split(c: &mut Criterion) {
-    let item = RateLimitItem::per_second(1 << 40).expect("valid item");
-    let remote = Arc::new(MemoryRemote::new().with_latency(Duration::from_micros(100)));
-    let node = WriteBehind::builder(remote)
-        .sync_interval(Duration::from_millis(10))
-        .budget_split(true)
-        .start()
-        .expect("node");
-    let limiter = FixedWindowRateLimiter::new(node.storage());
-    let mut group = c.benchmark_group("write_behind_budget_split/hot_key");
-    for threads in [1usize, 2] {
-        group.bench_function(
-            BenchmarkId::from_parameter(format!("{threads}_threads")),
-            |b| {
-                b.iter_custom(|iters| {
-                    std::thread::scope(|scope| {
-                        let hitters: Vec<_> = (0..threads)
-                            .map(|_| {
-                                scope.spawn(|| {
-                                    let start = std::time::Instant::now();
-                                    for _ in 0..iters {
-                                        black_box(limiter.hit(&item, &["hot"], 1).unwrap());
-                                    }
-                                    start.elapsed()
+    // A key hit far below its limit, whose hits the granted share admits,
+    // and one hit far past it (10 a minute), whose hits are refused.
+    for (name, item) in [
+        ("hot_key", RateLimitItem::per_second(1 << 40)),
+        ("refused_key", RateLimitItem::per_minute(10)),
+    ] {
+        let item = item.expect("valid item");
+        let remote = Arc::new(MemoryRemote::new().with_latency(Duration::from_micros(100)));
+        let node = WriteBehind::builder(remote)
+            .sync_interval(Duration::from_millis(10))
+            .budget_split(true)
+            .start()
+            .expect("node");
+        let limiter = FixedWindowRateLimiter::new(node.storage());
+        let mut group = c.benchmark_group(format!("write_behind_budget_split/{name}"));
+        for threads in [1usize, 2] {
+            group.bench_function(
+                BenchmarkId::from_parameter(format!("{threads}_threads")),
+                |b| {
+                    b.iter_custom(|iters| {
+                        std::thread::scope(|scope| {
+                            let hitters: Vec<_> = (0..threads)
+                                .map(|_| {
+                                    scope.spawn(|| {
+                                        let start = std::time::Instant::now();
+                                        for _ in 0..iters {
+                                            black_box(limiter.hit(&item, &["hot"], 1).unwrap());
+                                        }
+                                        start.elapsed()
+                                    })
                                 })
-                            })
-                            .collect();
-                        hitters
-                            .into_iter()
-                            .map(|h| h.join().expect("hitter"))
-                            .max()
-                            .unwrap_or_default()
+                                .collect();
+                            hitters
+                                .into_iter()
+                                .map(|h| h.join().expect("hitter"))
+                                .max()
+                                .unwrap_or_default()
+                        })
                     })
-                })
-            },
-        );
+                },
+            );
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 fn config() -> Criterion {

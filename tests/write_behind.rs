@@ -1146,6 +1146,44 @@ mod budget_split {
         assert!(!a.hit_in_window("k", 60, 100, 1).unwrap().1);
     }
 
+    /// A hit that fits the limit but not a granted claim is refused on the
+    /// shard's shared lock: the refusal is counted, the hit is asked for,
+    /// and the next sync grants it.
+    #[test]
+    fn a_refusal_on_a_granted_claim_is_counted_and_granted_next() {
+        let clock = FakeClock::new();
+        let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+        let (a, b) = (
+            split_node(&remote, "a", &clock),
+            split_node(&remote, "b", &clock),
+        );
+        // Each node's first hit claims a share (the hit waits for it).
+        let mut admitted = 0;
+        for node in [&b, &a] {
+            admitted += u64::from(node.hit_in_window("k", 60, 100, 1).unwrap().1);
+            node.flush().unwrap();
+            assert!(node.hit_in_window("k", 60, 100, 1).unwrap().1);
+            node.flush().unwrap();
+            admitted += 1;
+        }
+        // a holds a granted claim now: hits within it are admitted, and the
+        // first past it is refused for want of share.
+        let refused = a.stats().share_refusals;
+        while a.hit_in_window("k", 60, 100, 1).unwrap().1 {
+            admitted += 1;
+            assert!(admitted < 100, "{admitted}");
+        }
+        assert_eq!(a.stats().share_refusals, refused + 1);
+        for more in 2..4 {
+            assert!(!a.hit_in_window("k", 60, 100, 30).unwrap().1);
+            assert_eq!(a.stats().share_refusals, refused + more);
+        }
+        a.flush().unwrap();
+        assert!(a.hit_in_window("k", 60, 100, 30).unwrap().1);
+        a.flush().unwrap();
+        assert_eq!(remote.total("k", window0(60)), admitted + 30);
+    }
+
     #[test]
     fn sliding_window_counters_keep_the_weighted_limit_across_nodes() {
         let clock = FakeClock::new();

@@ -13,9 +13,9 @@ use crate::sync::{AtomicBool, AtomicU64, Ordering};
 /// accepted since that report.
 ///
 /// A hit on a window that exists adds to `local` (and, under budget split,
-/// to `asked`) under the table shard's shared lock; everything else changes
-/// under its exclusive lock, so a hit reads `sent`, `global` and the share
-/// as one consistent state.
+/// to `asked`, or raises `want`) under the table shard's shared lock;
+/// everything else changes under its exclusive lock, so a hit reads `sent`,
+/// `global` and the share as one consistent state.
 #[derive(Debug)]
 pub(crate) struct Win {
     /// Window length in seconds.
@@ -35,8 +35,8 @@ pub(crate) struct Win {
     /// (0: none known), sent with the next report.
     pub budget: u64,
     /// Budget split: the largest hit refused for want of share since the
-    /// last grant.
-    pub want: u64,
+    /// last grant (raised under the shard's shared lock or its exclusive one).
+    want: AtomicU64,
     /// Budget split: whether `allowed` was granted by the remote.
     pub granted: bool,
     /// Budget split: hits asked for (admitted or refused for want of
@@ -57,7 +57,7 @@ impl Win {
             global: 0,
             allowed: 0,
             budget: 0,
-            want: 0,
+            want: AtomicU64::new(0),
             granted: false,
             asked: AtomicU64::new(0),
             ahead: false,
@@ -120,6 +120,30 @@ impl Win {
             });
     }
 
+    /// Budget split: the largest hit refused for want of share since the
+    /// last grant.
+    #[inline]
+    pub fn want(&self) -> u64 {
+        self.want.load(Ordering::Relaxed)
+    }
+
+    /// Budget split: records a hit of `amount` refused for want of share
+    /// (under the shard's shared lock or its exclusive one).
+    #[inline]
+    pub fn refused_for_share(&self, amount: u64) {
+        self.want.fetch_max(amount, Ordering::Relaxed);
+    }
+
+    /// Budget split: forgets the largest refused hit once a grant asked
+    /// for at least `want` answered it (under the shard's exclusive lock).
+    pub fn want_answered(&mut self, want: u64) {
+        let _ = self
+            .want
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                (w <= want).then_some(0)
+            });
+    }
+
     /// Budget split: forgets the `asked` hits a grant answered (under the
     /// shard's exclusive lock).
     pub fn answered(&mut self, asked: u64) {
@@ -149,7 +173,7 @@ impl Win {
     /// Budget split: whether the window waits for a share from the remote
     /// (none granted yet, or a hit found the share spent).
     pub fn wants_share(&self) -> bool {
-        self.budget > 0 && (!self.granted || self.want > 0)
+        self.budget > 0 && (!self.granted || self.want() > 0)
     }
 
     /// Forgets the acknowledgement (the remote lost it), keeping the

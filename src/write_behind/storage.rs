@@ -9,7 +9,7 @@
 //! only the first hit after a sync takes a lock beyond it, one stripe of the
 //! pending queue, to queue the key. A new key and a new window take the
 //! shard's exclusive lock, and so does a hit under budget split that
-//! changes more than the counts (a refusal, a first claim, a new budget).
+//! changes more than the counts (a first claim, a new budget).
 //! A sync pass clears a key's mark and snapshots its totals under the
 //! exclusive lock, so every hit is either in the snapshot or queues the key
 //! again (the loom models in `state.rs`).
@@ -24,10 +24,11 @@
 //!
 //! Budget split (see [the module](crate::write_behind)) keeps, beside each
 //! window, the claim the remote granted (`Win::allowed`), the limit last
-//! hit against and the largest hit refused for want of share, changed under
-//! the key's shard's exclusive lock; a hit within a granted claim reads
-//! them under the shared lock and adds to the count and to the hits asked
-//! for with atomics. It adds no lock.
+//! hit against and the largest hit refused for want of share. The claim,
+//! the limit and the look-ahead change under the key's shard's exclusive
+//! lock; a hit on a granted claim reads them under the shared lock and,
+//! with atomics, adds to the count and to the hits asked for, or records
+//! the largest hit refused for want of share. It adds no lock.
 //!
 //! A remote that loses its data (a restart without persistence, a flush)
 //! is noticed by its [incarnation marker](SyncTarget::incarnation), read
@@ -378,8 +379,8 @@ impl WriteBehind {
         }
         let (_, window) = self.window(expiry);
         let k = self.key(key);
-        if self.fixed_share(k, (expiry, window), amount, limit) {
-            return Ok((window, true));
+        if let Some(admitted) = self.fixed_share(k, (expiry, window), amount, limit) {
+            return Ok((window, admitted));
         }
         let admitted = self.with_entry(key, k, |e| {
             let fits = e.count(expiry, window).saturating_add(amount) <= limit;
@@ -424,7 +425,7 @@ impl WriteBehind {
         if admitted {
             w.add(amount);
         } else if fits {
-            w.want = w.want.max(amount);
+            w.refused_for_share(amount);
             self.share_refusals.fetch_add(1, Ordering::Relaxed);
         }
         let early = w.wants_share() || self.over_unsynced(w);
@@ -437,14 +438,16 @@ impl WriteBehind {
         admitted
     }
 
-    /// Budget split: admits `amount` into `(expiry, window)` of `k` under
-    /// the shard's shared lock when that changes nothing but the counts:
-    /// `judge(entry)` gives the window's budget and whether an estimate of
-    /// the global count after the hit fits; the window's share was granted,
-    /// the budget and look-ahead are the ones it knows, the estimate fits
-    /// and the share has room (as [`take_share`](Self::take_share) decides,
-    /// one compare-and-swap with the add). `false`: the exclusive path
-    /// decides (a refusal, a first claim, a new budget, a window not held).
+    /// Budget split: decides a hit of `amount` on `(expiry, window)` of `k`
+    /// under the shard's shared lock when the window's share was granted
+    /// and the budget and look-ahead are the ones it knows, as
+    /// [`take_share`](Self::take_share) would: `judge(entry)` gives the
+    /// window's budget and whether an estimate of the global count after
+    /// the hit fits. An admission is one compare-and-swap with the add; a
+    /// refusal for want of share records the hit asked for and the largest
+    /// refused with atomics and asks for an early sync. `None`: the
+    /// exclusive path decides (a first claim, a new budget, a window not
+    /// held).
     fn share_in_existing<F: Fn(u64) -> bool>(
         &self,
         k: Key,
@@ -452,37 +455,44 @@ impl WriteBehind {
         amount: u64,
         ahead: bool,
         judge: impl FnOnce(&Entry) -> (u64, F),
-    ) -> bool {
-        let Some(e) = self.map.get(&k) else {
-            return false;
-        };
-        let Some(w) = e.find(expiry, window) else {
-            return false;
-        };
+    ) -> Option<bool> {
+        let e = self.map.get(&k)?;
+        let w = e.find(expiry, window)?;
         let (budget, fits) = judge(&e);
         if !w.granted || w.budget != budget || w.ahead != ahead {
-            return false;
+            return None;
         }
         let cap = if self.open_past_grace() {
             u64::MAX
         } else {
             w.allowed
         };
-        if !w.add_if(amount, |local, estimate| local <= cap && fits(estimate)) {
-            return false;
+        // Whether the last estimate judged fitted: a refusal then was for
+        // want of share.
+        let fitted = std::cell::Cell::new(false);
+        let admitted = w.add_if(amount, |local, estimate| {
+            fitted.set(fits(estimate));
+            fitted.get() && local <= cap
+        });
+        if fitted.get() {
+            w.ask(amount);
         }
-        w.ask(amount);
-        self.mark_dirty(k, &e);
+        if admitted {
+            self.mark_dirty(k, &e);
+        } else if fitted.get() {
+            w.refused_for_share(amount);
+            self.share_refusals.fetch_add(1, Ordering::Relaxed);
+        }
         if w.wants_share() || self.over_unsynced(w) {
             self.request_early(k, &e);
         }
-        true
+        Some(admitted)
     }
 
     /// Budget split: a fixed-window hit within the granted share of `k`'s
     /// window, under the shard's shared lock (see
     /// [`share_in_existing`](Self::share_in_existing)).
-    fn fixed_share(&self, k: Key, window: (u64, u64), amount: u64, limit: u64) -> bool {
+    fn fixed_share(&self, k: Key, window: (u64, u64), amount: u64, limit: u64) -> Option<bool> {
         self.share_in_existing(k, window, amount, true, |_| {
             (limit, move |c: u64| c <= limit)
         })
@@ -492,7 +502,7 @@ impl WriteBehind {
     /// `w` (of `expiry`, at Unix time `now`) if the node holds it: the
     /// shard's shared lock, and the weighted check and the add as one
     /// compare-and-swap. `None`: the exclusive path decides (a window not
-    /// held; under budget split, one whose share state the hit changes).
+    /// held; under budget split, a first claim or a new budget).
     fn slide_in_existing(
         &self,
         k: Key,
@@ -515,14 +525,13 @@ impl WriteBehind {
             )
         };
         if self.budget_split {
-            let admitted = self.share_in_existing(k, (expiry, w), amount, false, |e| {
+            return self.share_in_existing(k, (expiry, w), amount, false, |e| {
                 let p = e.count(expiry, prev);
                 (
                     sliding_budget(p, remaining, expiry, limit),
                     move |c: u64| fits(p, c),
                 )
             });
-            return admitted.then_some(true);
         }
         let e = self.map.get(&k)?;
         let p = e.count(expiry, prev);
@@ -947,8 +956,8 @@ impl WriteBehind {
                         let expected = w.asked().max(e.demand).saturating_mul(2);
                         let budget = Budget {
                             limit: w.budget,
-                            want: w.want,
-                            demand: expected.max(w.want),
+                            want: w.want(),
+                            demand: expected.max(w.want()),
                             nodes: e.nodes,
                         };
                         snap.push(Snap {
@@ -1020,9 +1029,7 @@ impl WriteBehind {
                                 w.allowed = answer.allowed;
                                 w.granted = true;
                                 w.answered(s.asked);
-                                if w.want <= budget.want {
-                                    w.want = 0;
-                                }
+                                w.want_answered(budget.want);
                             }
                         }
                     }
@@ -1259,8 +1266,8 @@ impl Storage for WriteBehind {
             let (_, window) = self.window(expiry);
             let k = Key::from(hash_parts(self.seed, &key));
             if self.budget_split {
-                if self.fixed_share(k, (expiry, window), amount, limit) {
-                    return Ok(true);
+                if let Some(admitted) = self.fixed_share(k, (expiry, window), amount, limit) {
+                    return Ok(admitted);
                 }
             } else if let Some(count) = self.count_in_existing(k, expiry, window, amount) {
                 return Ok(count <= limit);
