@@ -83,16 +83,14 @@ impl<'a> LimitKey<'a> {
         let len = self.len();
         let out = buf.get_mut(..len)?;
         let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            out[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(self.namespace.as_bytes());
+        copy_short(&mut out[at..], self.namespace.as_bytes());
+        at += self.namespace.len();
         for id in self.identifiers {
-            put(b"/");
-            put(id.as_bytes());
+            out[at] = b'/';
+            copy_short(&mut out[at + 1..], id.as_bytes());
+            at += 1 + id.len();
         }
-        put(self.suffix.as_bytes());
+        copy_short(&mut out[at..], self.suffix.as_bytes());
         Some(out)
     }
 
@@ -105,6 +103,36 @@ impl<'a> LimitKey<'a> {
                     .flat_map(|id| [b"/".as_slice(), id.as_bytes()]),
             )
             .chain(std::iter::once(self.suffix.as_bytes()))
+    }
+}
+
+/// Copies `src` to the start of `dst`. A key's parts are short, so up to
+/// 32 bytes are copied inline with two overlapping loads and stores (as a
+/// `memcpy` does for small sizes, without calling it); longer parts go to
+/// `copy_from_slice`.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    let dst = &mut dst[..n];
+    macro_rules! head_tail {
+        ($t:ty, $w:expr) => {{
+            let head = <$t>::from_ne_bytes(src[..$w].try_into().expect("width"));
+            let tail = <$t>::from_ne_bytes(src[n - $w..].try_into().expect("width"));
+            dst[..$w].copy_from_slice(&head.to_ne_bytes());
+            dst[n - $w..].copy_from_slice(&tail.to_ne_bytes());
+        }};
+    }
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => head_tail!(u32, 4),
+        8..=15 => head_tail!(u64, 8),
+        16..=32 => head_tail!(u128, 16),
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -187,6 +215,30 @@ mod tests {
             assert_eq!(key.pieces().collect::<Vec<_>>().concat(), string.as_bytes());
             let mut small = [0u8; 2];
             assert_eq!(key.gather(&mut small).is_some(), string.len() <= 2);
+        }
+    }
+
+    /// Every part length around the inline copy's size classes, in every
+    /// position, gathers to the key string's bytes.
+    #[test]
+    fn gathered_parts_are_the_string_at_every_part_length() {
+        let text: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        let part = |n: usize| &text[..n];
+        for n in 0..=40 {
+            for m in [0, 1, 3, 7, 8, 16, 17, 33] {
+                let ids = [part(m), part(n)];
+                for key in [
+                    LimitKey::new(part(n), &ids[..1], part(m)),
+                    LimitKey::new(part(m), &ids, part(n)),
+                    LimitKey::new(part(n), &[], part(n)),
+                ] {
+                    let mut buf = [0xFFu8; 128];
+                    let string = key.to_string();
+                    let fits = string.len() <= buf.len();
+                    let want = fits.then_some(string.as_bytes());
+                    assert_eq!(key.gather(&mut buf), want, "{n} {m}");
+                }
+            }
         }
     }
 
