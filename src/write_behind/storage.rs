@@ -489,9 +489,10 @@ impl WriteBehind {
         Some(admitted)
     }
 
-    /// Budget split: a fixed-window hit within the granted share of `k`'s
-    /// window, under the shard's shared lock (see
-    /// [`share_in_existing`](Self::share_in_existing)).
+    /// Budget split: a fixed-window hit on the granted share of `k`'s
+    /// window, admitted or refused under the shard's shared lock (see
+    /// [`share_in_existing`](Self::share_in_existing)); `None`: the
+    /// exclusive path decides.
     fn fixed_share(&self, k: Key, window: (u64, u64), amount: u64, limit: u64) -> Option<bool> {
         self.share_in_existing(k, window, amount, true, |_| {
             (limit, move |c: u64| c <= limit)
