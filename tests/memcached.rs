@@ -506,6 +506,65 @@ mod write_behind_remote {
         assert!(a.curr_items() > 10 && b.curr_items() > 10);
     }
 
+    /// A window's membership item and its key's registry, which `clear`
+    /// reads to find the slots, expire after every slot they list, however
+    /// Memcached's whole-second clock falls between the writes (the slots
+    /// are raised again later, the indexes are not).
+    #[test]
+    fn indexes_outlive_the_slots_they_list() {
+        require_or_skip!("memcached");
+        let server = Memcached::tcp();
+        let remote = storage(&server, "");
+        let window = |now: f64| (now / 60.0) as u64;
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+        };
+        // Room for the three rounds in one window.
+        let left = 60.0 - now() % 60.0;
+        if left < 4.0 {
+            std::thread::sleep(Duration::from_secs_f64(left + 0.1));
+        }
+        let w = window(now());
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        for round in 1..=3u64 {
+            let reports: Vec<Report<'_>> = keys
+                .iter()
+                .flat_map(|k| ["a", "b"].map(|n| report(k, w, n, round)))
+                .map(|r| Report { expiry: 60, ..r })
+                .collect();
+            remote.sync(&reports).unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+        }
+        assert_eq!(window(now()), w, "the rounds fit in one window");
+        let dump = server
+            .command("lru_crawler metadump all\r\n", "END\r\n")
+            .unwrap();
+        let (mut slots, mut indexes) = (Vec::new(), Vec::new());
+        for line in dump.lines() {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            let (Some(key), Some(exp)) = (field("key="), field("exp=")) else {
+                continue;
+            };
+            let exp: i64 = exp.parse().unwrap();
+            if key.contains("%2Fnode%2F") {
+                slots.push(exp);
+            } else if key.ends_with("%2Fnodes") || key.ends_with("%2Fwindows") {
+                indexes.push(exp);
+            }
+        }
+        assert_eq!((slots.len(), indexes.len()), (40, 40), "{dump}");
+        let latest_slot = slots.iter().max().unwrap();
+        let first_index = indexes.iter().min().unwrap();
+        assert!(first_index > latest_slot, "{first_index} <= {latest_slot}");
+    }
+
     /// The items a window keeps, stale reports, keys with `/`, clear and
     /// reset.
     #[test]

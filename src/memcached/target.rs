@@ -48,6 +48,13 @@ fn deadline(window: u64, expiry: u64) -> u64 {
     window.saturating_add(2).saturating_mul(expiry)
 }
 
+/// Seconds a membership item and a registry outlive the slots they list.
+/// Memcached's clock ticks once a second from its own start and relative
+/// expirations are whole seconds, so two items given one deadline at
+/// different moments can expire up to a second apart; an index that expired
+/// first would hide live slots from [`clear`](SyncTarget::clear).
+const INDEX_SLACK: u64 = 2;
+
 /// The expiration Memcached is sent for an item that must live until
 /// `deadline`: relative seconds up to 30 days, the absolute Unix time beyond
 /// (Memcached reads larger values as absolute times). `None` once the
@@ -169,6 +176,9 @@ struct Write {
     slot: String,
     total: u64,
     exptime: u32,
+    /// The expiration of the window's membership item and of the key's
+    /// registry: [`INDEX_SLACK`] past the slot's.
+    index_exptime: u32,
 }
 
 impl MemcachedStorage {
@@ -256,14 +266,14 @@ impl MemcachedStorage {
                     server,
                     &registry,
                     &entry,
-                    w.exptime,
+                    w.index_exptime,
                     r1.contains_key(&registry),
                 )?;
                 let latest = listed.iter().map(|&(w, x)| deadline(w, x)).max();
                 if !created && latest.is_none_or(|d| d < deadline(win.window, win.expiry)) {
                     // `append` keeps the item's expiration: extend it to
                     // this window's.
-                    server.call(|c| c.touch(&registry, w.exptime))?;
+                    server.call(|c| c.touch(&registry, w.index_exptime))?;
                 }
                 // As the server has it now, for later windows of the batch.
                 r1.entry(registry)
@@ -276,7 +286,7 @@ impl MemcachedStorage {
             server,
             &win.members,
             &format!("{},", w.node),
-            w.exptime,
+            w.index_exptime,
             members_exist,
         )?;
         win.nodes.push(w.node.clone());
@@ -314,9 +324,12 @@ impl MemcachedStorage {
             wins[wi].reports.push(i);
             // A report of a window whose items are past their end is only
             // read: its hits can no longer affect a limit.
-            let Some(exptime) = exptime_until(deadline(r.window, r.expiry), at) else {
+            let end = deadline(r.window, r.expiry);
+            let Some(exptime) = exptime_until(end, at) else {
                 continue;
             };
+            let index_exptime =
+                exptime_until(end.saturating_add(INDEX_SLACK), at).unwrap_or(exptime);
             if r.total == 0 {
                 continue;
             }
@@ -330,6 +343,7 @@ impl MemcachedStorage {
                         node,
                         total: r.total,
                         exptime,
+                        index_exptime,
                     });
                     write_of.insert((wi, r.node), writes.len() - 1);
                 }
@@ -449,8 +463,10 @@ fn multi_get(server: &Server, keys: &[String]) -> Result<HashMap<String, Item>> 
 ///
 /// Key and node ids are escaped (`%`, `/`, `,` percent-encoded) and the
 /// items named like the storage's keys (`key_prefix`; keys Memcached refuses
-/// are hashed). Slots and membership items expire one window after their
-/// window ends (relative seconds up to 30 days, an absolute time beyond).
+/// are hashed). Slots expire one window after their window ends (relative
+/// seconds up to 30 days, an absolute time beyond); membership items and
+/// registries 2 s after the slots they list, so that Memcached's
+/// whole-second clock never lets an index expire before them.
 ///
 /// A [`sync`](SyncTarget::sync) takes, per server: one multi-get (membership
 /// items, the node's slots, registries), one round trip per slot raised
