@@ -74,7 +74,8 @@ fn hits(c: &mut Criterion) {
 }
 
 /// Budget split on one hot key, on 1 and 2 threads (the time per hit of
-/// the slowest thread): a hit within the share the remote granted.
+/// the slowest thread): a hit within the share the remote granted, and a
+/// hit on a key past its limit, refused.
 fn budget_split(c: &mut Criterion) {
     // A key hit far below its limit, whose hits the granted share admits,
     // and one hit far past it (10 a minute), whose hits are refused.

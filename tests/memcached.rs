@@ -65,13 +65,17 @@ fn async_subject() -> Subject {
     common::via_async(storage, keep_alive(vec![server]), 0.5)
 }
 
-/// Sleeps until the Unix time is `phase` seconds into a `period`.
-fn align(period: f64, phase: f64) {
-    let now = std::time::SystemTime::now()
+/// The Unix time, in seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs_f64();
-    let wait = (phase - now.rem_euclid(period)).rem_euclid(period);
+        .as_secs_f64()
+}
+
+/// Sleeps until the Unix time is `phase` seconds into a `period`.
+fn align(period: f64, phase: f64) {
+    let wait = (phase - unix_now().rem_euclid(period)).rem_euclid(period);
     std::thread::sleep(Duration::from_secs_f64(wait));
 }
 
@@ -454,11 +458,7 @@ mod write_behind_remote {
     }
 
     fn window_now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            / (24 * 3600)
+        unix_now() as u64 / (24 * 3600)
     }
 
     #[test]
@@ -515,19 +515,13 @@ mod write_behind_remote {
         require_or_skip!("memcached");
         let server = Memcached::tcp();
         let remote = storage(&server, "");
-        let window = |now: f64| (now / 60.0) as u64;
-        let now = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs_f64()
-        };
+        let window = || (unix_now() / 60.0) as u64;
         // Room for the three rounds in one window.
-        let left = 60.0 - now() % 60.0;
+        let left = 60.0 - unix_now() % 60.0;
         if left < 4.0 {
             std::thread::sleep(Duration::from_secs_f64(left + 0.1));
         }
-        let w = window(now());
+        let w = window();
         let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
         for round in 1..=3u64 {
             let reports: Vec<Report<'_>> = keys
@@ -538,7 +532,7 @@ mod write_behind_remote {
             remote.sync(&reports).unwrap();
             std::thread::sleep(Duration::from_millis(600));
         }
-        assert_eq!(window(now()), w, "the rounds fit in one window");
+        assert_eq!(window(), w, "the rounds fit in one window");
         let dump = server
             .command("lru_crawler metadump all\r\n", "END\r\n")
             .unwrap();
