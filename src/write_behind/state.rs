@@ -48,6 +48,13 @@ pub(crate) struct Win {
 }
 
 impl Win {
+    /// Whether Unix second `secs` falls in this window.
+    #[inline]
+    pub fn holds(&self, secs: u64) -> bool {
+        let start = self.window.saturating_mul(self.expiry);
+        start <= secs && secs - start < self.expiry
+    }
+
     fn new(expiry: u64, window: u64) -> Self {
         Win {
             expiry,
@@ -247,9 +254,42 @@ pub(crate) struct Entry {
     pub demand: u64,
 }
 
-/// The epoch-aligned window index of Unix time `now` for windows of `expiry` seconds.
-pub(crate) fn window_of(now: f64, expiry: u64) -> u64 {
-    (now.max(0.0) / expiry as f64).floor() as u64
+/// The epoch-aligned window index of Unix time `secs` (whole seconds) for
+/// windows of `expiry` seconds.
+#[inline]
+pub(crate) fn window_of(secs: u64, expiry: u64) -> u64 {
+    secs / expiry.max(1)
+}
+
+/// A clock's origin as Unix time in whole seconds and nanoseconds, so
+/// that the node turns a clock reading into whole Unix seconds with
+/// integers only (no division but by a constant). It is the floor of
+/// [`Clock::to_unix`](crate::Clock::to_unix), exact where that float sum
+/// rounds up a nanosecond before a second ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    secs: u64,
+    nanos: u64,
+}
+
+impl Origin {
+    const NANOS: u64 = 1_000_000_000;
+
+    /// The origin at Unix time `unix` (seconds; negative counts as 0).
+    pub fn new(unix: f64) -> Self {
+        let unix = unix.max(0.0);
+        let secs = unix as u64;
+        let nanos = (((unix - secs as f64) * 1e9) as u64).min(Self::NANOS - 1);
+        Origin { secs, nanos }
+    }
+
+    /// The whole Unix seconds `nanos` after the origin.
+    #[inline]
+    pub fn unix_secs(&self, nanos: u64) -> u64 {
+        self.secs
+            .saturating_add(nanos / Self::NANOS)
+            .saturating_add((nanos % Self::NANOS + self.nanos) / Self::NANOS)
+    }
 }
 
 impl Entry {
@@ -268,6 +308,15 @@ impl Entry {
         self.wins
             .iter()
             .find(|w| w.expiry == expiry && w.window == window)
+    }
+
+    /// The window of `expiry` that holds Unix second `secs`: found with a
+    /// multiplication per window, not the division that gives its index.
+    #[inline]
+    pub fn current(&self, expiry: u64, secs: u64) -> Option<&Win> {
+        self.wins
+            .iter()
+            .find(|w| w.expiry == expiry && w.holds(secs))
     }
 
     pub fn find_mut(&mut self, expiry: u64, window: u64) -> Option<&mut Win> {
@@ -301,9 +350,9 @@ impl Entry {
         self.wins.iter().any(Win::pending)
     }
 
-    /// Drops windows that ended more than one window before `now` and have
-    /// nothing pending.
-    pub fn prune(&mut self, now: f64) {
+    /// Drops windows that ended more than one window before `now` (whole
+    /// Unix seconds) and have nothing pending.
+    pub fn prune(&mut self, now: u64) {
         self.wins
             .retain(|w| w.pending() || w.window + 1 >= window_of(now, w.expiry));
     }
@@ -356,10 +405,57 @@ mod tests {
         let w = e.win_mut(10, 4);
         w.add(1);
         w.ack(1, 1);
-        e.prune(45.0); // window 4
+        e.prune(45); // window 4
         let kept: Vec<u64> = e.wins.iter().map(|w| w.window).collect();
         assert_eq!(kept, vec![1, 4]);
-        assert_eq!(window_of(45.0, 10), 4);
+        assert_eq!(window_of(45, 10), 4);
+    }
+
+    #[test]
+    fn a_window_holds_the_seconds_whose_index_it_is() {
+        let mut e = Entry::new("k");
+        for window in [0, 1, 170_000_000] {
+            e.win_mut(10, window);
+        }
+        e.win_mut(7, 3);
+        for secs in (0..40).chain(1_699_999_990..1_700_000_020) {
+            let found = e.current(10, secs).map(|w| w.window);
+            let index = window_of(secs, 10);
+            let held = [0, 1, 170_000_000].contains(&index);
+            assert_eq!(found, held.then_some(index), "second {secs}");
+            let found = e.current(7, secs).map(|w| w.window);
+            assert_eq!(
+                found,
+                (window_of(secs, 7) == 3).then_some(3),
+                "second {secs}"
+            );
+        }
+    }
+
+    #[test]
+    fn unix_seconds_are_the_floor_of_the_clock_as_unix_time() {
+        let nanos = [
+            0,
+            1,
+            499_999_999,
+            500_000_000,
+            999_999_999,
+            1_000_000_000,
+            59_999_999_999,
+            60_000_000_000,
+            86_400_123_456_789,
+        ];
+        for origin in [0.0, 1_700_000_000.0, 1_700_000_000.5, 1_700_000_059.25] {
+            for n in nanos {
+                // Exact: these origins are whole nanoseconds in binary.
+                let expected = ((origin * 1e9) as u128 + u128::from(n)) / 1_000_000_000;
+                let expected = expected as u64;
+                let got = Origin::new(origin).unix_secs(n);
+                assert_eq!(got, expected, "origin {origin}, nanos {n}");
+            }
+        }
+        assert_eq!(Origin::new(-5.0).unix_secs(2_000_000_000), 2);
+        assert_eq!(Origin::new(f64::MAX).unix_secs(u64::MAX), u64::MAX);
     }
 }
 

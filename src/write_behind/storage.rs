@@ -50,7 +50,7 @@ use std::hash::BuildHasherDefault;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::state::{window_of, Entry, Win};
+use super::state::{window_of, Entry, Origin, Win};
 use super::stats::Stats;
 use super::target::{Budget, Report, Share, SyncTarget};
 use super::FailurePolicy;
@@ -139,6 +139,8 @@ pub struct WriteBehind {
     target: Arc<dyn SyncTarget>,
     node: String,
     clock: Arc<dyn Clock>,
+    /// `clock`'s origin, fixed as a clock's origin is.
+    origin: Origin,
     interval: Duration,
     batch_size: usize,
     policy: FailurePolicy,
@@ -223,6 +225,7 @@ impl WriteBehind {
             pending: (0..PENDING_STRIPES).map(|_| Mutex::default()).collect(),
             target: c.target,
             node: c.node,
+            origin: Origin::new(c.clock.unix_origin()),
             clock: c.clock,
             interval: c.interval,
             batch_size: c.batch_size.max(1),
@@ -302,14 +305,15 @@ impl WriteBehind {
         if let Some(e) = self.closed_error() {
             return Err(e);
         }
-        let (_, window) = self.window(expiry);
+        let secs = self.unix_secs();
+        let window = window_of(secs, expiry);
         if self.is_write_through() {
             let _g = self.stripe(self.key(key)).lock();
             return Ok((window, self.through(key, expiry, &[window], amount)?[0]));
         }
         let k = self.key(key);
-        if let Some(count) = self.count_in_existing(k, expiry, window, amount) {
-            return Ok((window, count));
+        if let Some(counted) = self.count_in_existing(k, expiry, secs, amount) {
+            return Ok(counted);
         }
         let count = self.with_entry(key, k, |e| {
             e.win_mut(expiry, window);
@@ -322,13 +326,15 @@ impl WriteBehind {
         }
     }
 
-    /// Counts `amount` in `key`'s window if the window exists: the shard's
-    /// shared lock and atomics. `None` when it does not (the caller creates it).
+    /// Counts `amount` in `key`'s window of `expiry` that holds Unix second
+    /// `secs`, if the node holds that window: the shard's shared lock and
+    /// atomics. `(window, count)`; `None` when the window is not held (the
+    /// caller creates it).
     #[inline]
-    fn count_in_existing(&self, k: Key, expiry: u64, window: u64, amount: u64) -> Option<u64> {
+    fn count_in_existing(&self, k: Key, expiry: u64, secs: u64, amount: u64) -> Option<(u64, u64)> {
         let e = self.map.get(&k)?;
-        let w = e.find(expiry, window)?;
-        Some(self.counted(k, &e, w, amount))
+        let w = e.current(expiry, secs)?;
+        Some((w.window, self.counted(k, &e, w, amount)))
     }
 
     /// Counts `amount` in window `w` of entry `e` (keyed `k`) and marks it
@@ -377,7 +383,7 @@ impl WriteBehind {
         if let Some(e) = self.closed_error() {
             return Err(e);
         }
-        let (_, window) = self.window(expiry);
+        let window = self.window_index(expiry);
         let k = self.key(key);
         if let Some(admitted) = self.fixed_share(k, (expiry, window), amount, limit) {
             return Ok((window, admitted));
@@ -608,9 +614,25 @@ impl WriteBehind {
         &self.stripes[k.spread() as usize % STRIPES]
     }
 
+    /// The clock's Unix time and the index of the window of `expiry`
+    /// seconds it falls in, both from that one float (a sliding window's
+    /// weight is taken from it, so the two agree at a window's edge).
     fn window(&self, expiry: u64) -> (f64, u64) {
         let now = self.clock.unix_now();
-        (now, window_of(now, expiry))
+        (now, (now.max(0.0) / expiry.max(1) as f64).floor() as u64)
+    }
+
+    /// The index of the window of `expiry` seconds the clock is in: integer
+    /// arithmetic only, for the fixed window's hit path.
+    #[inline]
+    fn window_index(&self, expiry: u64) -> u64 {
+        window_of(self.unix_secs(), expiry)
+    }
+
+    /// The clock's Unix time in whole seconds.
+    #[inline]
+    fn unix_secs(&self) -> u64 {
+        self.origin.unix_secs(self.clock.now())
     }
 
     /// The table's key for `key`: its 128-bit hash, seeded per node (as the
@@ -933,7 +955,7 @@ impl WriteBehind {
         // In write-through mode a retry must not interleave with a hit's own
         // call on the same key (a chunk is one key then).
         let _stripe = self.is_write_through().then(|| self.stripe(keys[0]).lock());
-        let now = self.clock.unix_now();
+        let now = self.unix_secs();
         let mut snap: Vec<Snap> = Vec::with_capacity(keys.len());
         // The keys' names, as the reports carry them.
         let mut names: Vec<Option<Arc<str>>> = vec![None; keys.len()];
@@ -1101,7 +1123,7 @@ impl WriteBehind {
 
     /// Drops the windows that are over and the keys left with none.
     fn prune(&self) {
-        let unix = self.clock.unix_now();
+        let unix = self.unix_secs();
         let mut removed = 0;
         self.map.retain(|_, e| {
             e.prune(unix);
@@ -1264,13 +1286,14 @@ impl Storage for WriteBehind {
             && validate_amount(amount).is_ok()
             && self.closed_error().is_none()
         {
-            let (_, window) = self.window(expiry);
+            let secs = self.unix_secs();
             let k = Key::from(hash_parts(self.seed, &key));
             if self.budget_split {
+                let window = window_of(secs, expiry);
                 if let Some(admitted) = self.fixed_share(k, (expiry, window), amount, limit) {
                     return Ok(admitted);
                 }
-            } else if let Some(count) = self.count_in_existing(k, expiry, window, amount) {
+            } else if let Some((_, count)) = self.count_in_existing(k, expiry, secs, amount) {
                 return Ok(count <= limit);
             }
         }
@@ -1289,7 +1312,7 @@ impl Storage for WriteBehind {
         else {
             return Ok(0);
         };
-        let (_, window) = self.window(expiry);
+        let window = self.window_index(expiry);
         if self.is_write_through() {
             let _g = self.stripe(self.key(key)).lock();
             return Ok(self.through(key, expiry, &[window], 0)?[0]);
@@ -1303,7 +1326,7 @@ impl Storage for WriteBehind {
         let Some(e) = self.map.get(&self.key(key)) else {
             return Ok(0.0);
         };
-        let now = self.clock.unix_now();
+        let now = self.unix_secs();
         Ok(e.wins
             .iter()
             .rev()
