@@ -286,9 +286,9 @@ impl Origin {
     /// The whole Unix seconds `nanos` after the origin.
     #[inline]
     pub fn unix_secs(&self, nanos: u64) -> u64 {
+        // Saturates only 584 years after the origin.
         self.secs
-            .saturating_add(nanos / Self::NANOS)
-            .saturating_add((nanos % Self::NANOS + self.nanos) / Self::NANOS)
+            .saturating_add(nanos.saturating_add(self.nanos) / Self::NANOS)
     }
 }
 

@@ -813,10 +813,17 @@ impl WriteBehind {
 
     /// Under [`FailurePolicy::Closed`], the error to answer with once the
     /// remote has been failing for longer than the grace period.
+    #[inline]
     fn closed_error(&self) -> Option<Error> {
-        if self.policy != FailurePolicy::Closed {
+        if self.policy != FailurePolicy::Closed || self.failing_since.load(Ordering::Relaxed) == 0 {
             return None;
         }
+        self.failing_closed()
+    }
+
+    /// [`closed_error`](Self::closed_error) once the remote has failed.
+    #[cold]
+    fn failing_closed(&self) -> Option<Error> {
         let failing = self.failing_past_grace()?;
         let message = format!("remote failing for {failing:?}, failing closed");
         Some(match self.last_error.lock().as_ref() {
