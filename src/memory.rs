@@ -18,7 +18,7 @@ mod ring;
 mod stripe;
 mod table;
 
-pub(crate) use table::{Key, PassThrough};
+pub(crate) use table::{default_shards, Key, Shards};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,7 @@ use cell::{FixedWindowCell, SlidingWindowCell, MAX_SLIDING_LIMIT};
 use hot::{contended, Blocks};
 use ring::Ring;
 use stripe::thread_stripe;
-use table::{default_shards, Expiring, Table};
+use table::{Expiring, Table};
 
 const NANOS: u64 = 1_000_000_000;
 const NANOS_PER_MS: u64 = 1_000_000;

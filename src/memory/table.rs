@@ -98,23 +98,126 @@ impl<V> Slot<V> {
     }
 }
 
-type Map<V> = HashMap<Key, Slot<V>, BuildHasherDefault<PassThrough>>;
+/// One shard's map.
+pub(crate) type Map<V> = HashMap<Key, V, BuildHasherDefault<PassThrough>>;
+
+/// Maps keyed by [`Key`], sharded by the key's high word, each behind a
+/// `crossbeam` `ShardedLock`: a reader takes only its own thread slot's
+/// lock, so readers on different threads write no common cache line. The
+/// memory engine's [`Table`] and the write-behind node's entries sit on it.
+pub(crate) struct Shards<V> {
+    shards: Box<[ShardedLock<Map<V>>]>,
+    /// `shards.len() - 1`.
+    mask: usize,
+}
+
+impl<V> Shards<V> {
+    /// `shards` empty shards (a power of two, at least one).
+    pub(crate) fn new(shards: usize) -> Self {
+        let shards = shards.clamp(1, 1 << 16).next_power_of_two();
+        Shards {
+            shards: (0..shards)
+                .map(|_| ShardedLock::new(Map::default()))
+                .collect(),
+            mask: shards - 1,
+        }
+    }
+
+    /// The shard of `key`.
+    #[inline]
+    pub(crate) fn of(&self, key: Key) -> &ShardedLock<Map<V>> {
+        &self.shards[(key.spread() as usize) & self.mask]
+    }
+
+    /// Every shard, in order.
+    pub(crate) fn all(&self) -> &[ShardedLock<Map<V>>] {
+        &self.shards
+    }
+
+    /// Applies `f` to the value at `key` under its shard's shared lock,
+    /// if present.
+    #[inline]
+    pub(crate) fn read<R>(&self, key: Key, f: impl FnOnce(&V) -> R) -> Option<R> {
+        read(self.of(key)).get(&key).map(f)
+    }
+
+    /// Applies `f` to the value at `key` under its shard's exclusive lock,
+    /// if present.
+    pub(crate) fn write<R>(&self, key: Key, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        write(self.of(key)).get_mut(&key).map(f)
+    }
+
+    /// Applies `f` to the value at `key` under its shard's exclusive lock,
+    /// made by `make` first if absent; `f` is told whether it was made.
+    pub(crate) fn upsert<R>(
+        &self,
+        key: Key,
+        make: impl FnOnce() -> V,
+        f: impl FnOnce(&mut V, bool) -> R,
+    ) -> R {
+        let mut guard = write(self.of(key));
+        let mut made = false;
+        let value = guard.entry(key).or_insert_with(|| {
+            made = true;
+            make()
+        });
+        f(value, made)
+    }
+
+    /// Whether `key` is present.
+    pub(crate) fn contains_key(&self, key: Key) -> bool {
+        read(self.of(key)).contains_key(&key)
+    }
+
+    /// Removes `key`; returns its value.
+    pub(crate) fn remove(&self, key: Key) -> Option<V> {
+        write(self.of(key)).remove(&key)
+    }
+
+    /// Keeps the entries for which `keep` holds, one shard at a time
+    /// under its exclusive lock.
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&Key, &mut V) -> bool) {
+        for shard in self.shards.iter() {
+            write(shard).retain(|k, v| keep(k, v));
+        }
+    }
+
+    /// Applies `f` to every entry, one shard at a time under its exclusive lock.
+    pub(crate) fn for_each_mut(&self, mut f: impl FnMut(&Key, &mut V)) {
+        for shard in self.shards.iter() {
+            write(shard).iter_mut().for_each(|(k, v)| f(k, v));
+        }
+    }
+
+    /// Removes every entry, one shard at a time.
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut g = write(shard);
+            g.clear();
+            g.shrink_to_fit();
+        }
+    }
+
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| read(s).len()).sum()
+    }
+}
 
 /// Called on each value as it leaves the table (see [`Table::retiring`]).
 type Retire<V> = Box<dyn Fn(&V) + Send + Sync>;
 
 pub(crate) struct Table<V> {
-    shards: Box<[ShardedLock<Map<V>>]>,
+    /// The shard is picked by the hash's high 64 bits.
+    shards: Shards<Slot<V>>,
     retire: Retire<V>,
-    /// `shards.len() - 1`; the shard is picked by the hash's high 64 bits.
-    mask: usize,
     shard_capacity: usize,
 }
 
 impl<V: Expiring> std::fmt::Debug for Table<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Table")
-            .field("shards", &self.shards.len())
+            .field("shards", &self.shards.all().len())
             .field("shard_capacity", &self.shard_capacity)
             .field("len", &self.len())
             .finish()
@@ -138,10 +241,7 @@ impl<V: Expiring> Table<V> {
             shards /= 2;
         }
         Table {
-            shards: (0..shards)
-                .map(|_| ShardedLock::new(Map::default()))
-                .collect(),
-            mask: shards - 1,
+            shards: Shards::new(shards),
             shard_capacity: (max_entries / shards).max(1),
             retire: Box::new(|_| {}),
         }
@@ -156,8 +256,8 @@ impl<V: Expiring> Table<V> {
     }
 
     #[inline]
-    fn shard(&self, key: u128) -> &ShardedLock<Map<V>> {
-        &self.shards[((key >> 64) as usize) & self.mask]
+    fn shard(&self, key: u128) -> &ShardedLock<Map<Slot<V>>> {
+        self.shards.of(Key::from(key))
     }
 
     /// Applies `f` to the value at `key`, if present.
@@ -251,6 +351,7 @@ impl<V: Expiring> Table<V> {
     /// Removes everything; returns how many entries were still live at `now`.
     pub(crate) fn clear(&self, now: u64) -> usize {
         self.shards
+            .all()
             .iter()
             .map(|s| {
                 let mut g = write(s);
@@ -266,6 +367,7 @@ impl<V: Expiring> Table<V> {
     /// Drops expired entries, one shard at a time; returns how many.
     pub(crate) fn purge_expired(&self, now: u64) -> usize {
         self.shards
+            .all()
             .iter()
             .map(|s| {
                 let mut g = write(s);
@@ -278,12 +380,12 @@ impl<V: Expiring> Table<V> {
 
     /// Entries held, expired or not.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| read(s).len()).sum()
+        self.shards.len()
     }
 
     /// Most entries the table will hold.
     pub(crate) fn capacity(&self) -> usize {
-        self.shard_capacity * self.shards.len()
+        self.shard_capacity * self.shards.all().len()
     }
 }
 
@@ -301,7 +403,7 @@ fn write<V>(shard: &ShardedLock<Map<V>>) -> ShardedLockWriteGuard<'_, Map<V>> {
 
 /// Makes room in a full shard: expired entries first, then the least
 /// recently used eighth.
-fn evict<V: Expiring>(map: &mut Map<V>, now: u64, capacity: usize, retire: &Retire<V>) {
+fn evict<V: Expiring>(map: &mut Map<Slot<V>>, now: u64, capacity: usize, retire: &Retire<V>) {
     map.retain(|_, v| kept(&v.value, now, retire));
     if map.len() < capacity {
         return;
@@ -378,6 +480,66 @@ mod tests {
         t.upsert(99, 200_000_000, || Until(u64::MAX), |_| ());
         assert!(t.read(0, 200_000_000, |_| ()).is_some());
         assert!(t.read(1, 200_000_000, |_| ()).is_none());
+    }
+
+    #[test]
+    fn shards_read_write_and_drop_what_they_hold() {
+        let s: Shards<u64> = Shards::new(8);
+        let keys: Vec<Key> = (0..1000u128)
+            .map(|k| Key::from(k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)))
+            .collect();
+        for (i, &k) in keys.iter().enumerate() {
+            assert!(s.upsert(k, || i as u64, |_, made| made));
+            assert!(!s.upsert(k, || 0, |_, made| made));
+        }
+        assert_eq!(s.len(), 1000);
+        assert_eq!(s.read(keys[8], |v| *v), Some(8));
+        assert_eq!(s.write(keys[8], |v| std::mem::replace(v, 80)), Some(8));
+        assert_eq!(s.read(keys[8], |v| *v), Some(80));
+        let mut total = 0;
+        s.for_each_mut(|_, v| {
+            *v += 1;
+            total += 1;
+        });
+        assert_eq!(total, 1000);
+        assert_eq!(s.read(keys[0], |v| *v), Some(1));
+        s.retain(|_, v| *v % 2 == 0);
+        assert_eq!(s.len(), 500);
+        assert!(!s.contains_key(keys[0]) && s.contains_key(keys[1]));
+        assert_eq!(s.remove(keys[1]), Some(2));
+        assert_eq!(s.read(keys[1], |v| *v), None);
+        assert_eq!(s.write(keys[1], |v| *v), None);
+        s.clear();
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn threads_sharing_shards_lose_no_update() {
+        let s: Shards<std::sync::atomic::AtomicU64> = Shards::new(4);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let s = &s;
+                scope.spawn(move || {
+                    for i in 0..2000u128 {
+                        let k = Key::from((i % 50) << 64 | (i % 50));
+                        let added = s.read(k, |v| v.fetch_add(1, Ordering::Relaxed));
+                        if added.is_none() {
+                            s.upsert(
+                                k,
+                                || AtomicU64::new(0),
+                                |v, _| {
+                                    v.fetch_add(1, Ordering::Relaxed);
+                                },
+                            );
+                        }
+                    }
+                });
+            }
+        });
+        let mut total = 0;
+        s.for_each_mut(|_, v| total += v.load(Ordering::Relaxed));
+        assert_eq!(total, 8000);
+        assert_eq!(s.len(), 50);
     }
 
     #[test]

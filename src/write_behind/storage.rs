@@ -2,7 +2,9 @@
 //! with a [`SyncTarget`].
 //!
 //! The table holds entries by the 128-bit hash of their key (the memory
-//! engine's [`Key`]), each with its windows inline and its key's name for
+//! engine's [`Key`], in its [`Shards`], whose shared lock is taken in the
+//! reader's own thread slot, so hits on two threads write no common lock
+//! word), each with its windows inline and its key's name for
 //! the reports. A hit on a window that exists takes the shard's shared lock
 //! and adds to the window's atomic total (a sliding window's hit, which
 //! must fit the weighted count, checks and adds in one compare-and-swap);
@@ -45,9 +47,6 @@ use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
-use std::hash::BuildHasherDefault;
-
-use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use super::state::{window_of, Entry, Origin, Win};
@@ -56,7 +55,7 @@ use super::target::{Budget, Report, Share, SyncTarget};
 use super::FailurePolicy;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::memory::{hash_parts, hash_str, Key, PassThrough};
+use crate::memory::{default_shards, hash_parts, hash_str, Key, Shards};
 use crate::storage::{
     validate_acquire, validate_acquire_len, validate_amount, validate_expiry, validate_key,
     validate_key_len, LimitKey, SlidingWindow, SlidingWindowCounterSupport, Storage,
@@ -123,11 +122,12 @@ const ROOM_EVERY: u64 = 100_000_000;
 /// assert_eq!(a.get("k").unwrap(), 6);
 /// ```
 pub struct WriteBehind {
-    /// Entries by the 128-bit hash of their key (see [`Key`]).
-    map: DashMap<Key, Entry, BuildHasherDefault<PassThrough>>,
+    /// Entries by the 128-bit hash of their key (see [`Key`]), in the
+    /// memory engine's shards (a reader locks only its thread's slot).
+    map: Shards<Entry>,
     /// Seed of the key hash, random per node.
     seed: u64,
-    /// Keys in `map`: a counter, as `DashMap::len` visits every shard.
+    /// Keys in `map`: a counter, as `Shards::len` visits every shard.
     entries: AtomicUsize,
     max_entries: usize,
     next_room: AtomicU64,
@@ -212,7 +212,7 @@ impl fmt::Debug for WriteBehind {
 impl WriteBehind {
     pub(crate) fn new(c: Config) -> Self {
         WriteBehind {
-            map: DashMap::default(),
+            map: Shards::new(default_shards()),
             seed: {
                 use std::hash::BuildHasher;
                 std::collections::hash_map::RandomState::new().hash_one(0x7762_6e6f_6465u64)
@@ -332,9 +332,12 @@ impl WriteBehind {
     /// caller creates it).
     #[inline]
     fn count_in_existing(&self, k: Key, expiry: u64, secs: u64, amount: u64) -> Option<(u64, u64)> {
-        let e = self.map.get(&k)?;
-        let w = e.current(expiry, secs)?;
-        Some((w.window, self.counted(k, &e, w, amount)))
+        self.map
+            .read(k, |e| {
+                let w = e.current(expiry, secs)?;
+                Some((w.window, self.counted(k, e, w, amount)))
+            })
+            .flatten()
     }
 
     /// Counts `amount` in window `w` of entry `e` (keyed `k`) and marks it
@@ -462,9 +465,26 @@ impl WriteBehind {
         ahead: bool,
         judge: impl FnOnce(&Entry) -> (u64, F),
     ) -> Option<bool> {
-        let e = self.map.get(&k)?;
+        self.map
+            .read(k, |e| {
+                self.share_in_entry(k, e, (expiry, window), amount, ahead, judge)
+            })
+            .flatten()
+    }
+
+    /// [`share_in_existing`](Self::share_in_existing) on `k`'s entry `e`,
+    /// under its shard's shared lock.
+    fn share_in_entry<F: Fn(u64) -> bool>(
+        &self,
+        k: Key,
+        e: &Entry,
+        (expiry, window): (u64, u64),
+        amount: u64,
+        ahead: bool,
+        judge: impl FnOnce(&Entry) -> (u64, F),
+    ) -> Option<bool> {
         let w = e.find(expiry, window)?;
-        let (budget, fits) = judge(&e);
+        let (budget, fits) = judge(e);
         if !w.granted || w.budget != budget || w.ahead != ahead {
             return None;
         }
@@ -484,13 +504,13 @@ impl WriteBehind {
             w.ask(amount);
         }
         if admitted {
-            self.mark_dirty(k, &e);
+            self.mark_dirty(k, e);
         } else if fitted.get() {
             w.refused_for_share(amount);
             self.share_refusals.fetch_add(1, Ordering::Relaxed);
         }
         if w.wants_share() || self.over_unsynced(w) {
-            self.request_early(k, &e);
+            self.request_early(k, e);
         }
         Some(admitted)
     }
@@ -540,13 +560,16 @@ impl WriteBehind {
                 )
             });
         }
-        let e = self.map.get(&k)?;
-        let p = e.count(expiry, prev);
-        let admitted = e.find(expiry, w)?.add_if(amount, |_, c| fits(p, c));
-        if admitted {
-            self.mark_dirty(k, &e);
-        }
-        Some(admitted)
+        self.map
+            .read(k, |e| {
+                let p = e.count(expiry, prev);
+                let admitted = e.find(expiry, w)?.add_if(amount, |_, c| fits(p, c));
+                if admitted {
+                    self.mark_dirty(k, e);
+                }
+                Some(admitted)
+            })
+            .flatten()
     }
 
     /// Whether `w` holds `max_unsynced` hits or more that are not synced.
@@ -646,24 +669,28 @@ impl WriteBehind {
     /// and there is room; `None` when the table is full. Allocates the key
     /// only when the entry is new.
     fn with_entry<R>(&self, key: &str, k: Key, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
-        if let Some(mut e) = self.map.get_mut(&k) {
-            return Some(f(&mut e));
+        let mut f = Some(f);
+        if let Some(r) = self.map.write(k, |e| f.take().map(|f| f(e))).flatten() {
+            return Some(r);
         }
+        let f = f?;
         // A place is reserved before the key goes in, so racing hits never
         // take the table past its bound.
         let reserved = self.reserve() || (self.make_room() && self.reserve());
         if !reserved {
             return None;
         }
-        let mut e = match self.map.entry(k) {
-            dashmap::Entry::Occupied(o) => {
-                // Another hit created it meanwhile: give the place back.
-                self.release();
-                o.into_ref()
-            }
-            dashmap::Entry::Vacant(v) => v.insert(Entry::new(key)),
-        };
-        Some(f(&mut e))
+        Some(self.map.upsert(
+            k,
+            || Entry::new(key),
+            |e, made| {
+                if !made {
+                    // Another hit created it meanwhile: give the place back.
+                    self.release();
+                }
+                f(e)
+            },
+        ))
     }
 
     /// Takes a place in the table for a new key, if one is free.
@@ -902,7 +929,7 @@ impl WriteBehind {
                     let rest: Vec<Key> = chunks[i + 1..]
                         .iter()
                         .flat_map(|c| c.iter())
-                        .filter(|k| self.map.contains_key(*k))
+                        .filter(|k| self.map.contains_key(**k))
                         .copied()
                         .collect();
                     rest.into_iter().for_each(|k| self.queue(k));
@@ -939,16 +966,16 @@ impl WriteBehind {
             self.node
         );
         let mut requeue = Vec::new();
-        for mut entry in self.map.iter_mut() {
+        self.map.for_each_mut(|k, entry| {
             let mut any = false;
             for w in entry.wins.iter_mut().filter(|w| w.local() > 0) {
                 w.resend();
                 any = true;
             }
             if any && entry.dirty.set() {
-                requeue.push(*entry.key());
+                requeue.push(*k);
             }
-        }
+        });
         // Shards first, then `pending` (the lock order).
         requeue.into_iter().for_each(|k| self.queue(k));
         true
@@ -970,7 +997,7 @@ impl WriteBehind {
             // Exclusive: no hit adds between the mark's clearing and the
             // totals' snapshot, so a hit is either in the snapshot or
             // queues its key again.
-            if let Some(e) = self.map.get_mut(k) {
+            self.map.write(*k, |e| {
                 names[i] = Some(Arc::clone(&e.key));
                 if early {
                     e.early.clear();
@@ -1016,7 +1043,7 @@ impl WriteBehind {
                         }
                     }
                 }
-            }
+            });
         }
         if snap.is_empty() {
             return Ok(());
@@ -1039,7 +1066,7 @@ impl WriteBehind {
             Ok(answers) => {
                 for (s, answer) in snap.iter().zip(answers) {
                     let (expiry, window, budget) = (s.expiry, s.window, s.budget);
-                    if let Some(mut e) = self.map.get_mut(&keys[s.key]) {
+                    self.map.write(keys[s.key], |e| {
                         if self.budget_split {
                             e.nodes = answer.nodes;
                             e.demand = s.asked.max(e.demand / 2);
@@ -1062,18 +1089,18 @@ impl WriteBehind {
                                 w.want_answered(budget.want);
                             }
                         }
-                    }
+                    });
                 }
                 Ok(())
             }
             Err(err) => {
                 if !early {
                     for &k in keys {
-                        if let Some(e) = self.map.get(&k) {
+                        self.map.read(k, |e| {
                             if e.pending() {
-                                self.mark_dirty(k, &e);
+                                self.mark_dirty(k, e);
                             }
-                        }
+                        });
                     }
                 }
                 Err(err)
@@ -1103,9 +1130,7 @@ impl WriteBehind {
                 // The rest lose their early mark: they are synced at the
                 // next regular pass, or asked for again by a later hit.
                 for k in chunks[i + 1..].iter().flat_map(|c| c.iter()) {
-                    if let Some(e) = self.map.get(k) {
-                        e.early.clear();
-                    }
+                    self.map.read(*k, |e| e.early.clear());
                 }
                 result = Err(e);
                 break;
@@ -1185,28 +1210,28 @@ impl WriteBehind {
         match self.call(&reports, None) {
             Ok(answers) => {
                 let globals: Vec<u64> = answers.iter().map(|a| a.global).collect();
-                if let Some(mut e) = self.map.get_mut(&k) {
+                self.map.write(k, |e| {
                     for ((&w, &total), &global) in windows.iter().zip(&totals).zip(&globals) {
                         if let Some(win) = e.find_mut(expiry, w) {
                             win.ack(total, global);
                         }
                     }
-                }
+                });
                 Ok(globals)
             }
             Err(err) => {
                 // Hits stay counted locally (the write may have been applied)
                 // and are retried by the syncer.
                 // The entry holds pending hits, so it is still there.
-                let local = match self.map.get(&k) {
-                    Some(e) => {
+                let local = self
+                    .map
+                    .read(k, |e| {
                         if e.pending() {
-                            self.mark_dirty(k, &e);
+                            self.mark_dirty(k, e);
                         }
                         windows.iter().map(|&w| e.count(expiry, w)).collect()
-                    }
-                    None => vec![0; windows.len()],
-                };
+                    })
+                    .unwrap_or_else(|| vec![0; windows.len()]);
                 self.degraded(err, local)
             }
         }
@@ -1314,8 +1339,8 @@ impl Storage for WriteBehind {
         let k = self.key(key);
         let Some(expiry) = self
             .map
-            .get(&k)
-            .and_then(|e| e.wins.last().map(|w| w.expiry))
+            .read(k, |e| e.wins.last().map(|w| w.expiry))
+            .flatten()
         else {
             return Ok(0);
         };
@@ -1324,21 +1349,23 @@ impl Storage for WriteBehind {
             let _g = self.stripe(self.key(key)).lock();
             return Ok(self.through(key, expiry, &[window], 0)?[0]);
         }
-        Ok(self.map.get(&k).map_or(0, |e| e.count(expiry, window)))
+        Ok(self.map.read(k, |e| e.count(expiry, window)).unwrap_or(0))
     }
 
     /// The end of the current window, if this node counted `key` in it.
     fn get_expiry(&self, key: &str) -> Result<f64> {
         validate_key(key)?;
-        let Some(e) = self.map.get(&self.key(key)) else {
-            return Ok(0.0);
-        };
         let now = self.unix_secs();
-        Ok(e.wins
-            .iter()
-            .rev()
-            .find(|w| w.window == window_of(now, w.expiry) && w.count() > 0)
-            .map_or(0.0, |w| ((w.window + 1) * w.expiry) as f64))
+        Ok(self
+            .map
+            .read(self.key(key), |e| {
+                e.wins
+                    .iter()
+                    .rev()
+                    .find(|w| w.window == window_of(now, w.expiry) && w.count() > 0)
+                    .map_or(0.0, |w| ((w.window + 1) * w.expiry) as f64)
+            })
+            .unwrap_or(0.0))
     }
 
     fn check(&self) -> bool {
@@ -1368,7 +1395,7 @@ impl Storage for WriteBehind {
     fn clear(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         let _g = self.sync_lock.lock();
-        if self.map.remove(&self.key(key)).is_some() {
+        if self.map.remove(self.key(key)).is_some() {
             self.release();
         }
         self.target.clear(key)
@@ -1417,8 +1444,10 @@ impl SlidingWindowCounterSupport for WriteBehind {
         }
         let (p, c) = self
             .map
-            .get(&self.key(key))
-            .map_or((0, 0), |e| (e.count(expiry, prev), e.count(expiry, w)));
+            .read(self.key(key), |e| {
+                (e.count(expiry, prev), e.count(expiry, w))
+            })
+            .unwrap_or((0, 0));
         Ok(sliding(p, c, remaining, expiry))
     }
 
