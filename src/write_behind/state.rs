@@ -314,8 +314,10 @@ impl Entry {
     /// multiplication per window, not the division that gives its index.
     #[inline]
     pub fn current(&self, expiry: u64, secs: u64) -> Option<&Win> {
+        // Newest first: windows are pushed as they start.
         self.wins
             .iter()
+            .rev()
             .find(|w| w.expiry == expiry && w.holds(secs))
     }
 
