@@ -283,6 +283,20 @@ impl Origin {
         Origin { secs, nanos }
     }
 
+    /// The index of the window of `expiry` seconds that Unix time `nanos`
+    /// after the origin falls in, and the nanoseconds left in it.
+    pub fn split(&self, nanos: u64, expiry: u64) -> (u64, u64) {
+        // In u64 nanoseconds up to the year 2554 (then saturated); a span
+        // of MAX_EXPIRY (100 years) fits.
+        let span = expiry.clamp(1, u64::MAX / Self::NANOS) * Self::NANOS;
+        let unix = self
+            .secs
+            .saturating_mul(Self::NANOS)
+            .saturating_add(self.nanos)
+            .saturating_add(nanos);
+        (unix / span, span - unix % span)
+    }
+
     /// The whole Unix seconds `nanos` after the origin.
     #[inline]
     pub fn unix_secs(&self, nanos: u64) -> u64 {
@@ -457,6 +471,14 @@ mod tests {
             }
         }
         assert_eq!(Origin::new(-5.0).unix_secs(2_000_000_000), 2);
+        // A window's index and what is left of it, from the same integers.
+        let o = Origin::new(1_700_000_000.5);
+        assert_eq!(o.split(0, 60), (1_700_000_000 / 60, 39_500_000_000));
+        for n in nanos {
+            let (window, left) = o.split(n, 60);
+            assert_eq!(window, window_of(o.unix_secs(n), 60), "nanos {n}");
+            assert!(left > 0 && left <= 60_000_000_000);
+        }
         assert_eq!(Origin::new(f64::MAX).unix_secs(u64::MAX), u64::MAX);
     }
 }

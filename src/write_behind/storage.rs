@@ -58,8 +58,7 @@ use crate::error::{Error, Result};
 use crate::memory::{default_shards, hash_parts, hash_str, Key, Shards};
 use crate::storage::{
     validate_acquire, validate_acquire_len, validate_amount, validate_expiry, validate_key,
-    validate_key_len, LimitKey, SlidingWindow, SlidingWindowCounterSupport, Storage,
-    TimestampedSlidingWindow, MAX_AMOUNT,
+    validate_key_len, LimitKey, SlidingWindow, SlidingWindowCounterSupport, Storage, MAX_AMOUNT,
 };
 
 /// Locks that serialize write-through operations per key.
@@ -534,11 +533,10 @@ impl WriteBehind {
         &self,
         k: Key,
         expiry: u64,
-        (now, w): (f64, u64),
+        (remaining, w): (f64, u64),
         amount: u64,
         limit: u64,
     ) -> Option<bool> {
-        let remaining = TimestampedSlidingWindow::window_remaining(expiry, now);
         let prev = w.saturating_sub(1);
         // `c` is the estimate after the hit: the fit is judged before it.
         let fits = move |p: u64, c: u64| {
@@ -637,12 +635,12 @@ impl WriteBehind {
         &self.stripes[k.spread() as usize % STRIPES]
     }
 
-    /// The clock's Unix time and the index of the window of `expiry`
-    /// seconds it falls in, both from that one float (a sliding window's
-    /// weight is taken from it, so the two agree at a window's edge).
-    fn window(&self, expiry: u64) -> (f64, u64) {
-        let now = self.clock.unix_now();
-        (now, (now.max(0.0) / expiry.max(1) as f64).floor() as u64)
+    /// The seconds left in the window of `expiry` seconds the clock is in
+    /// (a sliding window's weight), and that window's index: both from one
+    /// reading in integer nanoseconds, so they agree at a window's edge.
+    fn sliding_at(&self, expiry: u64) -> (f64, u64) {
+        let (window, left) = self.origin.split(self.clock.now(), expiry);
+        (left as f64 / 1e9, window)
     }
 
     /// The index of the window of `expiry` seconds the clock is in: integer
@@ -1434,8 +1432,7 @@ impl SlidingWindowCounterSupport for WriteBehind {
     fn get_sliding_window(&self, key: &str, expiry: u64) -> Result<SlidingWindow> {
         validate_key(key)?;
         validate_expiry(expiry)?;
-        let (now, w) = self.window(expiry);
-        let remaining = TimestampedSlidingWindow::window_remaining(expiry, now);
+        let (remaining, w) = self.sliding_at(expiry);
         let prev = w.saturating_sub(1);
         if self.is_write_through() {
             let _g = self.stripe(self.key(key)).lock();
@@ -1464,8 +1461,7 @@ impl SlidingWindowCounterSupport for WriteBehind {
         if let Some(e) = self.closed_error() {
             return Err(e);
         }
-        let (now, w) = self.window(expiry);
-        let remaining = TimestampedSlidingWindow::window_remaining(expiry, now);
+        let (remaining, w) = self.sliding_at(expiry);
         let prev = w.saturating_sub(1);
         let fits = |p: u64, c: u64| sliding_fits(p, c, remaining, expiry, amount, limit);
         if self.is_write_through() {
@@ -1478,7 +1474,7 @@ impl SlidingWindowCounterSupport for WriteBehind {
             return Ok(true);
         }
         let k = self.key(key);
-        if let Some(admitted) = self.slide_in_existing(k, expiry, (now, w), amount, limit) {
+        if let Some(admitted) = self.slide_in_existing(k, expiry, (remaining, w), amount, limit) {
             return Ok(admitted);
         }
         let acquired = self.with_entry(key, k, |e| {
@@ -1519,8 +1515,8 @@ impl SlidingWindowCounterSupport for WriteBehind {
             && self.closed_error().is_none()
         {
             let k = Key::from(hash_parts(self.seed, &key));
-            let now_window = self.window(expiry);
-            if let Some(admitted) = self.slide_in_existing(k, expiry, now_window, amount, limit) {
+            let at = self.sliding_at(expiry);
+            if let Some(admitted) = self.slide_in_existing(k, expiry, at, amount, limit) {
                 return Ok(admitted);
             }
         }
