@@ -1026,10 +1026,7 @@ impl WriteBehind {
                         // The next window's share, claimed ahead so that
                         // its first hits need no unclaimed opening share.
                         let next = w.window + 1;
-                        if w.ahead
-                            && w.window == window_of(now, w.expiry)
-                            && e.find(w.expiry, next).is_none()
-                        {
+                        if w.ahead && w.holds(now) && e.find(w.expiry, next).is_none() {
                             snap.push(Snap {
                                 key: i,
                                 expiry: w.expiry,
@@ -1360,7 +1357,7 @@ impl Storage for WriteBehind {
                 e.wins
                     .iter()
                     .rev()
-                    .find(|w| w.window == window_of(now, w.expiry) && w.count() > 0)
+                    .find(|w| w.holds(now) && w.count() > 0)
                     .map_or(0.0, |w| ((w.window + 1) * w.expiry) as f64)
             })
             .unwrap_or(0.0))
