@@ -1,4 +1,11 @@
 //! The local state of one key on a write-behind node.
+//!
+//! A key's [`Entry`] keeps inline, in its table bucket, only what a hit on
+//! its newest window reads and writes: that window's counts and the two
+//! queue marks (64 bytes; 80 with the key's hash). The key's name, its
+//! older windows and the budget-split state live behind pointers a plain
+//! hit does not follow, so that a table of many keys costs a hit about the
+//! cache lines a memory-engine counter costs it.
 
 use std::sync::Arc;
 
@@ -13,12 +20,12 @@ use crate::sync::{AtomicBool, AtomicU64, Ordering};
 /// accepted since that report.
 ///
 /// A hit on a window that exists adds to `local` (and, under budget split,
-/// to `asked`, or raises `want`) under the table shard's shared lock;
-/// everything else changes under its exclusive lock, so a hit reads `sent`,
-/// `global` and the share as one consistent state.
+/// to its [`Split`]'s `asked`, or raises `want`) under the table shard's
+/// shared lock; everything else changes under its exclusive lock, so a hit
+/// reads `sent`, `global` and the share as one consistent state.
 #[derive(Debug)]
 pub(crate) struct Win {
-    /// Window length in seconds.
+    /// Window length in seconds (0: the empty head of an entry with no window).
     pub expiry: u64,
     /// Epoch-aligned window index.
     pub window: u64,
@@ -28,31 +35,109 @@ pub(crate) struct Win {
     pub sent: u64,
     /// The global total the remote answered that report with.
     pub global: u64,
-    /// Budget split: the cumulative `local` this node may reach in the
-    /// window (its claim once granted, its opening share before).
+    /// Budget split: the window's share, made (under the exclusive lock) by
+    /// the first hit or answer that needs one.
+    split: Option<Box<Split>>,
+}
+
+/// Budget split: a window's share of its budget (see
+/// [the storage's documentation](super::storage)).
+#[derive(Debug)]
+pub(crate) struct Split {
+    /// The cumulative `local` this node may reach in the window (its claim
+    /// once granted, its opening share before).
     pub allowed: u64,
-    /// Budget split: the window's limit as of the last hit that knew it
-    /// (0: none known), sent with the next report.
+    /// The window's limit as of the last hit that knew it (0: none known),
+    /// sent with the next report.
     pub budget: u64,
-    /// Budget split: the largest hit refused for want of share since the
-    /// last grant (raised under the shard's shared lock or its exclusive one).
+    /// The largest hit refused for want of share since the last grant
+    /// (raised under the shard's shared lock or its exclusive one).
     want: AtomicU64,
-    /// Budget split: whether `allowed` was granted by the remote.
+    /// Whether `allowed` was granted by the remote.
     pub granted: bool,
-    /// Budget split: hits asked for (admitted or refused for want of
-    /// share) since the last grant.
+    /// Hits asked for (admitted or refused for want of share) since the
+    /// last grant.
     asked: AtomicU64,
-    /// Budget split: the next window's budget is `budget` too (a fixed
-    /// window), so its share is asked for ahead, with this one's reports.
+    /// The next window's budget is `budget` too (a fixed window), so its
+    /// share is asked for ahead, with this one's reports.
     pub ahead: bool,
+}
+
+impl Split {
+    fn new() -> Self {
+        Split {
+            allowed: 0,
+            budget: 0,
+            want: AtomicU64::new(0),
+            granted: false,
+            asked: AtomicU64::new(0),
+            ahead: false,
+        }
+    }
+
+    /// Hits asked for since the last grant.
+    #[inline]
+    pub fn asked(&self) -> u64 {
+        self.asked.load(Ordering::Relaxed)
+    }
+
+    /// Records `amount` hits asked for (under the shard's shared lock or
+    /// its exclusive one).
+    #[inline]
+    pub fn ask(&self, amount: u64) {
+        let _ = self
+            .asked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
+                Some(a.saturating_add(amount))
+            });
+    }
+
+    /// The largest hit refused for want of share since the last grant.
+    #[inline]
+    pub fn want(&self) -> u64 {
+        self.want.load(Ordering::Relaxed)
+    }
+
+    /// Records a hit of `amount` refused for want of share (under the
+    /// shard's shared lock or its exclusive one).
+    #[inline]
+    pub fn refused_for_share(&self, amount: u64) {
+        self.want.fetch_max(amount, Ordering::Relaxed);
+    }
+
+    /// Forgets the largest refused hit once a grant asked for at least
+    /// `want` answered it (under the shard's exclusive lock).
+    pub fn want_answered(&mut self, want: u64) {
+        let _ = self
+            .want
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                (w <= want).then_some(0)
+            });
+    }
+
+    /// Forgets the `asked` hits a grant answered (under the shard's
+    /// exclusive lock).
+    pub fn answered(&mut self, asked: u64) {
+        let _ = self
+            .asked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
+                Some(a.saturating_sub(asked))
+            });
+    }
 }
 
 impl Win {
     /// Whether Unix second `secs` falls in this window.
     #[inline]
     pub fn holds(&self, secs: u64) -> bool {
-        let start = self.window.saturating_mul(self.expiry);
+        let start = self.start();
         start <= secs && secs - start < self.expiry
+    }
+
+    /// The window's first Unix second.
+    #[inline]
+    fn start(&self) -> u64 {
+        self.window.saturating_mul(self.expiry)
     }
 
     fn new(expiry: u64, window: u64) -> Self {
@@ -62,12 +147,7 @@ impl Win {
             local: AtomicU64::new(0),
             sent: 0,
             global: 0,
-            allowed: 0,
-            budget: 0,
-            want: AtomicU64::new(0),
-            granted: false,
-            asked: AtomicU64::new(0),
-            ahead: false,
+            split: None,
         }
     }
 
@@ -110,55 +190,37 @@ impl Win {
         }
     }
 
-    /// Budget split: hits asked for since the last grant.
+    /// Budget split: the window's share, if one was made.
     #[inline]
-    pub fn asked(&self) -> u64 {
-        self.asked.load(Ordering::Relaxed)
+    pub fn split(&self) -> Option<&Split> {
+        self.split.as_deref()
     }
 
-    /// Budget split: records `amount` hits asked for (under the shard's
-    /// shared lock or its exclusive one).
-    #[inline]
-    pub fn ask(&self, amount: u64) {
-        let _ = self
-            .asked
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
-                Some(a.saturating_add(amount))
-            });
+    /// Budget split: the window's share, made empty if there is none yet
+    /// (under the shard's exclusive lock).
+    pub fn split_mut(&mut self) -> &mut Split {
+        self.split.get_or_insert_with(|| Box::new(Split::new()))
+    }
+
+    /// Budget split: hits asked for since the last grant.
+    pub fn asked(&self) -> u64 {
+        self.split().map_or(0, Split::asked)
     }
 
     /// Budget split: the largest hit refused for want of share since the
     /// last grant.
-    #[inline]
     pub fn want(&self) -> u64 {
-        self.want.load(Ordering::Relaxed)
+        self.split().map_or(0, Split::want)
     }
 
-    /// Budget split: records a hit of `amount` refused for want of share
-    /// (under the shard's shared lock or its exclusive one).
-    #[inline]
-    pub fn refused_for_share(&self, amount: u64) {
-        self.want.fetch_max(amount, Ordering::Relaxed);
+    /// Budget split: the window's limit as of the last hit that knew it.
+    pub fn budget(&self) -> u64 {
+        self.split().map_or(0, |s| s.budget)
     }
 
-    /// Budget split: forgets the largest refused hit once a grant asked
-    /// for at least `want` answered it (under the shard's exclusive lock).
-    pub fn want_answered(&mut self, want: u64) {
-        let _ = self
-            .want
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
-                (w <= want).then_some(0)
-            });
-    }
-
-    /// Budget split: forgets the `asked` hits a grant answered (under the
-    /// shard's exclusive lock).
-    pub fn answered(&mut self, asked: u64) {
-        let _ = self
-            .asked
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
-                Some(a.saturating_sub(asked))
-            });
+    /// Budget split: whether the next window's share is asked for ahead.
+    pub fn ahead(&self) -> bool {
+        self.split().is_some_and(|s| s.ahead)
     }
 
     /// Hits accepted that the remote has not acknowledged.
@@ -180,7 +242,8 @@ impl Win {
     /// Budget split: whether the window waits for a share from the remote
     /// (none granted yet, or a hit found the share spent).
     pub fn wants_share(&self) -> bool {
-        self.budget > 0 && (!self.granted || self.want() > 0)
+        self.split()
+            .is_some_and(|s| s.budget > 0 && (!s.granted || s.want() > 0))
     }
 
     /// Forgets the acknowledgement (the remote lost it), keeping the
@@ -235,16 +298,28 @@ impl Mark {
 /// still pending) and whether the key waits in the sync queue. The queue
 /// marks are set by hits under the shard's shared lock and cleared by the
 /// syncer under its exclusive one.
+///
+/// The window that starts last (`head`) is inline; older ones are in
+/// [`Cold`]. An entry whose head is empty holds no window at all.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    /// The key itself, as reports carry it (the table holds its hash).
-    pub key: Arc<str>,
-    /// The windows, inline: a key rarely holds more than two.
-    pub wins: SmallVec<[Win; 2]>,
+    /// The newest window: the one nearly every hit counts in.
+    head: Win,
     /// Set while the key is in the pending queue.
     pub dirty: Mark,
     /// Set while the key is in the early-sync queue.
     pub early: Mark,
+    /// What a hit on the head does not read.
+    pub cold: Box<Cold>,
+}
+
+/// The part of an [`Entry`] off a plain hit's path.
+#[derive(Debug)]
+pub(crate) struct Cold {
+    /// The key itself, as reports carry it (the table holds its hash).
+    pub key: Arc<str>,
+    /// The windows older than the head, oldest first.
+    older: SmallVec<[Win; 1]>,
     /// Budget split: the nodes the remote last said share the key (0: not
     /// known yet).
     pub nodes: u64,
@@ -309,18 +384,42 @@ impl Origin {
 impl Entry {
     pub fn new(key: &str) -> Self {
         Entry {
-            key: Arc::from(key),
-            wins: SmallVec::new(),
+            head: Win::new(0, 0),
             dirty: Mark::new(),
             early: Mark::new(),
-            nodes: 0,
-            demand: 0,
+            cold: Box::new(Cold {
+                key: Arc::from(key),
+                older: SmallVec::new(),
+                nodes: 0,
+                demand: 0,
+            }),
         }
     }
 
+    /// The newest window, if the entry holds any.
+    pub fn head(&self) -> Option<&Win> {
+        (self.head.expiry != 0).then_some(&self.head)
+    }
+
+    /// Whether the entry holds no window.
+    pub fn is_empty(&self) -> bool {
+        // Older windows are only kept beside a head.
+        self.head.expiry == 0
+    }
+
+    /// The windows, newest first.
+    pub fn windows(&self) -> impl Iterator<Item = &Win> {
+        self.head().into_iter().chain(self.cold.older.iter().rev())
+    }
+
+    /// The windows, newest first, to change (under the exclusive lock).
+    pub fn windows_mut(&mut self) -> impl Iterator<Item = &mut Win> {
+        let head = (self.head.expiry != 0).then_some(&mut self.head);
+        head.into_iter().chain(self.cold.older.iter_mut().rev())
+    }
+
     pub fn find(&self, expiry: u64, window: u64) -> Option<&Win> {
-        self.wins
-            .iter()
+        self.windows()
             .find(|w| w.expiry == expiry && w.window == window)
     }
 
@@ -328,32 +427,45 @@ impl Entry {
     /// multiplication per window, not the division that gives its index.
     #[inline]
     pub fn current(&self, expiry: u64, secs: u64) -> Option<&Win> {
-        // Newest first: windows are pushed as they start.
-        self.wins
+        let head = &self.head;
+        if head.expiry == expiry && head.holds(secs) {
+            return Some(head);
+        }
+        self.cold
+            .older
             .iter()
             .rev()
             .find(|w| w.expiry == expiry && w.holds(secs))
     }
 
     pub fn find_mut(&mut self, expiry: u64, window: u64) -> Option<&mut Win> {
-        self.wins
-            .iter_mut()
+        self.windows_mut()
             .find(|w| w.expiry == expiry && w.window == window)
     }
 
-    /// The window `(expiry, window)`, created empty if absent.
+    /// The window `(expiry, window)`, created empty if absent. A window
+    /// that starts after the head (or at its start) becomes the head.
     pub fn win_mut(&mut self, expiry: u64, window: u64) -> &mut Win {
-        match self
-            .wins
+        if self.head.expiry == expiry && self.head.window == window {
+            return &mut self.head;
+        }
+        let older = &mut self.cold.older;
+        if let Some(i) = older
             .iter()
             .position(|w| w.expiry == expiry && w.window == window)
         {
-            Some(i) => &mut self.wins[i],
-            None => {
-                self.wins.push(Win::new(expiry, window));
-                self.wins.last_mut().expect("just pushed")
-            }
+            return &mut older[i];
         }
+        let win = Win::new(expiry, window);
+        if self.head.expiry == 0 {
+            self.head = win;
+        } else if win.start() >= self.head.start() {
+            older.push(std::mem::replace(&mut self.head, win));
+        } else {
+            older.push(win);
+            return older.last_mut().expect("just pushed");
+        }
+        &mut self.head
     }
 
     /// The estimated count of `(expiry, window)`, 0 if unknown.
@@ -363,14 +475,22 @@ impl Entry {
 
     /// Whether any window has unacknowledged hits.
     pub fn pending(&self) -> bool {
-        self.wins.iter().any(Win::pending)
+        self.windows().any(Win::pending)
     }
 
     /// Drops windows that ended more than one window before `now` (whole
     /// Unix seconds) and have nothing pending.
     pub fn prune(&mut self, now: u64) {
-        self.wins
-            .retain(|w| w.pending() || w.window + 1 >= window_of(now, w.expiry));
+        let keep = |w: &Win| w.pending() || w.window + 1 >= window_of(now, w.expiry);
+        let older = &mut self.cold.older;
+        older.retain(|w| keep(w));
+        if self.head.expiry != 0 && !keep(&self.head) {
+            // The newest older window takes the head's place.
+            self.head = match (0..older.len()).max_by_key(|&i| older[i].start()) {
+                Some(i) => older.remove(i),
+                None => Win::new(0, 0),
+            };
+        }
     }
 
     /// Budget split: what a node that has not heard from the remote in a
@@ -381,7 +501,11 @@ impl Entry {
     ///
     /// [`share_rule`]: super::target::share_rule
     pub fn opening_share(&self, limit: u64, peers: u64) -> u64 {
-        match if self.nodes > 0 { self.nodes } else { peers } {
+        match if self.cold.nodes > 0 {
+            self.cold.nodes
+        } else {
+            peers
+        } {
             0 => 0,
             n => limit / (n + 1),
         }
@@ -422,9 +546,50 @@ mod tests {
         w.add(1);
         w.ack(1, 1);
         e.prune(45); // window 4
-        let kept: Vec<u64> = e.wins.iter().map(|w| w.window).collect();
-        assert_eq!(kept, vec![1, 4]);
+        let kept: Vec<u64> = e.windows().map(|w| w.window).collect();
+        assert_eq!(kept, vec![4, 1], "newest first");
         assert_eq!(window_of(45, 10), 4);
+        // The head ends: the newest older window takes its place, and an
+        // entry left with none is empty.
+        e.prune(65); // window 6: 4 ended more than a window ago
+        assert_eq!(e.head().map(|w| w.window), Some(1));
+        assert_eq!(e.windows().count(), 1);
+        e.find_mut(10, 1).unwrap().ack(1, 1);
+        e.prune(65);
+        assert!(e.is_empty() && e.head().is_none() && !e.pending());
+    }
+
+    #[test]
+    fn the_window_that_starts_last_is_the_head() {
+        let mut e = Entry::new("k");
+        assert!(e.is_empty());
+        e.win_mut(10, 5).add(1);
+        e.win_mut(10, 6).add(2);
+        assert_eq!(e.head().map(|w| (w.window, w.local())), Some((6, 2)));
+        // An older window goes beside it, and is found again.
+        e.win_mut(10, 4).add(3);
+        // A window starting with the head (at 60) replaces it.
+        e.win_mut(60, 1).add(4);
+        assert_eq!(e.head().map(|w| (w.expiry, w.window)), Some((60, 1)));
+        let all: Vec<(u64, u64, u64)> = e
+            .windows()
+            .map(|w| (w.expiry, w.window, w.local()))
+            .collect();
+        assert_eq!(all, vec![(60, 1, 4), (10, 6, 2), (10, 4, 3), (10, 5, 1)]);
+        assert_eq!(e.count(10, 5), 1);
+        assert_eq!(e.current(10, 65).map(|w| w.window), Some(6));
+        assert_eq!(e.current(60, 65).map(|w| w.window), Some(1));
+        assert_eq!(e.current(10, 75).map(|w| w.window), None);
+        assert_eq!(e.win_mut(10, 5).local(), 1, "found, not made again");
+        assert_eq!(e.windows().count(), 4);
+    }
+
+    /// What a hit on the newest window reads fits one cache line beside the
+    /// 16-byte key hash in the table's bucket.
+    #[test]
+    fn an_entry_is_a_cache_line() {
+        assert!(std::mem::size_of::<Entry>() <= 64);
+        assert!(std::mem::size_of::<Win>() <= 48);
     }
 
     #[test]

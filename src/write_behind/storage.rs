@@ -4,8 +4,9 @@
 //! The table holds entries by the 128-bit hash of their key (the memory
 //! engine's [`Key`], in its [`Shards`], whose shared lock is taken in the
 //! reader's own thread slot, so hits on two threads write no common lock
-//! word), each with its windows inline and its key's name for
-//! the reports. A hit on a window that exists takes the shard's shared lock
+//! word). An entry keeps its newest window's counts and its queue marks
+//! inline in the bucket and the rest (its key's name for the reports, older
+//! windows, budget-split state) behind a pointer. A hit on a window that exists takes the shard's shared lock
 //! and adds to the window's atomic total (a sliding window's hit, which
 //! must fit the weighted count, checks and adds in one compare-and-swap);
 //! only the first hit after a sync takes a lock beyond it, one stripe of the
@@ -25,9 +26,11 @@
 //! `incarnation` is taken only under `sync_lock`, alone.
 //!
 //! Budget split (see [the module](crate::write_behind)) keeps, beside each
-//! window, the claim the remote granted (`Win::allowed`), the limit last
-//! hit against and the largest hit refused for want of share. The claim,
-//! the limit and the look-ahead change under the key's shard's exclusive
+//! window, a `Split`: the claim the remote granted, the limit last hit
+//! against and the largest hit refused for want of share. It is made by the
+//! first hit or answer that needs one, so a node without budget split
+//! carries none. The claim, the limit and the look-ahead change under the
+//! key's shard's exclusive
 //! lock; a hit on a granted claim reads them under the shared lock and,
 //! with atomics, adds to the count and to the hits asked for, or records
 //! the largest hit refused for want of share. It adds no lock.
@@ -420,20 +423,22 @@ impl WriteBehind {
         let opening = e.opening_share(budget, self.peers.load(Ordering::Relaxed));
         let governed = !self.open_past_grace();
         let w = e.win_mut(expiry, window);
-        w.budget = budget;
-        w.ahead = ahead;
-        if !w.granted {
-            w.allowed = w.allowed.max(opening);
+        let local = w.local();
+        let s = w.split_mut();
+        s.budget = budget;
+        s.ahead = ahead;
+        if !s.granted {
+            s.allowed = s.allowed.max(opening);
         }
-        let room = !governed || w.local().saturating_add(amount) <= w.allowed;
+        let room = !governed || local.saturating_add(amount) <= s.allowed;
         let admitted = fits && room;
         if fits {
-            w.ask(amount);
+            s.ask(amount);
         }
         if admitted {
             w.add(amount);
         } else if fits {
-            w.refused_for_share(amount);
+            s.refused_for_share(amount);
             self.share_refusals.fetch_add(1, Ordering::Relaxed);
         }
         let early = w.wants_share() || self.over_unsynced(w);
@@ -484,13 +489,13 @@ impl WriteBehind {
     ) -> Option<bool> {
         let w = e.find(expiry, window)?;
         let (budget, fits) = judge(e);
-        if !w.granted || w.budget != budget || w.ahead != ahead {
-            return None;
-        }
+        let s = w
+            .split()
+            .filter(|s| s.granted && s.budget == budget && s.ahead == ahead)?;
         let cap = if self.open_past_grace() {
             u64::MAX
         } else {
-            w.allowed
+            s.allowed
         };
         // Whether the last estimate judged fitted: a refusal then was for
         // want of share.
@@ -500,12 +505,12 @@ impl WriteBehind {
             fitted.get() && local <= cap
         });
         if fitted.get() {
-            w.ask(amount);
+            s.ask(amount);
         }
         if admitted {
             self.mark_dirty(k, e);
         } else if fitted.get() {
-            w.refused_for_share(amount);
+            s.refused_for_share(amount);
             self.share_refusals.fetch_add(1, Ordering::Relaxed);
         }
         if w.wants_share() || self.over_unsynced(w) {
@@ -571,7 +576,7 @@ impl WriteBehind {
     }
 
     /// Whether `w` holds `max_unsynced` hits or more that are not synced.
-    fn over_unsynced(&self, w: &super::state::Win) -> bool {
+    fn over_unsynced(&self, w: &Win) -> bool {
         self.max_unsynced.is_some_and(|m| w.unsynced() >= m.max(1))
     }
 
@@ -966,7 +971,7 @@ impl WriteBehind {
         let mut requeue = Vec::new();
         self.map.for_each_mut(|k, entry| {
             let mut any = false;
-            for w in entry.wins.iter_mut().filter(|w| w.local() > 0) {
+            for w in entry.windows_mut().filter(|w| w.local() > 0) {
                 w.resend();
                 any = true;
             }
@@ -996,24 +1001,24 @@ impl WriteBehind {
             // totals' snapshot, so a hit is either in the snapshot or
             // queues its key again.
             self.map.write(*k, |e| {
-                names[i] = Some(Arc::clone(&e.key));
+                names[i] = Some(Arc::clone(&e.cold.key));
                 if early {
                     e.early.clear();
                 } else {
                     e.dirty.clear();
                 }
-                for w in e.wins.iter() {
+                for w in e.windows() {
                     let share = self.budget_split
                         && w.wants_share()
                         && w.window >= window_of(now, w.expiry);
                     if w.pending() || share {
                         // Twice the last period's asking: room for the rate to grow.
-                        let expected = w.asked().max(e.demand).saturating_mul(2);
+                        let expected = w.asked().max(e.cold.demand).saturating_mul(2);
                         let budget = Budget {
-                            limit: w.budget,
+                            limit: w.budget(),
                             want: w.want(),
                             demand: expected.max(w.want()),
-                            nodes: e.nodes,
+                            nodes: e.cold.nodes,
                         };
                         snap.push(Snap {
                             key: i,
@@ -1026,7 +1031,7 @@ impl WriteBehind {
                         // The next window's share, claimed ahead so that
                         // its first hits need no unclaimed opening share.
                         let next = w.window + 1;
-                        if w.ahead && w.holds(now) && e.find(w.expiry, next).is_none() {
+                        if w.ahead() && w.holds(now) && e.find(w.expiry, next).is_none() {
                             snap.push(Snap {
                                 key: i,
                                 expiry: w.expiry,
@@ -1063,14 +1068,15 @@ impl WriteBehind {
                     let (expiry, window, budget) = (s.expiry, s.window, s.budget);
                     self.map.write(keys[s.key], |e| {
                         if self.budget_split {
-                            e.nodes = answer.nodes;
-                            e.demand = s.asked.max(e.demand / 2);
+                            e.cold.nodes = answer.nodes;
+                            e.cold.demand = s.asked.max(e.cold.demand / 2);
                             self.peers.fetch_max(answer.nodes, Ordering::Relaxed);
                         }
                         let ahead = self.budget_split && window > window_of(now, expiry);
                         let w = if ahead {
                             let w = e.win_mut(expiry, window);
-                            (w.budget, w.ahead) = (budget.limit, true);
+                            let split = w.split_mut();
+                            (split.budget, split.ahead) = (budget.limit, true);
                             Some(w)
                         } else {
                             e.find_mut(expiry, window)
@@ -1078,10 +1084,11 @@ impl WriteBehind {
                         if let Some(w) = w {
                             w.ack(s.total, answer.global);
                             if self.budget_split {
-                                w.allowed = answer.allowed;
-                                w.granted = true;
-                                w.answered(s.asked);
-                                w.want_answered(budget.want);
+                                let split = w.split_mut();
+                                split.allowed = answer.allowed;
+                                split.granted = true;
+                                split.answered(s.asked);
+                                split.want_answered(budget.want);
                             }
                         }
                     });
@@ -1154,7 +1161,7 @@ impl WriteBehind {
         let mut removed = 0;
         self.map.retain(|_, e| {
             e.prune(unix);
-            let keep = e.dirty.is_set() || !e.wins.is_empty();
+            let keep = e.dirty.is_set() || !e.is_empty();
             removed += usize::from(!keep);
             keep
         });
@@ -1332,11 +1339,7 @@ impl Storage for WriteBehind {
     fn get(&self, key: &str) -> Result<u64> {
         validate_key(key)?;
         let k = self.key(key);
-        let Some(expiry) = self
-            .map
-            .read(k, |e| e.wins.last().map(|w| w.expiry))
-            .flatten()
-        else {
+        let Some(expiry) = self.map.read(k, |e| e.head().map(|w| w.expiry)).flatten() else {
             return Ok(0);
         };
         let window = self.window_index(expiry);
@@ -1354,9 +1357,7 @@ impl Storage for WriteBehind {
         Ok(self
             .map
             .read(self.key(key), |e| {
-                e.wins
-                    .iter()
-                    .rev()
+                e.windows()
                     .find(|w| w.holds(now) && w.count() > 0)
                     .map_or(0.0, |w| ((w.window + 1) * w.expiry) as f64)
             })
