@@ -9,12 +9,15 @@
 //! not record at each checkpoint, then brings the remote back and checks
 //! that every recorded hit was delivered. Before the flood it times hits on
 //! keys the node holds with the remote up and then down (p50, p99, p99.9).
+//! After the flood, 100,000 keys with one-second windows are hit once per
+//! window through a 60-window outage (a fake clock): RSS stays flat, since
+//! a key keeps only the windows whose remote slots still live.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use limitstore::write_behind::{FailurePolicy, MemoryRemote, WriteBehind};
-use limitstore::{FixedWindowRateLimiter, RateLimitItem, RateLimiter};
+use limitstore::{FakeClock, FixedWindowRateLimiter, RateLimitItem, RateLimiter};
 
 const MAX_ENTRIES: usize = 100_000;
 
@@ -161,6 +164,65 @@ fn outage_latency() {
     remote.set_down(false);
 }
 
+/// 100,000 held keys hit once per one-second window through an outage
+/// of 60 windows (on a fake clock), then the remote comes back: RSS, the
+/// hits dropped with windows the remote had forgotten, and the last
+/// window delivered exactly.
+fn long_outage() {
+    const KEYS: usize = 100_000;
+    const WINDOWS: u64 = 60;
+    println!("{KEYS} held keys, one hit each per 1 s window, remote down for {WINDOWS} windows");
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    remote.set_down(true);
+    let node = WriteBehind::builder(remote.clone())
+        .clock(clock.clone())
+        .sync_interval(Duration::from_millis(100))
+        .max_backoff(Duration::from_millis(200))
+        .max_entries(2 * KEYS)
+        .start()
+        .expect("node");
+    let limiter = FixedWindowRateLimiter::new(node.storage());
+    let item = RateLimitItem::per_second(10).expect("valid item");
+    let ids: Vec<String> = (0..KEYS).map(|i| format!("held-{i}")).collect();
+    println!("{:>8} {:>10}  state", "windows", "RSS MiB");
+    for w in 1..=WINDOWS {
+        for id in &ids {
+            limiter.hit(&item, &[id], 1).expect("hit");
+        }
+        if [1, 10, 30, 60].contains(&w) {
+            let s = node.stats();
+            println!(
+                "{w:>8} {:>10.1}  held {}, forgotten hits {}",
+                rss_mib(),
+                s.keys,
+                s.forgotten_hits
+            );
+        }
+        if w < WINDOWS {
+            clock.advance(Duration::from_secs(1));
+        }
+    }
+    remote.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node.stats().pending_keys > 0 && Instant::now() < deadline {
+        let _ = node.flush();
+    }
+    let window = limitstore::Storage::unix_now(&*node.storage()) as u64;
+    let delivered: u64 = ids
+        .iter()
+        .map(|id| remote.total(&format!("LIMITER/{id}/10/1/second"), window))
+        .sum();
+    println!(
+        "remote back: {delivered} of {KEYS} hits of the last window delivered, {} keys still pending",
+        node.stats().pending_keys
+    );
+    assert_eq!(
+        delivered, KEYS as u64,
+        "the live window is delivered exactly"
+    );
+}
+
 fn main() {
     let keys = std::env::args()
         .skip(1)
@@ -170,4 +232,6 @@ fn main() {
     outage_latency();
     println!();
     write_behind_part(keys);
+    println!();
+    long_outage();
 }

@@ -70,7 +70,12 @@
 //! **Remote down.** [`FailurePolicy::Open`] keeps answering locally;
 //! [`FailurePolicy::Closed`] refuses hits once the remote has failed for
 //! longer than a grace period. [`WriteBehindHandle::stats`](WriteBehind::stats)
-//! tells pending keys, lag, syncs and errors.
+//! tells pending keys, lag, syncs and errors. A node holds at most
+//! [`max_entries`](WriteBehindBuilder::max_entries) keys, and a key a few
+//! windows however long the outage: a window whose slots the remote has
+//! dropped (they live until one window after the window ends) is dropped
+//! a window later, delivered or not, since its hits can no longer count
+//! towards any limit ([`Stats::forgotten_hits`] counts those not delivered).
 //!
 //! **Remotes.** [`MemoryRemote`] (in-process, with injectable latency and
 //! failures); with the `redis` feature, [`RedisStorage`](crate::RedisStorage),

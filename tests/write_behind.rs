@@ -807,6 +807,57 @@ fn an_outage_flood_stays_within_max_entries_and_counts_what_it_could_not_record(
     remote.set_down(false);
 }
 
+/// A key hit through an outage longer than its windows holds a few
+/// windows, not one per window of the outage: a window whose remote slots
+/// expired a window ago (they live until one window after the window ends)
+/// is dropped, its undelivered hits counted in `Stats::forgotten_hits`;
+/// the windows the remote still holds are delivered exactly.
+#[test]
+fn an_outage_longer_than_a_window_keeps_only_windows_the_remote_still_holds() {
+    let clock = FakeClock::new();
+    let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
+    let node = WriteBehind::builder(remote.clone())
+        .node_id("a")
+        .clock(clock.clone())
+        .sync_interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    remote.set_down(true);
+    let w0 = window0(2);
+    for i in 0..20 {
+        for n in 1..=3 {
+            assert_eq!(node.incr("k", 2, false, 1).unwrap(), n, "window {i}");
+        }
+        clock.advance(Duration::from_secs(2));
+    }
+    // The first hit of window w0 + 19 dropped windows up to w0 + 16.
+    let stats = node.stats();
+    assert_eq!(stats.forgotten_hits, 17 * 3, "{stats:?}");
+    assert_eq!(stats.keys, 1);
+    remote.set_down(false);
+    node.flush().unwrap();
+    assert_eq!(remote.total("k", w0 + 19), 3);
+    assert_eq!(node.stats().pending_keys, 0);
+    assert_eq!(
+        node.stats().forgotten_hits,
+        17 * 3,
+        "nothing live was dropped"
+    );
+    // A node that syncs drops nothing.
+    let other = WriteBehind::builder(remote.clone())
+        .node_id("b")
+        .clock(clock.clone())
+        .sync_interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    for _ in 0..10 {
+        other.incr("k2", 2, false, 1).unwrap();
+        other.flush().unwrap();
+        clock.advance(Duration::from_secs(2));
+    }
+    assert_eq!(other.stats().forgotten_hits, 0);
+}
+
 /// A full table makes room for a new key once older keys' windows are over
 /// and delivered: nothing is left unrecorded in normal operation.
 #[test]

@@ -140,6 +140,15 @@ impl Win {
         self.window.saturating_mul(self.expiry)
     }
 
+    /// Whether, at Unix second `now`, the remote dropped this window's
+    /// slots a window ago or more: they live until one window after the
+    /// window ends, so this is from `(window + 3) × expiry` on (the extra
+    /// window allows for clocks that disagree). A report of the window can
+    /// no longer count towards any limit.
+    fn forgotten(&self, now: u64) -> bool {
+        window_of(now, self.expiry) >= self.window.saturating_add(3)
+    }
+
     fn new(expiry: u64, window: u64) -> Self {
         Win {
             expiry,
@@ -479,9 +488,23 @@ impl Entry {
     }
 
     /// Drops windows that ended more than one window before `now` (whole
-    /// Unix seconds) and have nothing pending.
-    pub fn prune(&mut self, now: u64) {
-        let keep = |w: &Win| w.pending() || w.window + 1 >= window_of(now, w.expiry);
+    /// Unix seconds) and have nothing pending, and pending ones whose
+    /// remote slots are gone ([forgotten](Win::forgotten): an outage, or a
+    /// sync interval, longer than the window and its slots' life). Returns
+    /// the undelivered hits dropped with those.
+    pub fn prune(&mut self, now: u64) -> u64 {
+        let mut dropped = 0;
+        let mut keep = |w: &Win| {
+            let recent = w.window.saturating_add(1) >= window_of(now, w.expiry);
+            if recent || !w.pending() {
+                return recent;
+            }
+            if w.forgotten(now) {
+                dropped += w.unsynced();
+                return false;
+            }
+            true
+        };
         let older = &mut self.cold.older;
         older.retain(|w| keep(w));
         if self.head.expiry != 0 && !keep(&self.head) {
@@ -491,6 +514,7 @@ impl Entry {
                 None => Win::new(0, 0),
             };
         }
+        dropped
     }
 
     /// Budget split: what a node that has not heard from the remote in a
@@ -538,25 +562,49 @@ mod tests {
     #[test]
     fn prune_keeps_the_previous_window_and_pending_ones() {
         let mut e = Entry::new("k");
-        e.win_mut(10, 1).add(1); // pending, old
-        let w = e.win_mut(10, 2);
+        let w = e.win_mut(10, 1); // delivered, old
         w.add(1);
         w.ack(1, 1);
+        e.win_mut(10, 2).add(1); // pending, two windows old
         let w = e.win_mut(10, 4);
         w.add(1);
         w.ack(1, 1);
-        e.prune(45); // window 4
+        assert_eq!(e.prune(45), 0); // window 4
         let kept: Vec<u64> = e.windows().map(|w| w.window).collect();
-        assert_eq!(kept, vec![4, 1], "newest first");
+        assert_eq!(kept, vec![4, 2], "newest first");
         assert_eq!(window_of(45, 10), 4);
         // The head ends: the newest older window takes its place, and an
         // entry left with none is empty.
-        e.prune(65); // window 6: 4 ended more than a window ago
-        assert_eq!(e.head().map(|w| w.window), Some(1));
+        let mut e = Entry::new("k");
+        e.win_mut(60, 0).add(1); // pending, a minute long
+        let w = e.win_mut(10, 4);
+        w.add(1);
+        w.ack(1, 1);
+        assert_eq!(e.head().map(|w| w.expiry), Some(10));
+        assert_eq!(e.prune(65), 0); // the 10 s window 4 ended more than a window ago
+        assert_eq!(e.head().map(|w| (w.expiry, w.window)), Some((60, 0)));
         assert_eq!(e.windows().count(), 1);
-        e.find_mut(10, 1).unwrap().ack(1, 1);
-        e.prune(65);
+        e.find_mut(60, 0).unwrap().ack(1, 1);
+        e.prune(125);
         assert!(e.is_empty() && e.head().is_none() && !e.pending());
+    }
+
+    #[test]
+    fn prune_drops_pending_windows_the_remote_has_forgotten() {
+        let mut e = Entry::new("k");
+        for window in 10..20 {
+            e.win_mut(60, window).add(window);
+        }
+        // At window 20 the slots of windows up to 17 expired a window ago
+        // or more (window 17's at the start of window 19).
+        let now = 20 * 60 + 5;
+        assert_eq!(e.prune(now), (10..=17).sum::<u64>());
+        let kept: Vec<u64> = e.windows().map(|w| w.window).collect();
+        assert_eq!(kept, vec![19, 18]);
+        assert_eq!(e.prune(now), 0, "nothing more to drop");
+        // The head goes too once forgotten, and the entry is empty.
+        assert_eq!(e.prune(22 * 60), 18 + 19);
+        assert!(e.is_empty());
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub struct Stats {
     /// may hold ([`max_entries`](super::WriteBehindBuilder::max_entries))
     /// had undelivered hits; the failure policy answered them.
     pub unrecorded_hits: u64,
+    /// Hits this node accepted in windows whose slots the remote dropped
+    /// before the hits could be delivered (an outage, or a sync interval,
+    /// longer than a window and the one after it, in which a window's slots
+    /// live): such a report could no longer count towards any limit, so
+    /// the node drops the window instead of holding it until the remote
+    /// answers.
+    pub forgotten_hits: u64,
     /// Times the remote was found to have lost its data (its
     /// [incarnation marker](super::SyncTarget::incarnation) changed), each
     /// followed by a re-send of every window this node holds.

@@ -136,6 +136,10 @@ pub struct WriteBehind {
     unrecorded: AtomicU64,
     /// Set once the first unrecorded hit of a full spell is reported.
     full_reported: AtomicBool,
+    /// Undelivered hits dropped with windows the remote had forgotten.
+    forgotten: AtomicU64,
+    /// Set once such a drop is reported, until the remote answers again.
+    forgotten_reported: AtomicBool,
     /// Keys with unacknowledged hits, each once, in stripes by key.
     pending: Box<[Mutex<Vec<Key>>]>,
     target: Arc<dyn SyncTarget>,
@@ -224,6 +228,8 @@ impl WriteBehind {
             next_room: AtomicU64::new(0),
             unrecorded: AtomicU64::new(0),
             full_reported: AtomicBool::new(false),
+            forgotten: AtomicU64::new(0),
+            forgotten_reported: AtomicBool::new(false),
             pending: (0..PENDING_STRIPES).map(|_| Mutex::default()).collect(),
             target: c.target,
             node: c.node,
@@ -629,6 +635,7 @@ impl WriteBehind {
             reports_sent: self.reports_sent.load(Ordering::Relaxed),
             remote_time: Duration::from_nanos(self.remote_nanos.load(Ordering::Relaxed)),
             unrecorded_hits: self.unrecorded.load(Ordering::Relaxed),
+            forgotten_hits: self.forgotten.load(Ordering::Relaxed),
             remote_data_losses: self.remote_losses.load(Ordering::Relaxed),
             early_syncs: self.early_syncs.load(Ordering::Relaxed),
             share_refusals: self.share_refusals.load(Ordering::Relaxed),
@@ -671,9 +678,19 @@ impl WriteBehind {
     /// Runs `f` on the entry of `key` (hashed as `k`), creating it if needed
     /// and there is room; `None` when the table is full. Allocates the key
     /// only when the entry is new.
+    /// An existing entry first drops the windows that are over (see
+    /// [`Entry::prune`]), so that a key hit through a long outage holds a
+    /// few windows, not one per window of the outage.
     fn with_entry<R>(&self, key: &str, k: Key, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         let mut f = Some(f);
-        if let Some(r) = self.map.write(k, |e| f.take().map(|f| f(e))).flatten() {
+        let mut forgotten = 0;
+        let now = self.unix_secs();
+        let found = self.map.write(k, |e| {
+            forgotten = e.prune(now);
+            f.take().map(|f| f(e))
+        });
+        self.dropped_forgotten(forgotten);
+        if let Some(r) = found.flatten() {
             return Some(r);
         }
         let f = f?;
@@ -761,6 +778,23 @@ impl WriteBehind {
         }
     }
 
+    /// Counts `hits` accepted in windows dropped because the remote had
+    /// forgotten them, and says so once until the remote answers again.
+    fn dropped_forgotten(&self, hits: u64) {
+        if hits == 0 {
+            return;
+        }
+        self.forgotten.fetch_add(hits, Ordering::Relaxed);
+        if !self.forgotten_reported.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "limitstore: write-behind node `{}`: hits of windows whose remote slots \
+                 expired before they could be delivered were dropped (they can no longer \
+                 count towards a limit; Stats::forgotten_hits counts them)",
+                self.node
+            );
+        }
+    }
+
     /// Queues `key` for the next sync unless it is queued already: the
     /// first hit after a sync takes one of the pending queue's stripes.
     #[inline]
@@ -824,6 +858,9 @@ impl WriteBehind {
         match &res {
             Ok(_) => {
                 self.failing_since.store(0, Ordering::Release);
+                if self.forgotten_reported.load(Ordering::Relaxed) {
+                    self.forgotten_reported.store(false, Ordering::Relaxed);
+                }
                 self.last_sync
                     .store(self.clock.now() + 1, Ordering::Release);
             }
@@ -1159,12 +1196,14 @@ impl WriteBehind {
     fn prune(&self) {
         let unix = self.unix_secs();
         let mut removed = 0;
+        let mut forgotten = 0;
         self.map.retain(|_, e| {
-            e.prune(unix);
+            forgotten += e.prune(unix);
             let keep = e.dirty.is_set() || !e.is_empty();
             removed += usize::from(!keep);
             keep
         });
+        self.dropped_forgotten(forgotten);
         // Only the removed keys' places are given back: a place a racing
         // hit reserved and has not filled yet stays counted, so the bound
         // holds (a count taken afresh would lose it and let one more in).
