@@ -6,11 +6,11 @@
 //! reader's own thread slot, so hits on two threads write no common lock
 //! word). An entry keeps its newest window's counts and its queue marks
 //! inline in the bucket and the rest (its key's name for the reports, older
-//! windows, budget-split state) behind a pointer. A hit on a window that exists takes the shard's shared lock
-//! and adds to the window's atomic total (a sliding window's hit, which
-//! must fit the weighted count, checks and adds in one compare-and-swap);
-//! only the first hit after a sync takes a lock beyond it, one stripe of the
-//! pending queue, to queue the key. A new key and a new window take the
+//! windows, budget-split state) behind a pointer. A hit on a window that
+//! exists takes the shard's shared lock and adds to the window's atomic
+//! total (a sliding window's hit, which must fit the weighted count, checks
+//! and adds in one compare-and-swap); only the first hit after a sync takes
+//! a lock beyond it, one stripe of the pending queue, to queue the key. A new key and a new window take the
 //! shard's exclusive lock, and so does a hit under budget split that
 //! changes more than the counts (a first claim, a new budget).
 //! A sync pass clears a key's mark and snapshots its totals under the
@@ -30,10 +30,10 @@
 //! against and the largest hit refused for want of share. It is made by the
 //! first hit or answer that needs one, so a node without budget split
 //! carries none. The claim, the limit and the look-ahead change under the
-//! key's shard's exclusive
-//! lock; a hit on a granted claim reads them under the shared lock and,
-//! with atomics, adds to the count and to the hits asked for, or records
-//! the largest hit refused for want of share. It adds no lock.
+//! key's shard's exclusive lock; a hit on a granted claim reads them under
+//! the shared lock and, with atomics, adds to the count and to the hits
+//! asked for, or records the largest hit refused for want of share. It adds
+//! no lock.
 //!
 //! A remote that loses its data (a restart without persistence, a flush)
 //! is noticed by its [incarnation marker](SyncTarget::incarnation), read
@@ -678,6 +678,7 @@ impl WriteBehind {
     /// Runs `f` on the entry of `key` (hashed as `k`), creating it if needed
     /// and there is room; `None` when the table is full. Allocates the key
     /// only when the entry is new.
+    ///
     /// An existing entry first drops the windows that are over (see
     /// [`Entry::prune`]), so that a key hit through a long outage holds a
     /// few windows, not one per window of the outage.
