@@ -54,17 +54,69 @@ pub(crate) fn hash_str(seed: u64, key: &str) -> u128 {
 /// on the stack when they fit in 128 bytes, streamed otherwise; either way
 /// the same seeded xxh3-128 of the same bytes, so a limiter and a caller
 /// holding the key string reach the same state.
+///
+/// Each thread keeps the last key it hashed this way with its seed and
+/// hash, so a hit on the key of the thread's previous hit (a hot key)
+/// compares the parts with those bytes instead of gathering and hashing
+/// them again. The bytes are compared only when the parts lie where the
+/// last key's did (see [`LimitKey::place`]), so a hit on another key
+/// pays one comparison of numbers.
 #[inline]
 pub(crate) fn hash_parts(seed: u64, key: &LimitKey<'_>) -> u128 {
-    let mut buf = [0u8; 128];
-    match key.gather(&mut buf) {
-        Some(bytes) => xxh3_128_with_seed(bytes, seed),
+    LAST_HASHED
+        .try_with(|last| match last.try_borrow_mut() {
+            Ok(mut last) => last.hash(seed, key),
+            // Only a hash taken inside another could find it borrowed.
+            Err(_) => hash_fresh(seed, key, &mut [0u8; 128]).0,
+        })
+        // The thread is being torn down.
+        .unwrap_or_else(|_| hash_fresh(seed, key, &mut [0u8; 128]).0)
+}
+
+/// The hash of `key`'s parts under `seed`, gathered into `buf` when they
+/// fit (then also their length), streamed otherwise.
+#[inline]
+fn hash_fresh(seed: u64, key: &LimitKey<'_>, buf: &mut [u8; 128]) -> (u128, Option<usize>) {
+    match key.gather(buf) {
+        Some(bytes) => (xxh3_128_with_seed(bytes, seed), Some(bytes.len())),
         None => {
             let mut hasher = Xxh3::with_seed(seed);
             key.pieces().for_each(|piece| hasher.update(piece));
-            hasher.digest128()
+            (hasher.digest128(), None)
         }
     }
+}
+
+/// The last key a thread hashed from its parts (see [`hash_parts`]).
+struct LastHashed {
+    seed: u64,
+    /// [`LimitKey::place`] of the key.
+    place: u64,
+    /// The key's bytes are `bytes[..len]`; `None`: no key kept.
+    len: Option<usize>,
+    bytes: [u8; 128],
+    hash: u128,
+}
+
+impl LastHashed {
+    #[inline]
+    fn hash(&mut self, seed: u64, key: &LimitKey<'_>) -> u128 {
+        let place = key.place();
+        if let Some(len) = self.len {
+            if self.place == place && self.seed == seed && key.matches(&self.bytes[..len]) {
+                return self.hash;
+            }
+        }
+        let (hash, len) = hash_fresh(seed, key, &mut self.bytes);
+        (self.seed, self.place, self.len, self.hash) = (seed, place, len, hash);
+        hash
+    }
+}
+
+std::thread_local! {
+    static LAST_HASHED: std::cell::RefCell<LastHashed> = const {
+        std::cell::RefCell::new(LastHashed { seed: 0, place: 0, len: None, bytes: [0; 128], hash: 0 })
+    };
 }
 
 /// Entries per table when no bound is given.
@@ -840,6 +892,50 @@ mod tests {
             self.counters
                 .read(self.hash(key), now, FixedWindowCell::is_hot)
                 .unwrap_or(false)
+        }
+    }
+
+    /// A key's hash from its parts is its string's, whether the thread
+    /// hashed the same key last (with the same seed or another) or not,
+    /// for keys that fit the gathering buffer and longer ones.
+    #[test]
+    fn parts_hash_as_their_string_with_the_last_key_kept_or_not() {
+        let long = "l".repeat(200);
+        let ids = [["a", "b"], ["a", "c"], ["ab", ""], [long.as_str(), "b"]];
+        let keys: Vec<LimitKey<'_>> = ids
+            .iter()
+            .flat_map(|ids| {
+                [
+                    LimitKey::new("LIMITER", &ids[..], "/1/1/minute"),
+                    LimitKey::new("LIMITER", &ids[..1], "/1/1/minute"),
+                ]
+            })
+            .chain([LimitKey::new("LIMITER/a", &ids[0][1..], "/1/1/minute")])
+            .collect();
+        for (i, seed) in [1u64, 2, 1].into_iter().enumerate() {
+            for key in keys.iter().chain(keys.iter().rev()) {
+                let want = hash_str(seed, &key.to_string());
+                assert_eq!(hash_parts(seed, key), want, "{key} seed {seed} round {i}");
+                assert_eq!(hash_parts(seed, key), want, "{key} again");
+                assert_ne!(hash_parts(seed + 10, key), want, "{key} under another seed");
+            }
+        }
+        // An identifier rewritten in place (same address, same length) is
+        // another key.
+        let mut id = String::from("user-1");
+        for next in ["user-2", "user-1", "user-3"] {
+            let place = {
+                let ids = [id.as_str()];
+                let before = LimitKey::new("LIMITER", &ids, "/1/1/minute");
+                assert_eq!(hash_parts(7, &before), hash_str(7, &before.to_string()));
+                before.place()
+            };
+            id.replace_range(.., next);
+            let ids = [id.as_str()];
+            let after = LimitKey::new("LIMITER", &ids, "/1/1/minute");
+            assert_eq!(after.place(), place, "the same place");
+            let want = hash_str(7, &format!("LIMITER/{next}/1/1/minute"));
+            assert_eq!(hash_parts(7, &after), want);
         }
     }
 

@@ -94,6 +94,39 @@ impl<'a> LimitKey<'a> {
         Some(out)
     }
 
+    /// Where the parts lie in memory, as one number: two keys whose parts
+    /// lie in different places give different numbers (unless they
+    /// collide); keys with equal numbers may still differ (a buffer
+    /// rewritten in place), so equal numbers say only "compare the bytes".
+    #[inline]
+    pub(crate) fn place(&self) -> u64 {
+        let part = |s: &str| (s.as_ptr() as u64) ^ ((s.len() as u64) << 48);
+        self.identifiers.iter().fold(
+            part(self.namespace) ^ part(self.suffix).rotate_left(17),
+            |acc, id| acc.rotate_left(5) ^ part(id),
+        )
+    }
+
+    /// Whether the key string is `bytes`, compared part by part.
+    #[inline]
+    pub(crate) fn matches(&self, bytes: &[u8]) -> bool {
+        if bytes.len() != self.len() {
+            return false;
+        }
+        let mut at = self.namespace.len();
+        if !eq_short(&bytes[..at], self.namespace.as_bytes()) {
+            return false;
+        }
+        for id in self.identifiers {
+            let end = at + 1 + id.len();
+            if bytes[at] != b'/' || !eq_short(&bytes[at + 1..end], id.as_bytes()) {
+                return false;
+            }
+            at = end;
+        }
+        eq_short(&bytes[at..], self.suffix.as_bytes())
+    }
+
     /// The key's bytes piece by piece, in order (for a streaming hash).
     pub(crate) fn pieces(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
         std::iter::once(self.namespace.as_bytes())
@@ -133,6 +166,31 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
         8..=15 => head_tail!(u64, 8),
         16..=32 => head_tail!(u128, 16),
         _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Whether `a` and `b`, of the same length, are equal: up to 32 bytes
+/// compared inline with two overlapping loads each (as [`copy_short`]
+/// copies), longer ones with `==`.
+#[inline(always)]
+fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    debug_assert_eq!(n, b.len());
+    macro_rules! head_tail {
+        ($t:ty, $w:expr) => {{
+            let word = |s: &[u8], at: usize| {
+                <$t>::from_ne_bytes(s[at..at + $w].try_into().expect("width"))
+            };
+            word(a, 0) == word(b, 0) && word(a, n - $w) == word(b, n - $w)
+        }};
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => head_tail!(u32, 4),
+        8..=15 => head_tail!(u64, 8),
+        16..=32 => head_tail!(u128, 16),
+        _ => a == b,
     }
 }
 
@@ -240,6 +298,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A key matches its own string and no other, at every part length.
+    #[test]
+    fn a_key_matches_its_string_only() {
+        let text: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        let part = |n: usize| &text[..n];
+        for n in 0..=40 {
+            for m in [0, 1, 3, 7, 8, 16, 17, 33] {
+                let ids = [part(m), part(n)];
+                for key in [
+                    LimitKey::new(part(n), &ids[..1], part(m)),
+                    LimitKey::new(part(m), &ids, part(n)),
+                    LimitKey::new(part(n), &[], part(n)),
+                ] {
+                    let string = key.to_string().into_bytes();
+                    assert!(key.matches(&string), "{n} {m}");
+                    // Every byte changed, one at a time, and one byte more or less.
+                    for i in 0..string.len() {
+                        let mut other = string.clone();
+                        other[i] ^= 0x20;
+                        assert!(!key.matches(&other), "{n} {m} byte {i}");
+                    }
+                    let mut longer = string.clone();
+                    longer.push(b'x');
+                    assert!(!key.matches(&longer));
+                    if let Some((_, shorter)) = string.split_last() {
+                        assert!(!key.matches(shorter));
+                    }
+                }
+            }
+        }
+        // The same string from other parts matches too: `matches` compares
+        // bytes, not the parts' boundaries.
+        let key = LimitKey::new("LIMITER", &["a", "b"], "/1/1/minute");
+        assert!(key.matches(b"LIMITER/a/b/1/1/minute"));
+        assert!(
+            LimitKey::new("LIMITER/a", &["b"], "/1/1/minute").matches(b"LIMITER/a/b/1/1/minute")
+        );
     }
 
     #[test]
