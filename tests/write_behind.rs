@@ -816,40 +816,26 @@ fn an_outage_flood_stays_within_max_entries_and_counts_what_it_could_not_record(
 fn an_outage_longer_than_a_window_keeps_only_windows_the_remote_still_holds() {
     let clock = FakeClock::new();
     let remote = Arc::new(MemoryRemote::with_clock(clock.clone()));
-    let node = WriteBehind::builder(remote.clone())
-        .node_id("a")
-        .clock(clock.clone())
-        .sync_interval(Duration::from_secs(3600))
-        .start()
-        .unwrap();
+    let a = node(&remote, "a", &clock, HOUR);
     remote.set_down(true);
     let w0 = window0(2);
     for i in 0..20 {
         for n in 1..=3 {
-            assert_eq!(node.incr("k", 2, false, 1).unwrap(), n, "window {i}");
+            assert_eq!(a.incr("k", 2, false, 1).unwrap(), n, "window {i}");
         }
         clock.advance(Duration::from_secs(2));
     }
     // The first hit of window w0 + 19 dropped windows up to w0 + 16.
-    let stats = node.stats();
+    let stats = a.stats();
     assert_eq!(stats.forgotten_hits, 17 * 3, "{stats:?}");
     assert_eq!(stats.keys, 1);
     remote.set_down(false);
-    node.flush().unwrap();
+    a.flush().unwrap();
     assert_eq!(remote.total("k", w0 + 19), 3);
-    assert_eq!(node.stats().pending_keys, 0);
-    assert_eq!(
-        node.stats().forgotten_hits,
-        17 * 3,
-        "nothing live was dropped"
-    );
+    assert_eq!(a.stats().pending_keys, 0);
+    assert_eq!(a.stats().forgotten_hits, 17 * 3, "nothing live was dropped");
     // A node that syncs drops nothing.
-    let other = WriteBehind::builder(remote.clone())
-        .node_id("b")
-        .clock(clock.clone())
-        .sync_interval(Duration::from_secs(3600))
-        .start()
-        .unwrap();
+    let other = node(&remote, "b", &clock, HOUR);
     for _ in 0..10 {
         other.incr("k2", 2, false, 1).unwrap();
         other.flush().unwrap();

@@ -276,10 +276,9 @@ mod tests {
         }
     }
 
-    /// Every part length around the inline copy's size classes, in every
-    /// position, gathers to the key string's bytes.
-    #[test]
-    fn gathered_parts_are_the_string_at_every_part_length() {
+    /// Runs `check` on keys with every part length around the inline
+    /// copy's size classes, in every position (`n`, `m`: two of the lengths).
+    fn for_every_part_length(check: impl Fn(LimitKey<'_>, usize, usize)) {
         let text: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
         let part = |n: usize| &text[..n];
         for n in 0..=40 {
@@ -290,46 +289,43 @@ mod tests {
                     LimitKey::new(part(m), &ids, part(n)),
                     LimitKey::new(part(n), &[], part(n)),
                 ] {
-                    let mut buf = [0xFFu8; 128];
-                    let string = key.to_string();
-                    let fits = string.len() <= buf.len();
-                    let want = fits.then_some(string.as_bytes());
-                    assert_eq!(key.gather(&mut buf), want, "{n} {m}");
+                    check(key, n, m);
                 }
             }
         }
     }
 
+    /// Every part length, in every position, gathers to the key string's bytes.
+    #[test]
+    fn gathered_parts_are_the_string_at_every_part_length() {
+        for_every_part_length(|key, n, m| {
+            let mut buf = [0xFFu8; 128];
+            let string = key.to_string();
+            let fits = string.len() <= buf.len();
+            let want = fits.then_some(string.as_bytes());
+            assert_eq!(key.gather(&mut buf), want, "{n} {m}");
+        });
+    }
+
     /// A key matches its own string and no other, at every part length.
     #[test]
     fn a_key_matches_its_string_only() {
-        let text: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
-        let part = |n: usize| &text[..n];
-        for n in 0..=40 {
-            for m in [0, 1, 3, 7, 8, 16, 17, 33] {
-                let ids = [part(m), part(n)];
-                for key in [
-                    LimitKey::new(part(n), &ids[..1], part(m)),
-                    LimitKey::new(part(m), &ids, part(n)),
-                    LimitKey::new(part(n), &[], part(n)),
-                ] {
-                    let string = key.to_string().into_bytes();
-                    assert!(key.matches(&string), "{n} {m}");
-                    // Every byte changed, one at a time, and one byte more or less.
-                    for i in 0..string.len() {
-                        let mut other = string.clone();
-                        other[i] ^= 0x20;
-                        assert!(!key.matches(&other), "{n} {m} byte {i}");
-                    }
-                    let mut longer = string.clone();
-                    longer.push(b'x');
-                    assert!(!key.matches(&longer));
-                    if let Some((_, shorter)) = string.split_last() {
-                        assert!(!key.matches(shorter));
-                    }
-                }
+        for_every_part_length(|key, n, m| {
+            let string = key.to_string().into_bytes();
+            assert!(key.matches(&string), "{n} {m}");
+            // Every byte changed, one at a time, and one byte more or less.
+            for i in 0..string.len() {
+                let mut other = string.clone();
+                other[i] ^= 0x20;
+                assert!(!key.matches(&other), "{n} {m} byte {i}");
             }
-        }
+            let mut longer = string.clone();
+            longer.push(b'x');
+            assert!(!key.matches(&longer));
+            if let Some((_, shorter)) = string.split_last() {
+                assert!(!key.matches(shorter));
+            }
+        });
         // The same string from other parts matches too: `matches` compares
         // bytes, not the parts' boundaries.
         let key = LimitKey::new("LIMITER", &["a", "b"], "/1/1/minute");
