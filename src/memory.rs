@@ -51,9 +51,9 @@ pub(crate) fn hash_str(seed: u64, key: &str) -> u128 {
 }
 
 /// The hash [`hash_str`] gives the key's string, from its parts: gathered
-/// on the stack when they fit in 128 bytes, streamed otherwise; either way
-/// the same seeded xxh3-128 of the same bytes, so a limiter and a caller
-/// holding the key string reach the same state.
+/// into a buffer of the thread's when they fit in 128 bytes, streamed
+/// otherwise; either way the same seeded xxh3-128 of the same bytes, so a
+/// limiter and a caller holding the key string reach the same state.
 ///
 /// Each thread keeps the last key it hashed this way with its seed and
 /// hash, so a hit on the key of the thread's previous hit (a hot key)
