@@ -407,7 +407,7 @@ impl Entry {
 
     /// The newest window, if the entry holds any.
     pub fn head(&self) -> Option<&Win> {
-        (self.head.expiry != 0).then_some(&self.head)
+        (!self.is_empty()).then_some(&self.head)
     }
 
     /// Whether the entry holds no window.
@@ -423,7 +423,7 @@ impl Entry {
 
     /// The windows, newest first, to change (under the exclusive lock).
     pub fn windows_mut(&mut self) -> impl Iterator<Item = &mut Win> {
-        let head = (self.head.expiry != 0).then_some(&mut self.head);
+        let head = (!self.is_empty()).then_some(&mut self.head);
         head.into_iter().chain(self.cold.older.iter_mut().rev())
     }
 

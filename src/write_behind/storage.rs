@@ -10,9 +10,10 @@
 //! exists takes the shard's shared lock and adds to the window's atomic
 //! total (a sliding window's hit, which must fit the weighted count, checks
 //! and adds in one compare-and-swap); only the first hit after a sync takes
-//! a lock beyond it, one stripe of the pending queue, to queue the key. A new key and a new window take the
-//! shard's exclusive lock, and so does a hit under budget split that
-//! changes more than the counts (a first claim, a new budget).
+//! a lock beyond it, one stripe of the pending queue, to queue the key. A
+//! new key and a new window take the shard's exclusive lock, and so does a
+//! hit under budget split that changes more than the counts (a first claim,
+//! a new budget).
 //! A sync pass clears a key's mark and snapshots its totals under the
 //! exclusive lock, so every hit is either in the snapshot or queues the key
 //! again (the loom models in `state.rs`).
@@ -685,9 +686,8 @@ impl WriteBehind {
     fn with_entry<R>(&self, key: &str, k: Key, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         let mut f = Some(f);
         let mut forgotten = 0;
-        let now = self.unix_secs();
         let found = self.map.write(k, |e| {
-            forgotten = e.prune(now);
+            forgotten = e.prune(self.unix_secs());
             f.take().map(|f| f(e))
         });
         self.dropped_forgotten(forgotten);
