@@ -398,9 +398,39 @@ impl OpenAddressing {
     }
 }
 
+/// [`OpenAddressing`] behind the engine's shard locks: what the lock adds.
+struct LockedOpenAddressing {
+    shards: Vec<crossbeam_utils::sync::ShardedLock<OpenAddressing>>,
+}
+
+impl LockedOpenAddressing {
+    fn new(keys: &[u128]) -> Self {
+        let shards = (0..8u128)
+            .map(|s| {
+                let mine: Vec<u128> = keys
+                    .iter()
+                    .copied()
+                    .filter(|k| (k >> 64) & 7 == s)
+                    .collect();
+                crossbeam_utils::sync::ShardedLock::new(OpenAddressing::new(&mine))
+            })
+            .collect();
+        LockedOpenAddressing { shards }
+    }
+
+    #[inline]
+    fn hit(&self, k: u128) -> u64 {
+        self.shards[(k >> 64) as usize & 7]
+            .read()
+            .expect("not poisoned")
+            .hit(k)
+    }
+}
+
 /// What the table costs a hit, the key already hashed: the engine's shard
-/// structure against an open-addressing table of atomics, on one key and on
-/// 100,000 keys in a scattered order, one thread.
+/// structure against an open-addressing table of atomics, bare and behind
+/// the same shard locks, on one key and on 100,000 keys in a scattered
+/// order, one thread.
 fn table_probe(c: &mut Criterion) {
     for (name, n) in [("hot_key", 1), ("100k_keys", 100_000)] {
         let mut group = c.benchmark_group(format!("table_probe/{name}"));
@@ -410,6 +440,7 @@ fn table_probe(c: &mut Criterion) {
             .collect();
         let locked = LockedShards::new(&keys);
         let open = OpenAddressing::new(&keys);
+        let locked_open = LockedOpenAddressing::new(&keys);
         let mut at = 0;
         group.bench_function("sharded-lock-hashbrown", |b| {
             b.iter(|| {
@@ -421,6 +452,12 @@ fn table_probe(c: &mut Criterion) {
             b.iter(|| {
                 at = (at + 1) % keys.len();
                 open.hit(black_box(keys[at]))
+            })
+        });
+        group.bench_function("sharded-lock-open-addressing", |b| {
+            b.iter(|| {
+                at = (at + 1) % keys.len();
+                locked_open.hit(black_box(keys[at]))
             })
         });
         group.finish();
