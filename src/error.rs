@@ -250,8 +250,15 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.0.kind.as_str(), self.0.message)?;
         if f.alternate() {
+            // A client error that prints its own source (redis-rs' I/O
+            // errors do) would show that text twice: it is shown once.
+            let mut shown = String::new();
             for cause in self.causes() {
-                write!(f, ": {cause}")?;
+                let text = cause.to_string();
+                if !shown.ends_with(&text) {
+                    write!(f, ": {text}")?;
+                }
+                shown = text;
             }
         }
         Ok(())
@@ -293,6 +300,30 @@ mod tests {
         assert!(src.downcast_ref::<std::io::Error>().is_some());
         let cloned = e.clone();
         assert_eq!(cloned.kind(), ErrorKind::Storage);
+    }
+
+    /// An error whose message already ends with its source's.
+    #[derive(Debug)]
+    struct Wrapping(std::io::Error);
+    impl fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "call: {}", self.0)
+        }
+    }
+    impl StdError for Wrapping {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_source_that_its_wrapper_already_prints_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::storage("redis", Wrapping(io));
+        assert_eq!(
+            format!("{e:#}"),
+            "storage error: redis call failed: call: refused"
+        );
     }
 
     #[test]
