@@ -90,14 +90,23 @@ impl Error {
     }
 
     /// A storage error of `backend` caused by the backend's own error,
-    /// which becomes the [`source`](std::error::Error::source).
+    /// which becomes the [`source`](std::error::Error::source). The message
+    /// says `<backend> call timed out` where that error is a timeout (see
+    /// [`is_timeout`](Self::is_timeout)), `<backend> call failed` otherwise.
     pub fn storage<E>(backend: &str, source: E) -> Self
     where
         E: StdError + Send + Sync + 'static,
     {
+        let mut cause = Some(&source as &(dyn StdError + 'static));
+        let mut timed_out = false;
+        while let Some(c) = cause {
+            timed_out |= cause_is_timeout(c);
+            cause = c.source();
+        }
+        let outcome = if timed_out { "timed out" } else { "failed" };
         Error(Box::new(Inner {
             kind: ErrorKind::Storage,
-            message: format!("{backend} call failed"),
+            message: format!("{backend} call {outcome}"),
             source: Some(Arc::new(source)),
             timeout: false,
         }))
@@ -331,8 +340,11 @@ mod tests {
         let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow");
         let e = Error::storage("memcached", timed_out);
         assert!(e.is_timeout() && e.is_retryable());
+        assert_eq!(e.to_string(), "storage error: memcached call timed out");
         let eagain = std::io::Error::from_raw_os_error(11);
-        assert!(Error::storage("redis", eagain).is_timeout());
+        let e = Error::storage("redis", Wrapping(eagain));
+        assert!(e.is_timeout());
+        assert_eq!(e.to_string(), "storage error: redis call timed out");
         let e = Error::storage_timeout("etcd", "connecting timed out");
         assert!(e.is_timeout() && e.is_retryable());
         let shape = Error::storage_msg("redis", "entry `x` is not a timestamp");
