@@ -137,9 +137,13 @@ impl Error {
 
     /// This error, marked as a timeout: for a backend whose client reports
     /// timeouts in terms [`is_timeout`](Self::is_timeout) cannot read
-    /// through the sources.
+    /// through the sources. A `<backend> call failed` message becomes
+    /// `<backend> call timed out`.
     pub(crate) fn timed_out(mut self) -> Self {
         self.0.timeout = true;
+        if let Some(call) = self.0.message.strip_suffix(" call failed") {
+            self.0.message = format!("{call} call timed out");
+        }
         self
     }
 
@@ -345,6 +349,14 @@ mod tests {
         let e = Error::storage("redis", Wrapping(eagain));
         assert!(e.is_timeout());
         assert_eq!(e.to_string(), "storage error: redis call timed out");
+        let opaque = Error::storage("memcached", Wrapping(std::io::Error::other("eof")));
+        assert_eq!(opaque.to_string(), "storage error: memcached call failed");
+        let marked = opaque.timed_out();
+        assert!(marked.is_timeout());
+        assert_eq!(
+            marked.to_string(),
+            "storage error: memcached call timed out"
+        );
         let e = Error::storage_timeout("etcd", "connecting timed out");
         assert!(e.is_timeout() && e.is_retryable());
         let shape = Error::storage_msg("redis", "entry `x` is not a timestamp");
