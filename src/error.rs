@@ -264,10 +264,12 @@ impl fmt::Display for Error {
         write!(f, "{}: {}", self.0.kind.as_str(), self.0.message)?;
         if f.alternate() {
             // A client error that prints its own source (redis-rs' I/O
-            // errors do) would show that text twice: it is shown once.
+            // errors do) would show that text twice: it is shown once. A
+            // cause that spans lines (a parser's report of a garbled reply)
+            // is put on one, its lines separated by `; `.
             let mut shown = String::new();
             for cause in self.causes() {
-                let text = cause.to_string();
+                let text = one_line(&cause.to_string());
                 if !shown.ends_with(&text) {
                     write!(f, ": {text}")?;
                 }
@@ -276,6 +278,19 @@ impl fmt::Display for Error {
         }
         Ok(())
     }
+}
+
+/// `text` with its control characters (line breaks, a reply's stray
+/// bytes) replaced by `; ` between the pieces they separate.
+fn one_line(text: &str) -> String {
+    if !text.contains(char::is_control) {
+        return text.to_owned();
+    }
+    text.split(char::is_control)
+        .map(str::trim)
+        .filter(|piece| !piece.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl StdError for Error {
@@ -327,6 +342,16 @@ mod tests {
         fn source(&self) -> Option<&(dyn StdError + 'static)> {
             Some(&self.0)
         }
+    }
+
+    #[test]
+    fn a_cause_that_spans_lines_is_printed_on_one() {
+        let garbled = std::io::Error::other("Parse error at 1\nUnexpected `255`\r\n\u{0}");
+        let e = Error::storage("redis", garbled);
+        assert_eq!(
+            format!("{e:#}"),
+            "storage error: redis call failed: Parse error at 1; Unexpected `255`"
+        );
     }
 
     #[test]
