@@ -33,7 +33,7 @@
 
 mod blocking;
 mod bridge;
-mod inline;
+pub(crate) mod inline;
 mod registry;
 mod strategy;
 

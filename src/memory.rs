@@ -12,6 +12,8 @@
 //! two buckets live in one cell under the key itself, so
 //! [`Storage::clear`] removes them too.
 
+#[cfg(feature = "async")]
+mod aio;
 mod cell;
 mod hot;
 mod ring;

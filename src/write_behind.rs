@@ -115,6 +115,8 @@
 //! assert!(!limiter.hit(&item, &["user"], 1).unwrap());
 //! ```
 
+#[cfg(feature = "async")]
+mod aio;
 mod histogram;
 mod memory_remote;
 mod state;
