@@ -505,6 +505,20 @@ mod write_behind_remote {
         common::remote::budget_shares(remote, "etcd");
     }
 
+    /// A server of its own stopped (`SIGSTOP`) under a node, then let go on.
+    #[test]
+    fn a_stalled_server_holds_up_no_hit_and_loses_none() {
+        require_or_skip!("etcd");
+        let etcd = Etcd::start();
+        let uri = format!("{}?request_timeout=0.3&connect_timeout=0.3", etcd.url());
+        common::remote::a_stalled_remote_holds_up_no_hit_and_loses_none(
+            Arc::new(EtcdStorage::new(&uri).unwrap()),
+            "etcd",
+            &mut || etcd.signal("STOP"),
+            &mut || etcd.signal("CONT"),
+        );
+    }
+
     /// Everything under the node's prefix wiped by another client (etcd
     /// keeps its data across restarts, so a wipe is how it forgets).
     #[test]

@@ -471,6 +471,20 @@ mod write_behind_remote {
         common::remote::budget_shares(remote, "mc");
     }
 
+    /// The server stopped (`SIGSTOP`) under a node, then let go on.
+    #[test]
+    fn a_stalled_server_holds_up_no_hit_and_loses_none() {
+        require_or_skip!("memcached");
+        let server = Memcached::tcp();
+        let remote = Arc::new(storage(&server, "?connect_timeout=0.3&timeout=0.3"));
+        common::remote::a_stalled_remote_holds_up_no_hit_and_loses_none(
+            remote,
+            "mc",
+            &mut || server.signal("STOP"),
+            &mut || server.signal("CONT"),
+        );
+    }
+
     /// The server killed and started again (Memcached keeps nothing).
     #[test]
     fn a_restarted_server_is_made_whole() {

@@ -555,6 +555,20 @@ mod write_behind_remote {
         common::remote::budget_shares(remote, "mo");
     }
 
+    /// A server of its own stopped (`SIGSTOP`) under a node, then let go on.
+    #[test]
+    fn a_stalled_server_holds_up_no_hit_and_loses_none() {
+        require_mongo_or_skip!();
+        let server = MongoServer::start(60.0);
+        let uri = format!("{}/?{FAST}", server.uri());
+        common::remote::a_stalled_remote_holds_up_no_hit_and_loses_none(
+            Arc::new(MongoDbStorage::new(&uri).unwrap()),
+            "mo",
+            &mut || server.signal("STOP"),
+            &mut || server.signal("CONT"),
+        );
+    }
+
     /// The node's database wiped by another client.
     #[test]
     fn a_remote_that_forgot_is_made_whole() {

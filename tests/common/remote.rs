@@ -1,7 +1,7 @@
 //! Checks for write-behind remotes ([`SyncTarget`]s), the same for each.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use limitstore::write_behind::{Report, SyncTarget, WriteBehind};
 use limitstore::Storage;
@@ -246,6 +246,64 @@ pub fn a_remote_that_forgot_is_made_whole(
     flush_until_delivered(&node);
     assert_eq!(node.stats().remote_data_losses, 1);
     assert_eq!(totals(), expected);
+}
+
+/// A node over a remote that stops answering (`stall`: its server
+/// stopped with `SIGSTOP`) keeps answering hits from memory while its
+/// syncer waits on the remote: for 1.5 s, 200 keys are hit again and
+/// again, each hit within 250 ms (the remote's calls wait far longer), and
+/// the node's stats stay readable. Once `resume` lets the server go on,
+/// the remote holds exactly the hits the node accepted, before and during
+/// the stall.
+pub fn a_stalled_remote_holds_up_no_hit_and_loses_none(
+    remote: Arc<dyn SyncTarget>,
+    tag: &str,
+    stall: &mut dyn FnMut(),
+    resume: &mut dyn FnMut(),
+) {
+    let node = WriteBehind::builder(Arc::clone(&remote))
+        .node_id(format!("{tag}-stall-node"))
+        .sync_interval(Duration::from_millis(20))
+        .start()
+        .unwrap();
+    let keys: Vec<String> = (0..200).map(|i| format!("{tag}-stall-{i}")).collect();
+    let window_before = window_now();
+    for key in &keys {
+        node.incr(key, EXPIRY, false, 1).unwrap();
+    }
+    flush_until_delivered(&node);
+
+    stall();
+    let (started, mut slowest, mut during) = (Instant::now(), Duration::ZERO, 0);
+    while started.elapsed() < Duration::from_millis(1500) {
+        for key in &keys {
+            let hit = Instant::now();
+            node.incr(key, EXPIRY, false, 1).unwrap();
+            slowest = slowest.max(hit.elapsed());
+            during += 1;
+        }
+        let _ = node.stats();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pending = node.stats().pending_keys;
+    resume();
+    assert!(
+        slowest < Duration::from_millis(250),
+        "slowest hit {slowest:?}"
+    );
+    assert!(pending > 0, "the stalled remote held the hits back");
+
+    flush_until_delivered(&node);
+    let mut windows = vec![window_before];
+    if window_now() != window_before {
+        windows.push(window_now());
+    }
+    let delivered: u64 = keys
+        .iter()
+        .flat_map(|k| windows.iter().map(move |&w| (k, w)))
+        .map(|(k, w)| total(&*remote, k, w))
+        .sum();
+    assert_eq!(delivered, keys.len() as u64 + during);
 }
 
 /// `flush` until a pass succeeds (a restarted server's first call may find
