@@ -94,16 +94,20 @@ pub fn several_writers_total_exactly(remote: Arc<dyn SyncTarget>, tag: &str) {
     });
     assert_eq!(accepted, 6 * 300);
     drop(nodes);
+    assert_eq!(total_since(&*remote, &keys, window_before), accepted);
+}
+
+/// The global totals of `keys` summed over `window_before` and, if the
+/// clock has moved on to the next window since, that one too.
+fn total_since(remote: &dyn SyncTarget, keys: &[String], window_before: u64) -> u64 {
     let mut windows = vec![window_before];
     if window_now() != window_before {
         windows.push(window_now());
     }
-    let remote_total: u64 = keys
-        .iter()
+    keys.iter()
         .flat_map(|k| windows.iter().map(move |&w| (k, w)))
-        .map(|(k, w)| total(&*remote, k, w))
-        .sum();
-    assert_eq!(remote_total, accepted);
+        .map(|(k, w)| total(remote, k, w))
+        .sum()
 }
 
 /// `writebehind+…` URIs at `sync_interval=0`: two write-through nodes see
@@ -294,15 +298,7 @@ pub fn a_stalled_remote_holds_up_no_hit_and_loses_none(
     assert!(pending > 0, "the stalled remote held the hits back");
 
     flush_until_delivered(&node);
-    let mut windows = vec![window_before];
-    if window_now() != window_before {
-        windows.push(window_now());
-    }
-    let delivered: u64 = keys
-        .iter()
-        .flat_map(|k| windows.iter().map(move |&w| (k, w)))
-        .map(|(k, w)| total(&*remote, k, w))
-        .sum();
+    let delivered = total_since(&*remote, &keys, window_before);
     assert_eq!(delivered, keys.len() as u64 + during);
 }
 
