@@ -563,13 +563,13 @@ pub(crate) fn blocks() -> &'static Blocks {
     BLOCKS.get_or_init(|| Blocks::new(super::stripe::stripes()))
 }
 
-#[cfg(limitstore_loom)]
+#[cfg(all(test, limitstore_loom))]
 loom::lazy_static! {
     static ref BLOCKS: Blocks = Blocks::new(2);
 }
 
 /// The blocks of this model-checking run.
-#[cfg(limitstore_loom)]
+#[cfg(all(test, limitstore_loom))]
 pub(crate) fn blocks() -> &'static Blocks {
     &BLOCKS
 }
