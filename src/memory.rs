@@ -155,7 +155,8 @@ impl Expiring for SlidingEntry {
     }
 }
 
-/// The in-process storage: lock-free on the hit path, bounded in memory,
+/// The in-process storage: on the hit path, atomic counters under a shard's
+/// shared lock taken in the thread's own lock slot; bounded in memory;
 /// supporting every strategy.
 ///
 /// ```

@@ -1,5 +1,6 @@
 //! The atomic cells behind fixed-window counters and sliding window counters.
-//! A hit on an existing key never takes a lock.
+//! A hit changes a cell with atomics only: the cell takes no lock (the table
+//! it sits in is read under its shard's shared lock).
 //!
 //! - [`FixedWindowCell`]: two 64-bit words, the window (generation, lease
 //!   block, expiry) and the count (generation, count). A new window is a
