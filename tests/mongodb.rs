@@ -560,7 +560,10 @@ mod write_behind_remote {
     fn a_stalled_server_holds_up_no_hit_and_loses_none() {
         require_mongo_or_skip!();
         let server = MongoServer::start(60.0);
-        let uri = format!("{}/?{FAST}", server.uri());
+        // Longer timeouts than `FAST`: a pass over 200 keys on this server
+        // can take longer than 300 ms on a busy machine.
+        let timeouts = "serverSelectionTimeoutMS=2000&connectTimeoutMS=2000&socketTimeoutMS=2000";
+        let uri = format!("{}/?{timeouts}", server.uri());
         common::remote::a_stalled_remote_holds_up_no_hit_and_loses_none(
             Arc::new(MongoDbStorage::new(&uri).unwrap()),
             "mo",
