@@ -97,19 +97,17 @@ impl Error {
     where
         E: StdError + Send + Sync + 'static,
     {
-        let mut cause = Some(&source as &(dyn StdError + 'static));
-        let mut timed_out = false;
-        while let Some(c) = cause {
-            timed_out |= cause_is_timeout(c);
-            cause = c.source();
-        }
-        let outcome = if timed_out { "timed out" } else { "failed" };
-        Error(Box::new(Inner {
+        let e = Error(Box::new(Inner {
             kind: ErrorKind::Storage,
-            message: format!("{backend} call {outcome}"),
+            message: format!("{backend} call failed"),
             source: Some(Arc::new(source)),
             timeout: false,
-        }))
+        }));
+        if e.causes().any(cause_is_timeout) {
+            e.timed_out()
+        } else {
+            e
+        }
     }
 
     /// A storage error of `backend` saying `message`, caused by `source`
