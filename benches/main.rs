@@ -306,6 +306,14 @@ fn hit_parts(c: &mut Criterion) {
     group.finish();
 }
 
+/// Shards of the table rows: the engine's default on 2 hardware threads.
+const SHARDS: usize = 8;
+
+/// The shard of a hashed key: its high word, as the engine picks it.
+fn shard_of(k: u128) -> usize {
+    (k >> 64) as usize % SHARDS
+}
+
 /// The engine's shard structure with an atomic counter per key, the key
 /// already hashed: a `ShardedLock` over a `hashbrown` map, by the high bits.
 struct LockedShards {
@@ -334,13 +342,11 @@ impl std::hash::Hasher for LowWord {
 
 impl LockedShards {
     fn new(keys: &[u128]) -> Self {
-        let shards: Vec<_> = (0..8)
+        let shards: Vec<_> = (0..SHARDS)
             .map(|_| crossbeam_utils::sync::ShardedLock::new(Shard::default()))
             .collect();
         for &k in keys {
-            let mut shard = shards[(k >> 64) as usize & 7]
-                .write()
-                .expect("not poisoned");
+            let mut shard = shards[shard_of(k)].write().expect("not poisoned");
             shard.insert(k, AtomicU64::new(0));
         }
         LockedShards { shards }
@@ -348,9 +354,7 @@ impl LockedShards {
 
     #[inline]
     fn hit(&self, k: u128) -> u64 {
-        let shard = self.shards[(k >> 64) as usize & 7]
-            .read()
-            .expect("not poisoned");
+        let shard = self.shards[shard_of(k)].read().expect("not poisoned");
         shard
             .get(&k)
             .map_or(0, |c| c.fetch_add(1, Ordering::AcqRel))
@@ -409,13 +413,9 @@ struct LockedOpenAddressing {
 
 impl LockedOpenAddressing {
     fn new(keys: &[u128]) -> Self {
-        let shards = (0..8u128)
+        let shards = (0..SHARDS)
             .map(|s| {
-                let mine: Vec<u128> = keys
-                    .iter()
-                    .copied()
-                    .filter(|k| (k >> 64) & 7 == s)
-                    .collect();
+                let mine: Vec<u128> = keys.iter().copied().filter(|&k| shard_of(k) == s).collect();
                 crossbeam_utils::sync::ShardedLock::new(OpenAddressing::new(&mine))
             })
             .collect();
@@ -424,7 +424,7 @@ impl LockedOpenAddressing {
 
     #[inline]
     fn hit(&self, k: u128) -> u64 {
-        self.shards[(k >> 64) as usize & 7]
+        self.shards[shard_of(k)]
             .read()
             .expect("not poisoned")
             .hit(k)
