@@ -20,6 +20,7 @@ mod ring;
 mod stripe;
 mod table;
 
+use table::shards_for;
 pub(crate) use table::{default_shards, Key, Shards};
 
 use std::sync::Arc;
@@ -190,7 +191,8 @@ pub struct MemoryStorage<C: Clock = DefaultClock> {
 pub struct MemoryStorageBuilder<C: Clock = DefaultClock> {
     clock: C,
     max_entries: usize,
-    shards: usize,
+    /// `None`: [`shards_for`] the table size.
+    shards: Option<usize>,
     leases: bool,
 }
 
@@ -199,7 +201,7 @@ impl MemoryStorageBuilder<DefaultClock> {
         MemoryStorageBuilder {
             clock: DefaultClock::new(),
             max_entries: DEFAULT_MAX_ENTRIES,
-            shards: default_shards(),
+            shards: None,
             leases: true,
         }
     }
@@ -213,9 +215,12 @@ impl<C: Clock> MemoryStorageBuilder<C> {
     }
 
     /// Number of shards (rounded to a power of two). Defaults to four per
-    /// hardware thread.
+    /// hardware thread, or more for a large `max_entries`, so that a shard
+    /// holds at most 8,192 entries (up to 1,024 shards, about a kilobyte
+    /// each): a shard that is full or grows holds up the hits on its keys
+    /// while it makes room.
     pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = shards.max(1);
+        self.shards = Some(shards.max(1));
         self
     }
 
@@ -247,14 +252,15 @@ impl<C: Clock> MemoryStorageBuilder<C> {
         let unix_base = (self.clock.unix_origin().max(0.0) * NANOS as f64) as u64;
         let blocks = Arc::new(Blocks::new(stripe::stripes()));
         let retired = Arc::clone(&blocks);
+        let shards = self.shards.unwrap_or_else(|| shards_for(self.max_entries));
         MemoryStorage {
             seed,
             unix_base,
-            counters: Table::new(self.max_entries, self.shards)
+            counters: Table::new(self.max_entries, shards)
                 .retiring(move |cell: &FixedWindowCell| cell.retire(&retired)),
             blocks,
-            windows: Table::new(self.max_entries, self.shards),
-            sliding: Table::new(self.max_entries, self.shards),
+            windows: Table::new(self.max_entries, shards),
+            sliding: Table::new(self.max_entries, shards),
             clock: self.clock,
             leases: self.leases,
         }
@@ -896,6 +902,30 @@ mod tests {
                 .read(self.hash(key), now, FixedWindowCell::is_hot)
                 .unwrap_or(false)
         }
+    }
+
+    /// A large table gets shards of at most 8,192 entries, up to 1,024
+    /// shards; a small one four per hardware thread; a shard count asked
+    /// for is kept.
+    #[test]
+    fn shards_follow_the_table_size_unless_asked_for() {
+        let shards = |s: &MemoryStorage| s.counters.shard_count();
+        let default = default_shards();
+        assert_eq!(
+            shards(&MemoryStorage::builder().max_entries(1000).build()),
+            default
+        );
+        assert_eq!(shards(&MemoryStorage::new()), default.max(128));
+        let big = MemoryStorage::builder().max_entries(8 << 20).build();
+        assert_eq!(shards(&big), default.max(1024));
+        assert!(big.counters.capacity() / shards(&big) <= 8192);
+        let huge = MemoryStorage::builder().max_entries(1 << 40).build();
+        assert_eq!(shards(&huge), default.max(1024));
+        let asked = MemoryStorage::builder()
+            .max_entries(8 << 20)
+            .shards(2)
+            .build();
+        assert_eq!(shards(&asked), 2);
     }
 
     /// A key's hash from its parts is its string's, whether the thread

@@ -11,8 +11,12 @@
 //!
 //! Bound: each shard holds at most `max_entries / shards` entries. Inserting
 //! into a full shard first drops that shard's expired entries; if none
-//! expired, it evicts the least recently used eighth of the shard. Work is
-//! done one shard at a time, never under a global pause.
+//! expired, it evicts the least recently used eighth of the shard. The
+//! entries to drop are chosen under the shard's shared lock, and only their
+//! removal takes the exclusive one. Work is done one shard at a time, never
+//! under a global pause; a default table has shards of at most
+//! [`SHARD_ENTRIES`], so that what a shard does under its exclusive lock
+//! (removing, growing) stays short.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -230,6 +234,25 @@ pub(crate) fn default_shards() -> usize {
     (threads * 4).next_power_of_two().clamp(1, 1024)
 }
 
+/// Most entries a shard of a default table holds, up to [`MAX_SHARDS`]
+/// shards. What a full or growing shard does under its exclusive lock
+/// (removing what it evicts, growing, clearing the tombstones of removed
+/// entries) takes time in proportion to the shard, and hits on that shard
+/// wait for it.
+const SHARD_ENTRIES: usize = 8192;
+
+/// Most shards a default table is split into. Each shard's lock takes about
+/// a kilobyte whether the table holds anything or not, so tables of over
+/// 8M entries get larger shards instead of more.
+const MAX_SHARDS: usize = 1024;
+
+/// The default shard count of a table of `max_entries`: four per hardware
+/// thread, or more where each would otherwise hold over [`SHARD_ENTRIES`].
+pub(crate) fn shards_for(max_entries: usize) -> usize {
+    let small = max_entries.div_ceil(SHARD_ENTRIES).next_power_of_two();
+    default_shards().max(small.min(MAX_SHARDS))
+}
+
 impl<V: Expiring> Table<V> {
     /// A table of at most `max_entries` entries over (at most) `shards`
     /// shards; fewer shards are used where each would otherwise hold fewer
@@ -286,10 +309,7 @@ impl<V: Expiring> Table<V> {
                 return f(&slot.value);
             }
         }
-        let mut guard = write(shard);
-        if !guard.contains_key(&Key::from(key)) && guard.len() >= self.shard_capacity {
-            evict(&mut guard, now, self.shard_capacity, &self.retire);
-        }
+        let mut guard = self.room(shard, Key::from(key), now);
         let slot = guard.entry(Key::from(key)).or_insert_with(|| Slot {
             value: make(),
             touched: AtomicU64::new(now),
@@ -317,10 +337,7 @@ impl<V: Expiring> Table<V> {
                 }
             }
         }
-        let mut guard = write(shard);
-        if !guard.contains_key(&Key::from(key)) && guard.len() >= self.shard_capacity {
-            evict(&mut guard, now, self.shard_capacity, &self.retire);
-        }
+        let mut guard = self.room(shard, Key::from(key), now);
         let slot = match guard.entry(Key::from(key)) {
             Entry::Occupied(mut occupied) => {
                 if stale(&occupied.get().value) {
@@ -337,6 +354,33 @@ impl<V: Expiring> Table<V> {
         };
         slot.touch(now);
         f(&slot.value)
+    }
+
+    /// `shard`'s exclusive lock, with room made for `key` first if the
+    /// shard is full and `key` is not in it. The entries to drop are chosen
+    /// under the shard's shared lock, so hits on the shard go on while its
+    /// entries are scanned; the exclusive lock is held only to remove them.
+    fn room<'a>(
+        &self,
+        shard: &'a ShardedLock<Map<Slot<V>>>,
+        key: Key,
+        now: u64,
+    ) -> ShardedLockWriteGuard<'a, Map<Slot<V>>> {
+        let full = |map: &Map<Slot<V>>| !map.contains_key(&key) && map.len() >= self.shard_capacity;
+        let guard = write(shard);
+        if !full(&guard) {
+            return guard;
+        }
+        drop(guard);
+        let victims = Victims::choose(&read(shard), now, self.shard_capacity);
+        let mut guard = write(shard);
+        victims.remove(&mut guard, now, &self.retire);
+        if full(&guard) {
+            // Other inserts filled what was freed, or hits made the chosen
+            // entries recent again: make room the slow way.
+            evict(&mut guard, now, self.shard_capacity, &self.retire);
+        }
+        guard
     }
 
     /// Removes `key`; returns whether it was present.
@@ -383,6 +427,12 @@ impl<V: Expiring> Table<V> {
         self.shards.len()
     }
 
+    /// Shards the table is split into.
+    #[cfg(test)]
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.all().len()
+    }
+
     /// Most entries the table will hold.
     pub(crate) fn capacity(&self) -> usize {
         self.shard_capacity * self.shards.all().len()
@@ -418,6 +468,60 @@ fn evict<V: Expiring>(map: &mut Map<Slot<V>>, now: u64, capacity: usize, retire:
     for (_, key) in &ages[..excess] {
         if let Some(slot) = map.remove(key) {
             retire(&slot.value);
+        }
+    }
+}
+
+/// The entries a full shard drops to make room, chosen under its shared
+/// lock: every expired entry, and, if that is not enough, the least
+/// recently used eighth of the shard.
+#[derive(Debug, Default)]
+struct Victims {
+    expired: Vec<Key>,
+    /// Chosen for being used least recently: removed only if still not
+    /// used after `cutoff`.
+    unused: Vec<Key>,
+    cutoff: u64,
+}
+
+impl Victims {
+    fn choose<V: Expiring>(map: &Map<Slot<V>>, now: u64, capacity: usize) -> Victims {
+        let mut victims = Victims::default();
+        let mut ages = Vec::new();
+        for (k, v) in map.iter() {
+            if v.value.expires_at(now) > now {
+                ages.push((v.touched.load(Ordering::Relaxed), *k));
+            } else {
+                victims.expired.push(*k);
+            }
+        }
+        let target = capacity - (capacity / 8).max(1);
+        if ages.len() >= capacity {
+            let excess = ages.len() - target;
+            ages.select_nth_unstable(excess - 1);
+            victims.cutoff = ages[excess - 1].0;
+            victims.unused = ages[..excess].iter().map(|(_, k)| *k).collect();
+        }
+        victims
+    }
+
+    /// Removes the chosen entries that are still expired, or still unused
+    /// since they were chosen.
+    fn remove<V: Expiring>(self, map: &mut Map<Slot<V>>, now: u64, retire: &Retire<V>) {
+        let mut drop_if = |key: &Key, gone: &dyn Fn(&Slot<V>) -> bool| {
+            if map.get(key).is_some_and(gone) {
+                if let Some(slot) = map.remove(key) {
+                    retire(&slot.value);
+                }
+            }
+        };
+        for key in &self.expired {
+            drop_if(key, &|slot| slot.value.expires_at(now) <= now);
+        }
+        for key in &self.unused {
+            drop_if(key, &|slot| {
+                slot.touched.load(Ordering::Relaxed) <= self.cutoff
+            });
         }
     }
 }
@@ -546,6 +650,93 @@ mod tests {
     fn a_fixed_window_bucket_is_40_bytes() {
         use crate::memory::cell::FixedWindowCell;
         assert_eq!(std::mem::size_of::<(Key, Slot<FixedWindowCell>)>(), 40);
+    }
+
+    /// Entries chosen to make room under the shared lock are removed only
+    /// if they are still expired, or still unused, once the exclusive lock
+    /// is taken; the bound holds either way.
+    #[test]
+    fn entries_used_after_being_chosen_are_kept() {
+        let t: Table<Until> = Table::new(8, 1);
+        for k in 0..8u128 {
+            t.upsert(k, k as u64 * 10_000_000, || Until(u64::MAX), |_| ());
+        }
+        let now = 100_000_000;
+        let victims = Victims::choose(&read(t.shard(0)), now, t.capacity());
+        assert_eq!(
+            (victims.expired.len(), victims.unused.as_slice()),
+            (0, &[Key::from(0)][..])
+        );
+        // Key 0 is hit before the chosen entries are removed.
+        t.read(0, now, |_| ());
+        victims.remove(&mut write(t.shard(0)), now, &t.retire);
+        assert_eq!(t.len(), 8);
+        // The next insert chooses again and stays within the bound.
+        t.upsert(20, now, || Until(u64::MAX), |_| ());
+        assert_eq!(t.len(), 8);
+        assert!(t.read(0, now, |_| ()).is_some() && t.read(1, now, |_| ()).is_none());
+
+        let t: Table<Until> = Table::new(8, 1);
+        for k in 0..8u128 {
+            t.upsert(k, 0, || Until(if k == 7 { 50 } else { u64::MAX }), |_| ());
+        }
+        let victims = Victims::choose(&read(t.shard(0)), now, t.capacity());
+        assert_eq!(
+            (victims.expired.as_slice(), victims.unused.len()),
+            (&[Key::from(7)][..], 0)
+        );
+        // Key 7 starts a new window before the chosen entries are removed.
+        t.upsert_rebuild(7, now, |_| true, |_| Until(u64::MAX), |_| ());
+        victims.remove(&mut write(t.shard(0)), now, &t.retire);
+        assert_eq!(t.len(), 8);
+        assert!(t.read(7, now, |_| ()).is_some());
+    }
+
+    /// Threads filling a small table at once keep it within its bound,
+    /// and every value that leaves it is retired exactly once.
+    #[test]
+    fn threads_filling_a_table_keep_its_bound_and_retire_each_value_once() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        let retired = Arc::new(AtomicUsize::new(0));
+        let r = Arc::clone(&retired);
+        let t: Table<Until> = Table::new(256, 4).retiring(move |_| {
+            r.fetch_add(1, Ordering::Relaxed);
+        });
+        let clock = AtomicU64::new(0);
+        let made = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for thread in 0..4u128 {
+                let (t, clock, made) = (&t, &clock, &made);
+                scope.spawn(move || {
+                    for i in 0..20_000u128 {
+                        let now = clock.fetch_add(2_000_000, Ordering::Relaxed);
+                        let key = (thread << 100 | i)
+                            .wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+                        // Every third key expires soon, so both kinds of
+                        // victims are chosen and raced for.
+                        let until = if i % 3 == 0 {
+                            now + 10_000_000
+                        } else {
+                            u64::MAX
+                        };
+                        t.upsert(
+                            key,
+                            now,
+                            || {
+                                made.fetch_add(1, Ordering::Relaxed);
+                                Until(until)
+                            },
+                            |_| (),
+                        );
+                        assert!(t.len() <= t.capacity());
+                    }
+                });
+            }
+        });
+        let held = made.load(Ordering::Relaxed) - retired.load(Ordering::Relaxed);
+        assert_eq!(held, t.len());
+        assert!(t.len() <= t.capacity());
     }
 
     #[test]
