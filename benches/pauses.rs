@@ -5,7 +5,10 @@
 //! makes room (expired entries first, then the least recently used
 //! eighth), and a shard that is not yet full grows; a hit on a key of that
 //! shard waits for whatever part of that work holds the shard's exclusive
-//! lock. Prints, per case, the hit's latency percentiles and maximum.
+//! lock. A write-behind node over the embedded memory remote is flooded the
+//! same way, with two-second windows: once a second it drops the keys whose
+//! windows are over, one shard at a time under its exclusive lock. Prints,
+//! per case, the hit's latency percentiles and maximum.
 //!
 //! Run with `cargo bench --bench pauses` (about 30 s). The maximum includes
 //! whatever the operating system does to the timing thread, so read it
@@ -14,6 +17,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use limitstore::write_behind::{MemoryRemote, WriteBehind};
 use limitstore::{MemoryStorage, Storage};
 
 /// Latencies below this many nanoseconds are counted one per nanosecond;
@@ -73,10 +80,10 @@ fn key(buf: &mut String, prefix: &str, i: u64) {
     write!(buf, "LIMITER/{prefix}-{i}/100/1/minute").expect("write to string");
 }
 
-/// Floods `flood` distinct keys into a storage of `max_entries` while a
-/// second thread hits 64 keys; returns the second thread's latencies.
-fn case(max_entries: usize, flood: u64) -> (Latencies, std::time::Duration) {
-    let storage = MemoryStorage::builder().max_entries(max_entries).build();
+/// Floods `flood` distinct keys with windows of `expiry` seconds into
+/// `storage` while a second thread hits 64 keys; returns the second
+/// thread's latencies.
+fn case(storage: &impl Storage, flood: u64, expiry: u64) -> (Latencies, Duration) {
     let mut buf = String::with_capacity(64);
     let hot: Vec<String> = (0..64)
         .map(|i| {
@@ -85,7 +92,7 @@ fn case(max_entries: usize, flood: u64) -> (Latencies, std::time::Duration) {
         })
         .collect();
     for k in &hot {
-        storage.incr(k, 60, false, 1).expect("incr");
+        storage.incr(k, expiry, false, 1).expect("incr");
     }
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -94,7 +101,7 @@ fn case(max_entries: usize, flood: u64) -> (Latencies, std::time::Duration) {
             let start = Instant::now();
             for i in 0..flood {
                 key(&mut buf, "flood", i);
-                storage.incr(&buf, 60, false, 1).expect("incr");
+                storage.incr(&buf, expiry, false, 1).expect("incr");
             }
             done.store(true, Ordering::Relaxed);
             start.elapsed()
@@ -104,7 +111,7 @@ fn case(max_entries: usize, flood: u64) -> (Latencies, std::time::Duration) {
         while !done.load(Ordering::Relaxed) {
             let k = &hot[i % hot.len()];
             let start = Instant::now();
-            storage.incr(k, 60, false, 1).expect("incr");
+            storage.incr(k, expiry, false, 1).expect("incr");
             lat.record(start.elapsed().as_nanos() as u64);
             i += 1;
         }
@@ -113,10 +120,8 @@ fn case(max_entries: usize, flood: u64) -> (Latencies, std::time::Duration) {
 }
 
 fn main() {
-    println!(
-        "| max_entries | keys flooded | flood | hits timed | p50 | p99 | p99.9 | p99.99 | max |"
-    );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| table | max_entries | keys flooded | flood | hits timed | p50 | p99 | p99.9 | p99.99 | max |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let fmt = |ns: u64| {
         if ns >= 1_000_000 {
             format!("{:.1} ms", ns as f64 / 1e6)
@@ -126,17 +131,32 @@ fn main() {
             format!("{ns} ns")
         }
     };
-    for (max_entries, flood) in [
-        (131_072usize, 4_000_000u64),
-        (1_048_576, 4_000_000),
-        (8_388_608, 4_000_000),
-    ] {
-        let (mut lat, took) = case(max_entries, flood);
+    let row = |table: &str,
+               max_entries: usize,
+               flood: u64,
+               (mut lat, took): (Latencies, Duration)| {
         let [p50, p99, p999, p9999] = [0.5, 0.99, 0.999, 0.9999].map(|q| fmt(lat.quantile(q)));
         println!(
-            "| {max_entries} | {flood} | {took:.2?} | {} | {p50} | {p99} | {p999} | {p9999} | {} |",
+            "| {table} | {max_entries} | {flood} | {took:.2?} | {} | {p50} | {p99} | {p999} | {p9999} | {} |",
             lat.count,
             fmt(lat.max()),
         );
+    };
+    let flood = 4_000_000;
+    for max_entries in [131_072, 1_048_576, 8_388_608] {
+        let storage = MemoryStorage::builder().max_entries(max_entries).build();
+        row("memory", max_entries, flood, case(&storage, flood, 60));
     }
+    let max_entries = 4_194_304;
+    let node = WriteBehind::builder(Arc::new(MemoryRemote::new()))
+        .max_entries(max_entries)
+        .sync_interval(Duration::from_millis(100))
+        .start()
+        .expect("node");
+    row(
+        "write-behind",
+        max_entries,
+        flood,
+        case(&*node.storage(), flood, 2),
+    );
 }

@@ -20,8 +20,7 @@ mod ring;
 mod stripe;
 mod table;
 
-use table::shards_for;
-pub(crate) use table::{default_shards, Key, Shards};
+pub(crate) use table::{shards_for, Key, Shards};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -910,7 +909,7 @@ mod tests {
     #[test]
     fn shards_follow_the_table_size_unless_asked_for() {
         let shards = |s: &MemoryStorage| s.counters.shard_count();
-        let default = default_shards();
+        let default = table::default_shards();
         assert_eq!(
             shards(&MemoryStorage::builder().max_entries(1000).build()),
             default

@@ -59,7 +59,7 @@ use super::target::{Budget, Report, Share, SyncTarget};
 use super::FailurePolicy;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::memory::{default_shards, hash_parts, hash_str, Key, Shards};
+use crate::memory::{hash_parts, hash_str, shards_for, Key, Shards};
 use crate::storage::{
     validate_acquire, validate_acquire_len, validate_amount, validate_expiry, validate_key,
     validate_key_len, LimitKey, SlidingWindow, SlidingWindowCounterSupport, Storage, MAX_AMOUNT,
@@ -219,7 +219,7 @@ impl fmt::Debug for WriteBehind {
 impl WriteBehind {
     pub(crate) fn new(c: Config) -> Self {
         WriteBehind {
-            map: Shards::new(default_shards()),
+            map: Shards::new(shards_for(c.max_entries)),
             seed: {
                 use std::hash::BuildHasher;
                 std::collections::hash_map::RandomState::new().hash_one(0x7762_6e6f_6465u64)
