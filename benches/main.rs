@@ -20,7 +20,8 @@
 //!   polled once), beside `governor`'s `check_key`;
 //! - `table_probe/{hot_key,100k_keys}/*`: the table alone, the key already
 //!   hashed: the engine's shard structure (`ShardedLock` over `hashbrown`)
-//!   against an open-addressing table of atomics, each adding to a counter.
+//!   against an open-addressing table of atomics and two lock-free maps
+//!   (`papaya`, `scc`'s `HashIndex`), each adding to a counter.
 //!
 //! `N` is the machine's hardware threads (at least 2). Multi-threaded rows
 //! report the time per hit of the slowest thread, each thread doing the
@@ -431,10 +432,36 @@ impl LockedOpenAddressing {
     }
 }
 
+/// Concurrent maps whose reads take no lock, holding the same counters:
+/// `papaya` (a lock-free table whose entries are freed once no reader's
+/// guard can see them) and `scc`'s `HashIndex` (lock-free reads, entries
+/// reclaimed by epochs). Each hit pins the map, as a hit of the engine
+/// would.
+type Papaya = papaya::HashMap<u128, AtomicU64, std::hash::BuildHasherDefault<LowWord>>;
+type SccIndex = scc::HashIndex<u128, AtomicU64, std::hash::BuildHasherDefault<LowWord>>;
+
+fn papaya_table(keys: &[u128]) -> Papaya {
+    let map = Papaya::default();
+    let pinned = map.pin();
+    for &k in keys {
+        pinned.insert(k, AtomicU64::new(0));
+    }
+    drop(pinned);
+    map
+}
+
+fn scc_index(keys: &[u128]) -> SccIndex {
+    let map = SccIndex::default();
+    for &k in keys {
+        let _ = map.insert_sync(k, AtomicU64::new(0));
+    }
+    map
+}
+
 /// What the table costs a hit, the key already hashed: the engine's shard
 /// structure against an open-addressing table of atomics, bare and behind
-/// the same shard locks, on one key and on 100,000 keys in a scattered
-/// order, one thread.
+/// the same shard locks, and against two lock-free maps, on one key and on
+/// 100,000 keys in a scattered order, one thread.
 fn table_probe(c: &mut Criterion) {
     for (name, n) in [("hot_key", 1), ("100k_keys", 100_000)] {
         let mut group = c.benchmark_group(format!("table_probe/{name}"));
@@ -445,6 +472,8 @@ fn table_probe(c: &mut Criterion) {
         let locked = LockedShards::new(&keys);
         let open = OpenAddressing::new(&keys);
         let locked_open = LockedOpenAddressing::new(&keys);
+        let papaya = papaya_table(&keys);
+        let scc = scc_index(&keys);
         let mut at = 0;
         group.bench_function("sharded-lock-hashbrown", |b| {
             b.iter(|| {
@@ -462,6 +491,24 @@ fn table_probe(c: &mut Criterion) {
             b.iter(|| {
                 at = (at + 1) % keys.len();
                 locked_open.hit(black_box(keys[at]))
+            })
+        });
+        group.bench_function("papaya", |b| {
+            b.iter(|| {
+                at = (at + 1) % keys.len();
+                let k = black_box(keys[at]);
+                papaya
+                    .pin()
+                    .get(&k)
+                    .map_or(0, |c| c.fetch_add(1, Ordering::AcqRel))
+            })
+        });
+        group.bench_function("scc-hash-index", |b| {
+            b.iter(|| {
+                at = (at + 1) % keys.len();
+                let k = black_box(keys[at]);
+                scc.peek_with(&k, |_, c| c.fetch_add(1, Ordering::AcqRel))
+                    .unwrap_or(0)
             })
         });
         group.finish();
