@@ -16,7 +16,8 @@
 //! removal takes the exclusive one. Work is done one shard at a time, never
 //! under a global pause; a default table has shards of at most
 //! [`SHARD_ENTRIES`], so that what a shard does under its exclusive lock
-//! (removing, growing) stays short.
+//! (removing, growing) stays short. A full shard is rebuilt at its size
+//! where `hashbrown` would double it only to clear tombstones.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -367,8 +368,9 @@ impl<V: Expiring> Table<V> {
         now: u64,
     ) -> ShardedLockWriteGuard<'a, Map<Slot<V>>> {
         let full = |map: &Map<Slot<V>>| !map.contains_key(&key) && map.len() >= self.shard_capacity;
-        let guard = write(shard);
+        let mut guard = write(shard);
         if !full(&guard) {
+            self.compact(&mut guard);
             return guard;
         }
         drop(guard);
@@ -380,7 +382,26 @@ impl<V: Expiring> Table<V> {
             // entries recent again: make room the slow way.
             evict(&mut guard, now, self.shard_capacity, &self.retire);
         }
+        self.compact(&mut guard);
         guard
+    }
+
+    /// Rebuilds a shard at its size where the next insert would otherwise
+    /// double it only because removed entries left tombstones. `hashbrown`
+    /// clears tombstones in place only while the map is at most half of its
+    /// capacity; fuller, it doubles the buckets, so a shard bounded at over
+    /// half of its buckets would take twice the memory its bound needs once
+    /// keys come and go.
+    fn compact(&self, map: &mut Map<Slot<V>>) {
+        if map.len() < map.capacity() {
+            return; // room without a rehash
+        }
+        let full = full_capacity(map);
+        if self.shard_capacity < full && map.len() >= full / 2 {
+            let mut fresh = Map::with_capacity_and_hasher(self.shard_capacity, Default::default());
+            fresh.extend(map.drain());
+            *map = fresh;
+        }
     }
 
     /// Removes `key`; returns whether it was present.
@@ -523,6 +544,23 @@ impl Victims {
                 slot.touched.load(Ordering::Relaxed) <= self.cutoff
             });
         }
+    }
+}
+
+/// The entries `map` holds before it must grow, tombstones or not:
+/// `hashbrown` fills its buckets up to seven eighths. The bucket count is
+/// read from the allocation (the buckets, a control byte for each, and
+/// less than one bucket's worth of padding and trailing control bytes).
+fn full_capacity<T>(map: &Map<T>) -> usize {
+    let estimate = map.allocation_size() / (std::mem::size_of::<(Key, T)>() + 1);
+    if estimate == 0 {
+        return 0;
+    }
+    let buckets = 1usize << (usize::BITS - 1 - estimate.leading_zeros());
+    if buckets < 8 {
+        buckets - 1
+    } else {
+        buckets / 8 * 7
     }
 }
 
@@ -737,6 +775,40 @@ mod tests {
         let held = made.load(Ordering::Relaxed) - retired.load(Ordering::Relaxed);
         assert_eq!(held, t.len());
         assert!(t.len() <= t.capacity());
+    }
+
+    /// A fresh map's full capacity is what `hashbrown` reports for it.
+    #[test]
+    fn full_capacity_is_read_from_the_allocation() {
+        for n in [0usize, 1, 3, 7, 8, 13, 100, 1000, 6250, 8192, 100_000] {
+            let map: Map<Slot<Until>> = Map::with_capacity_and_hasher(n, Default::default());
+            assert_eq!(full_capacity(&map), map.capacity(), "{n} entries");
+        }
+    }
+
+    /// A shard bounded at over half of its buckets keeps its size while
+    /// keys come and go, instead of doubling when removed entries' tombstones
+    /// fill it.
+    #[test]
+    fn a_churning_shard_keeps_its_size() {
+        for bound in [6250usize, 10_938, 3000] {
+            let t: Table<Until> = Table::new(bound, 1);
+            // Keys spread as hashes are, hit in the same millisecond.
+            let key = |k: u128| {
+                let k = k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+                k ^ (k >> 67) ^ (k << 41)
+            };
+            for k in 0..bound as u128 {
+                t.upsert(key(k), 0, || Until(u64::MAX), |_| ());
+            }
+            let filled = read(t.shard(0)).allocation_size();
+            for k in bound as u128..bound as u128 * 20 {
+                t.upsert(key(k), 0, || Until(u64::MAX), |_| ());
+            }
+            assert!(t.len() <= bound);
+            let churned = read(t.shard(0)).allocation_size();
+            assert_eq!(churned, filled, "bound {bound}");
+        }
     }
 
     #[test]
