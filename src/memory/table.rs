@@ -777,13 +777,23 @@ mod tests {
         assert!(t.len() <= t.capacity());
     }
 
-    /// A fresh map's full capacity is what `hashbrown` reports for it.
+    /// A fresh map's full capacity is what `hashbrown` reports for it,
+    /// whatever the size of its values.
     #[test]
     fn full_capacity_is_read_from_the_allocation() {
-        for n in [0usize, 1, 3, 7, 8, 13, 100, 1000, 6250, 8192, 100_000] {
-            let map: Map<Slot<Until>> = Map::with_capacity_and_hasher(n, Default::default());
-            assert_eq!(full_capacity(&map), map.capacity(), "{n} entries");
+        fn check<T>() {
+            for n in [0usize, 1, 3, 7, 8, 13, 100, 1000, 6250, 8192, 100_000] {
+                let map: Map<T> = Map::with_capacity_and_hasher(n, Default::default());
+                let name = std::any::type_name::<T>();
+                assert_eq!(full_capacity(&map), map.capacity(), "{n} entries of {name}");
+            }
         }
+        check::<Slot<Until>>();
+        check::<Slot<crate::memory::cell::FixedWindowCell>>();
+        check::<Slot<crate::memory::ring::Ring>>();
+        check::<Slot<crate::memory::cell::SlidingWindowCell>>();
+        check::<u8>();
+        check::<[u64; 12]>();
     }
 
     /// A shard bounded at over half of its buckets keeps its size while
