@@ -379,8 +379,8 @@ impl<V: Expiring> Table<V> {
         victims.remove(&mut guard, now, &self.retire);
         if full(&guard) {
             // Other inserts filled what was freed, or hits made the chosen
-            // entries recent again: make room the slow way.
-            evict(&mut guard, now, self.shard_capacity, &self.retire);
+            // entries recent again: choose again under the exclusive lock.
+            Victims::choose(&guard, now, self.shard_capacity).remove(&mut guard, now, &self.retire);
         }
         self.compact(&mut guard);
         guard
@@ -472,27 +472,6 @@ fn write<V>(shard: &ShardedLock<Map<V>>) -> ShardedLockWriteGuard<'_, Map<V>> {
     shard.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Makes room in a full shard: expired entries first, then the least
-/// recently used eighth.
-fn evict<V: Expiring>(map: &mut Map<Slot<V>>, now: u64, capacity: usize, retire: &Retire<V>) {
-    map.retain(|_, v| kept(&v.value, now, retire));
-    if map.len() < capacity {
-        return;
-    }
-    let target = capacity - (capacity / 8).max(1);
-    let excess = map.len() - target;
-    let mut ages: Vec<(u64, Key)> = map
-        .iter()
-        .map(|(k, v)| (v.touched.load(Ordering::Relaxed), *k))
-        .collect();
-    ages.select_nth_unstable(excess - 1);
-    for (_, key) in &ages[..excess] {
-        if let Some(slot) = map.remove(key) {
-            retire(&slot.value);
-        }
-    }
-}
-
 /// The entries a full shard drops to make room, chosen under its shared
 /// lock: every expired entry, and, if that is not enough, the least
 /// recently used eighth of the shard.
@@ -530,9 +509,9 @@ impl Victims {
     /// since they were chosen.
     fn remove<V: Expiring>(self, map: &mut Map<Slot<V>>, now: u64, retire: &Retire<V>) {
         let mut drop_if = |key: &Key, gone: &dyn Fn(&Slot<V>) -> bool| {
-            if map.get(key).is_some_and(gone) {
-                if let Some(slot) = map.remove(key) {
-                    retire(&slot.value);
+            if let Entry::Occupied(entry) = map.entry(*key) {
+                if gone(entry.get()) {
+                    retire(&entry.remove().value);
                 }
             }
         };
