@@ -15,10 +15,8 @@
 //! beside the p99.99.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
-
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use limitstore::write_behind::{MemoryRemote, WriteBehind};
 use limitstore::{MemoryStorage, Storage};
