@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::Subject;
 use limitstore::{
-    storage_from_string, Clock, FakeClock, MemoryStorage, Options, SlidingWindowCounterSupport,
-    Storage,
+    parse, storage_from_string, Clock, FakeClock, FixedWindowRateLimiter, MemoryStorage,
+    MovingWindowRateLimiter, Options, RateLimiter, SlidingWindowCounterRateLimiter,
+    SlidingWindowCounterSupport, Storage,
 };
 
 fn subject() -> Subject {
@@ -232,4 +233,30 @@ fn a_limiter_and_its_key_string_reach_the_same_state() {
     ] {
         assert_eq!(e.kind(), limitstore::ErrorKind::InvalidArgument, "{e}");
     }
+}
+
+/// The engine and the limiters over it can be shared into
+/// `std::panic::catch_unwind` (as a server that survives a panicking
+/// handler does) without `AssertUnwindSafe`: a hit never panics and changes
+/// the engine only through atomics and shard locks it has let go of when it
+/// returns, so unwinding through the caller leaves no counter half-changed.
+#[test]
+fn the_engine_and_its_limiters_are_unwind_safe() {
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe + Send + Sync>() {}
+    unwind_safe::<MemoryStorage>();
+    unwind_safe::<MemoryStorage<FakeClock>>();
+    unwind_safe::<Arc<MemoryStorage>>();
+    unwind_safe::<FixedWindowRateLimiter<MemoryStorage>>();
+    unwind_safe::<MovingWindowRateLimiter<MemoryStorage>>();
+    unwind_safe::<SlidingWindowCounterRateLimiter<MemoryStorage>>();
+
+    let limiter = FixedWindowRateLimiter::new(Arc::new(MemoryStorage::new()));
+    let item = parse("2/minute").unwrap();
+    let caught = std::panic::catch_unwind(|| {
+        assert!(limiter.hit(&item, &["caught"], 1).unwrap());
+        panic!("a handler panics after its hit");
+    });
+    assert!(caught.is_err());
+    assert!(limiter.hit(&item, &["caught"], 1).unwrap());
+    assert!(!limiter.hit(&item, &["caught"], 1).unwrap());
 }

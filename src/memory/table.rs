@@ -20,6 +20,7 @@
 //! where `hashbrown` would double it only to clear tombstones.
 
 use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::PoisonError;
 
@@ -210,7 +211,8 @@ impl<V> Shards<V> {
 }
 
 /// Called on each value as it leaves the table (see [`Table::retiring`]).
-type Retire<V> = Box<dyn Fn(&V) + Send + Sync>;
+/// Unwind-safe, so that the storages holding a table are too.
+type Retire<V> = Box<dyn Fn(&V) + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
 pub(crate) struct Table<V> {
     /// The shard is picked by the hash's high 64 bits.
@@ -274,7 +276,10 @@ impl<V: Expiring> Table<V> {
     /// This table, calling `retire` on each value as it leaves (removed,
     /// cleared, purged, evicted or rebuilt), under its shard's exclusive
     /// lock: what a value holding something of its storage's gives back.
-    pub(crate) fn retiring(mut self, retire: impl Fn(&V) + Send + Sync + 'static) -> Self {
+    pub(crate) fn retiring(
+        mut self,
+        retire: impl Fn(&V) + Send + Sync + UnwindSafe + RefUnwindSafe + 'static,
+    ) -> Self {
         self.retire = Box::new(retire);
         self
     }
